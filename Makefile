@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make demo` and `make test`. Everything else is a helper.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test venv system services lint typecheck worker clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system:
+	bash scripts/ensure-system.sh
+
+services:
+	bash scripts/ensure-services.sh
+
+# Serve the demo on http://127.0.0.1:8000 (SQLite, local disk, in-process queue, memory broadcast).
+demo: system $(STAMP)
+	$(BIN)/python -m demo_app
+
+# Install what the tests need, make sure PostgreSQL and Redis run, then run the whole suite.
+test: system services $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check rindle demo_app tests
+	$(BIN)/mypy rindle
+
+worker: $(STAMP)
+	$(BIN)/rindle worker --app demo_app.media:media
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Cohort, Rindle's demo app: avatars uploaded straight to storage, verified and attached."""

@@ -1,0 +1,23 @@
+"""``python -m demo_app``: migrate the database, then serve the demo on http://127.0.0.1:8000."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from rindle.model import migrate
+
+from .media import media
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    migrate.upgrade(media.database_url)
+    uvicorn.run("demo_app.app:app", host=os.environ.get("HOST", "127.0.0.1"),
+                port=int(os.environ.get("PORT", "8000")), log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The demo's Rindle runtime, configured from the environment with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
+
+VAR = Path(os.environ.get("RINDLE_DEMO_VAR", "var")).resolve()
+VAR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret() -> str:
+    # A stable dev key so signed URLs survive a restart; production passes its own.
+    env = os.environ.get("RINDLE_SECRET_KEY")
+    if env:
+        return env
+    path = VAR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class AvatarProfile(Profile):
+    name = "avatar"
+    storage = "local"
+    allow_mime = ["image/png", "image/jpeg", "image/webp", "image/heic"]
+    max_bytes = 8 * 1024 * 1024
+    variants = {
+        "thumb": Variant(mode="fit", width=128, height=128),
+        "large": Variant(mode="fit", width=1024, height=1024),
+    }
+
+
+media = Rindle(
+    database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
+    storages={"local": LocalStorage(root=os.environ.get("RINDLE_UPLOAD_ROOT",
+                                                        str(VAR / "uploads")))},
+    profiles=[AvatarProfile],
+    secret_keys=[_secret()],
+    queue=os.environ.get("RINDLE_QUEUE", "inline"),
+    broadcast_url=os.environ.get("RINDLE_BROADCAST_URL", "memory://"),
+    # The demo lets anyone do anything so it can be driven with curl; a real app decides here.
+    authorizer=AllowAll(),
+    app_path="demo_app.media:media",
+)

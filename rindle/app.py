@@ -1,0 +1,340 @@
+"""Rindle: the runtime an adopter builds once — database, storages, profiles, queue, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import attachments as _attachments
+from . import telemetry
+from .delivery import urls as _urls
+from .delivery.authorizer import Authorizer, DenyAll
+from .delivery.signing import Signer
+from .errors import ConfigurationError, NotFound
+from .live.events import from_change
+from .live.hub import Live
+from .model.db import Store, redact_url
+from .model.records import Asset, Attachment, Change, OutboxEntry, UploadSession
+from .model.repo import Repo
+from .processing.outbox import Outbox
+from .processing.queue import InlineQueue, Queue, RQQueue
+from .profile import Profile
+from .storage.base import Storage, StorageContext, UploadTicket
+from .upload.broker import Broker, UploadResult
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+    from starlette.routing import Router
+
+    from .processing.processor import Processor
+
+log = logging.getLogger("rindle")
+
+
+def _make_queue(queue: str | Queue, app_path: str | None) -> Queue:
+    if isinstance(queue, str):
+        if queue == "inline":
+            return InlineQueue()
+        if queue.startswith(("redis://", "rediss://", "unix://")):
+            return RQQueue(queue, app_path=app_path)
+        raise ConfigurationError(f"queue must be 'inline', a redis:// URL for rq, or a Queue; "
+                                 f"got {queue!r}", code="invalid_queue")
+    return queue
+
+
+class Rindle:
+    """The runtime. Build it once, mount ``media.router``, use ``media.lifespan``.
+
+    Example::
+
+        media = Rindle(
+            database_url="sqlite:///./media.db",
+            storages={"local": LocalStorage(root="./uploads")},
+            profiles=[AvatarProfile],
+            secret_keys=["...random..."],
+        )
+        app = Starlette(routes=[Mount("/rindle", app=media.router)], lifespan=media.lifespan)
+
+    ``secret_keys``: the first signs, all verify — put a new key first to rotate, and remove
+    the old one once every URL it signed has expired.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        storages: Mapping[str, Storage],
+        profiles: Sequence[type[Profile]],
+        secret_keys: Sequence[str],
+        queue: str | Queue = "inline",
+        broadcast_url: str = "memory://",
+        signed_url_ttl: int = 900,
+        upload_ttl: int = 3600,
+        authorizer: Authorizer | None = None,
+        router_path: str = "/rindle",
+        sweep_interval: float = 30.0,
+        job_max_attempts: int = 5,
+        app_path: str | None = None,
+        processors: Mapping[str, Processor] | None = None,
+    ) -> None:
+        if not storages:
+            raise ConfigurationError("storages is empty: give at least one, e.g. "
+                                     "{'local': LocalStorage(root='./uploads')}",
+                                     code="storage_missing")
+        self.storages: dict[str, Storage] = dict(storages)
+        self._profiles: dict[str, type[Profile]] = {}
+        for p in profiles:
+            if not (isinstance(p, type) and issubclass(p, Profile)):
+                raise ConfigurationError(f"{p!r} is not a Profile subclass",
+                                         code="invalid_profile")
+            if p.name in self._profiles and self._profiles[p.name] is not p:
+                raise ConfigurationError(f"two profiles are named {p.name!r}",
+                                         code="duplicate_profile")
+            if p.storage not in self.storages:
+                raise ConfigurationError(
+                    f"profile {p.name!r} uses storage {p.storage!r}, which is not among "
+                    f"{sorted(self.storages)}", code="unknown_storage")
+            self._profiles[p.name] = p
+        self.signer = Signer(secret_keys)
+        self.signed_url_ttl = signed_url_ttl
+        self.upload_ttl = upload_ttl
+        self.authorizer: Authorizer = authorizer or DenyAll()
+        self.router_path = "/" + router_path.strip("/") if router_path.strip("/") else ""
+        self.sweep_interval = sweep_interval
+        self.job_max_attempts = job_max_attempts
+        self.app_path = app_path
+        self.database_url = database_url
+        self.store = Store(database_url)
+        self.repo = Repo(self.store)
+        self.queue: Queue = _make_queue(queue, app_path)
+        self.outbox = Outbox(self.repo, self.queue)
+        self.live = Live(broadcast_url)
+        self.broker = Broker(self)
+        self._processors: dict[str, Processor] = dict(processors or {})
+        self._router: Router | None = None
+        self._connected = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        self.store.listeners.append(self._on_change)
+
+    def __repr__(self) -> str:
+        return (f"Rindle(database={redact_url(self.database_url)!r}, "
+                f"storages={sorted(self.storages)}, profiles={sorted(self._profiles)}, "
+                f"queue={self.queue!r})")
+
+    # --- configuration lookups -----------------------------------------------------------
+
+    @property
+    def profiles(self) -> dict[str, type[Profile]]:
+        return dict(self._profiles)
+
+    def profile(self, profile: type[Profile] | str) -> type[Profile]:
+        """The registered profile class for a class or a stored profile name."""
+        name = profile if isinstance(profile, str) else profile.name
+        found = self._profiles.get(name)
+        if found is None:
+            raise NotFound(f"no profile named {name!r}; known: {sorted(self._profiles)}",
+                           code="unknown_profile")
+        return found
+
+    def storage_for(self, profile: type[Profile] | str) -> Storage:
+        return self.storages[self.profile(profile).storage]
+
+    def storage_named(self, name: str) -> Storage:
+        try:
+            return self.storages[name]
+        except KeyError:
+            raise ConfigurationError(f"storage {name!r} is not configured",
+                                     code="unknown_storage") from None
+
+    def authorizer_for(self, profile: type[Profile]) -> Authorizer:
+        return profile.delivery.authorizer or self.authorizer
+
+    def processor_for(self, kind: str) -> Processor | None:
+        """The processor registered for a variant kind; the built-in ones load lazily."""
+        proc = self._processors.get(kind)
+        if proc is None:
+            from .processing.processor import builtin_processor
+
+            proc = builtin_processor(kind)
+            if proc is not None:
+                self._processors[kind] = proc
+        return proc
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def connect(self, *, start_queue: bool = True, sweeper: bool = False) -> None:
+        """Open the database, storages, broadcast and queue. Nested calls are counted."""
+        self._connected += 1
+        if self._connected > 1:
+            return
+        await self.store.connect()
+        context = StorageContext(router_path=self.router_path, sign=self.signer)
+        for storage in self.storages.values():
+            await storage.open(context)
+        await self.live.connect()
+        if start_queue:
+            await self.queue.start(self)
+        if sweeper:
+            if isinstance(self.queue, InlineQueue):
+                # Nothing of an in-process queue survives a restart: resend what was unfinished.
+                await self.outbox.sweep(include_recent=True)
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def disconnect(self) -> None:
+        self._connected -= 1
+        if self._connected > 0:
+            return
+        self._connected = 0
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.queue.stop()
+        await self.live.disconnect()
+        for storage in self.storages.values():
+            await storage.close()
+        await self.store.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def connected(self, *, start_queue: bool = True,
+                        sweeper: bool = False) -> AsyncIterator[Rindle]:
+        """``async with media.connected():`` for scripts, workers and tests."""
+        await self.connect(start_queue=start_queue, sweeper=sweeper)
+        try:
+            yield self
+        finally:
+            await self.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """A Starlette/FastAPI lifespan: connects on start-up, disconnects on shutdown.
+
+        It also keeps Rindle's URL tokens out of the server's access log.
+        """
+        from .web import log_redaction
+
+        log_redaction.install()
+        async with self.connected(sweeper=True):
+            yield
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.outbox.sweep()
+            except Exception:
+                log.exception("outbox sweep failed; trying again in %ss", self.sweep_interval)
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the database to the newest schema (runs Alembic in a thread)."""
+        from .model import migrate
+
+        await asyncio.to_thread(migrate.upgrade, self.database_url, revision)
+
+    async def _on_change(self, change: Change) -> None:
+        meta: dict[str, Any] = {"asset_id": change.asset_id, "profile": change.profile,
+                                "from_state": change.from_state, "to_state": change.to_state,
+                                "reason": change.reason}
+        if change.entity == "variant":
+            meta["variant"] = change.name
+            meta.pop("profile")
+        elif change.entity == "session":
+            meta["session_id"] = change.entity_id
+        if change.entity != "provider_asset":
+            telemetry.emit(f"rindle.{change.entity}.state_change", **meta)
+        for event in from_change(change):
+            await self.live.publish("asset", change.asset_id, event)
+
+    async def on_job_exhausted(self, entry: OutboxEntry, error: BaseException) -> None:
+        """A job ran out of attempts: record the failure where an operator will see it."""
+        from .processing import pipeline
+
+        payload = entry.payload
+        if entry.kind == "process_variant":
+            await pipeline.fail_variant(self, payload["asset_id"], payload["variant"],
+                                        f"{type(error).__name__}: {error}")
+        elif entry.kind == "promote_asset":
+            await self.repo.update_asset(payload["asset_id"],
+                                         error_reason=f"promotion failed: {error}"[:2000])
+
+    # --- the router ----------------------------------------------------------------------
+
+    @property
+    def router(self) -> Router:
+        """The mountable Starlette router (see the HTTP surface in the docs)."""
+        if self._router is None:
+            from .web.routes import build_router
+
+            self._router = build_router(self)
+        return self._router
+
+    # --- the public API ------------------------------------------------------------------
+
+    async def initiate_upload(self, profile: type[Profile] | str, *, filename: str | None,
+                              content_type: str | None = None,
+                              byte_size: int | None = None) -> UploadSession:
+        """Start a direct upload: a staged asset and a session, nothing signed yet."""
+        return await self.broker.initiate_upload(profile, filename=filename,
+                                                 content_type=content_type, byte_size=byte_size)
+
+    async def sign_url(self, session_id: str) -> UploadTicket:
+        """Shortcut for ``media.broker.sign_url``."""
+        return await self.broker.sign_url(session_id)
+
+    async def verify_completion(self, session_id: str) -> UploadResult:
+        """Check the bytes landed; the asset moves to validating and promotion is queued."""
+        return await self.broker.verify_completion(session_id)
+
+    async def upload(self, profile: type[Profile] | str, file: Any, *,
+                     filename: str | None = None, content_type: str | None = None,
+                     byte_size: int | None = None) -> UploadResult:
+        """Server-side upload, streamed to storage, verified like a direct one."""
+        return await self.broker.upload(profile, file, filename=filename,
+                                        content_type=content_type, byte_size=byte_size)
+
+    async def asset(self, asset_id: str) -> Asset:
+        """The asset row; NotFound when there is none."""
+        return await self.repo.require_asset(asset_id)
+
+    async def attach(self, asset_id: str, owner: Any, slot: str) -> Attachment:
+        """Attach an asset to ``owner``'s ``slot``, purging a replaced asset after commit."""
+        return await _attachments.attach(self, asset_id, owner, slot)
+
+    async def detach(self, owner: Any, slot: str, *, purge: bool = True) -> bool:
+        """Empty ``owner``'s ``slot``; idempotent."""
+        return await _attachments.detach(self, owner, slot, purge=purge)
+
+    async def attachment_for(self, owner: Any, slot: str) -> Attachment | None:
+        """The attachment in the slot with its asset loaded, or ``None``."""
+        return await _attachments.attachment_for(self, owner, slot)
+
+    async def url(self, profile: type[Profile] | str, asset: Asset | str, *, actor: Any = None,
+                  request: HTTPConnection | None = None, expires_in: int | None = None,
+                  disposition: str | None = None) -> str:
+        """The original's delivery URL (signed unless the profile is public)."""
+        prof = self.profile(profile)
+        row = asset if isinstance(asset, Asset) else await self.asset(asset)
+        return await _urls.url(self, prof, row, actor=actor, request=request,
+                               expires_in=expires_in, disposition=disposition)
+
+    async def variant_url(self, profile: type[Profile] | str, asset: Asset | str, name: str, *,
+                          actor: Any = None, request: HTTPConnection | None = None,
+                          expires_in: int | None = None) -> str:
+        """A ready variant's delivery URL."""
+        prof = self.profile(profile)
+        row = asset if isinstance(asset, Asset) else await self.asset(asset)
+        return await _urls.variant_url(self, prof, row, name, actor=actor, request=request,
+                                       expires_in=expires_in)
+
+    async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[Any]:
+        """What was purged and why, newest first."""
+        return await self.repo.purges(asset_id=asset_id, limit=limit)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for in-process jobs to finish (inline queue only; a no-op for rq)."""
+        if isinstance(self.queue, InlineQueue):
+            await self.queue.join(timeout)

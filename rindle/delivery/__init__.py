@@ -1,0 +1,1 @@
+"""Getting bytes out: signed tokens, URLs, authorization."""

@@ -1,0 +1,66 @@
+"""Who may do what: the Authorizer protocol, and the deny-all default."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from ..model.records import Asset, UploadSession
+
+ACTIONS = ("upload", "view", "subscribe", "admin")
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """Everything an Authorizer may look at to decide one action.
+
+    ``request`` is set when the action comes over HTTP (read the adopter's session or
+    ``request.user`` from it); ``actor`` is whatever the adopter passed to the Python API.
+    """
+
+    action: str
+    profile: str | None = None
+    asset: Asset | None = None
+    session: UploadSession | None = None
+    actor: Any = None
+    request: HTTPConnection | None = None
+
+
+@runtime_checkable
+class Authorizer(Protocol):
+    """Decides whether an action may happen. May be sync or async."""
+
+    def authorize(self, request: AuthRequest) -> Any:
+        """Return (or resolve to) ``True`` to allow, anything else to deny."""
+
+
+class DenyAll:
+    """The default: nothing is allowed until the adopter says who may do what."""
+
+    def authorize(self, request: AuthRequest) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "DenyAll()"
+
+
+class AllowAll:
+    """Everything is allowed: for demos and trusted internal tools only."""
+
+    def authorize(self, request: AuthRequest) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "AllowAll()"
+
+
+async def is_allowed(authorizer: Authorizer, request: AuthRequest) -> bool:
+    """Run a sync or async authorizer; only a literal ``True`` allows."""
+    result = authorizer.authorize(request)
+    if inspect.isawaitable(result):
+        result = await result
+    return result is True

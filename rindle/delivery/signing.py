@@ -1,0 +1,71 @@
+"""Signed, expiring tokens for Rindle's own routes, with key rotation (itsdangerous)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ..errors import ConfigurationError, InvalidToken, TokenExpired
+
+_MIN_KEY_LENGTH = 16
+
+
+class Signer:
+    """Signs with the first key and verifies with any, so keys rotate without downtime.
+
+    Each token names its purpose through the itsdangerous salt, so a delivery token can never
+    be replayed as an upload token. The expiry travels inside the signed payload, checked
+    after the signature. ``repr`` never shows the keys.
+    """
+
+    def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
+        keys = [k for k in secret_keys if k]
+        if not keys:
+            raise ConfigurationError(
+                "secret_keys is empty: pass at least one random secret (e.g. `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`)",
+                code="secret_keys_missing",
+            )
+        for k in keys:
+            if len(k) < _MIN_KEY_LENGTH:
+                raise ConfigurationError(
+                    f"every secret key must be at least {_MIN_KEY_LENGTH} characters long",
+                    code="secret_key_too_short",
+                )
+        # itsdangerous signs with the *last* key of its list; Rindle's contract is "first signs".
+        self._keys = list(reversed(keys))
+        self._serializers: dict[str, URLSafeSerializer] = {}
+
+    def __repr__(self) -> str:
+        return f"Signer(<{len(self._keys)} keys>)"
+
+    def _serializer(self, purpose: str) -> URLSafeSerializer:
+        s = self._serializers.get(purpose)
+        if s is None:
+            s = URLSafeSerializer(self._keys, salt=f"rindle.{purpose}")
+            self._serializers[purpose] = s
+        return s
+
+    def dumps(self, purpose: str, payload: dict[str, Any], *, expires_in: int) -> str:
+        """A URL-safe token for ``purpose`` that stops verifying after ``expires_in`` seconds."""
+        body = dict(payload)
+        body["exp"] = int(time.time()) + int(expires_in)
+        return str(self._serializer(purpose).dumps(body))
+
+    def loads(self, purpose: str, token: str) -> dict[str, Any]:
+        """The payload of a genuine, unexpired token; raises InvalidToken or TokenExpired."""
+        try:
+            body = self._serializer(purpose).loads(token)
+        except BadSignature:
+            raise InvalidToken("the token is invalid or was tampered with") from None
+        if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+            raise InvalidToken("the token is invalid or was tampered with")
+        if body["exp"] < time.time():
+            raise TokenExpired("the token has expired; ask for a new URL")
+        return body
+
+    def expires_at(self, token_payload: dict[str, Any]) -> int:
+        return int(token_payload["exp"])

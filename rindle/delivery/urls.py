@@ -1,0 +1,89 @@
+"""Delivery URLs: authorize, then sign (private profiles) or build a plain URL (public ones)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeliveryUnsupported, Forbidden, NotFound
+from ..model.records import Asset
+from ..storage.base import Capability
+from .authorizer import AuthRequest, is_allowed
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from ..app import Rindle
+    from ..profile import Profile
+
+# States whose original may be delivered; quarantined or unverified bytes never are.
+DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
+
+
+def absolute_url(request: HTTPConnection | None, url: str) -> str:
+    """Rindle's own routes are signed as site-absolute paths; with a request, make them full."""
+    if request is not None and url.startswith("/"):
+        return f"{request.url.scheme}://{request.url.netloc}{url}"
+    return url
+
+
+async def authorize_view(media: Rindle, profile: type[Profile], asset: Asset, *,
+                         actor: Any = None, request: HTTPConnection | None = None) -> None:
+    authorizer = media.authorizer_for(profile)
+    auth = AuthRequest(action="view", profile=profile.name, asset=asset, actor=actor,
+                       request=request)
+    if not await is_allowed(authorizer, auth):
+        raise Forbidden(f"viewing asset {asset.id} is not allowed by the profile's Authorizer")
+
+
+async def _deliver(media: Rindle, profile: type[Profile], asset: Asset, key: str,
+                   content_type: str | None, filename: str | None, *, actor: Any,
+                   request: HTTPConnection | None, expires_in: int | None,
+                   disposition: str | None) -> str:
+    await authorize_view(media, profile, asset, actor=actor, request=request)
+    storage = media.storage_for(profile)
+    if profile.delivery.public:
+        return absolute_url(request, storage.public_url(key))
+    if Capability.SIGNED_URL not in storage.capabilities:
+        raise DeliveryUnsupported(f"storage {profile.storage!r} cannot sign URLs; make the "
+                                  "profile public or use a storage that can")
+    ttl = expires_in or profile.delivery.signed_url_ttl_seconds or media.signed_url_ttl
+    signed = await storage.signed_url(key, expires_in=ttl, filename=filename,
+                                      content_type=content_type,
+                                      disposition=disposition or profile.delivery.disposition)
+    return absolute_url(request, signed)
+
+
+async def url(media: Rindle, profile: type[Profile], asset: Asset, *, actor: Any = None,
+              request: HTTPConnection | None = None, expires_in: int | None = None,
+              disposition: str | None = None) -> str:
+    """The original's URL: signed and expiring unless the profile is public."""
+    if asset.profile != profile.name:
+        raise NotFound(f"asset {asset.id} belongs to profile {asset.profile!r}, "
+                       f"not {profile.name!r}")
+    if asset.state not in DELIVERABLE:
+        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
+                                  "are delivered", code="asset_not_deliverable")
+    return await _deliver(media, profile, asset, asset.storage_key, asset.content_type,
+                          asset.filename, actor=actor, request=request, expires_in=expires_in,
+                          disposition=disposition)
+
+
+async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name: str, *,
+                      actor: Any = None, request: HTTPConnection | None = None,
+                      expires_in: int | None = None) -> str:
+    """A ready variant's URL; NotFound (code ``variant_not_ready``) while it is building."""
+    profile.variant(name)
+    if asset.state not in DELIVERABLE:
+        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
+                                  "are delivered", code="asset_not_deliverable")
+    row = await media.repo.get_variant(asset.id, name)
+    if row is None or row.state != "ready" or not row.storage_key:
+        raise NotFound(f"variant {name!r} of asset {asset.id} is not ready",
+                       code="variant_not_ready")
+    filename = None
+    if asset.filename:
+        stem = asset.filename.rsplit(".", 1)[0]
+        ext = row.storage_key.rsplit(".", 1)[-1] if "." in row.storage_key else ""
+        filename = f"{stem}-{name}.{ext}" if ext else f"{stem}-{name}"
+    return await _deliver(media, profile, asset, row.storage_key, row.content_type, filename,
+                          actor=actor, request=request, expires_in=expires_in, disposition=None)

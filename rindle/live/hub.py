@@ -1,0 +1,54 @@
+"""The broadcaster wiring: publish events to per-asset channels, subscribe from server code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from broadcaster import Broadcast
+
+from .events import LiveEvent, channel
+
+log = logging.getLogger("rindle.live")
+
+
+class Live:
+    """Publishes and subscribes through one ``broadcaster.Broadcast``.
+
+    ``memory://`` reaches subscribers in this process only; with rq workers in other
+    processes use a Redis URL so their events reach the web process.
+    """
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._broadcast = Broadcast(url)
+        self._connected = False
+
+    def __repr__(self) -> str:
+        return f"Live({self.url.split('@')[-1]!r})"
+
+    async def connect(self) -> None:
+        if not self._connected:
+            await self._broadcast.connect()
+            self._connected = True
+
+    async def disconnect(self) -> None:
+        if self._connected:
+            await self._broadcast.disconnect()
+            self._connected = False
+
+    async def publish(self, kind: str, ident: str, event: LiveEvent) -> None:
+        if not self._connected:
+            return  # outside the lifespan (CLI, tests): there is nobody to hear it
+        try:
+            await self._broadcast.publish(channel(kind, ident), event.encode())
+        except Exception:  # a lost live event must never fail the change that caused it
+            log.exception("could not publish %s on %s:%s", event.name, kind, ident)
+
+    async def subscribe(self, kind: str, ident: str) -> AsyncIterator[LiveEvent]:
+        """Yield the events of one subject as they are published, until the caller stops."""
+        async with self._broadcast.subscribe(channel(kind, ident)) as subscriber:
+            async for message in subscriber:  # type: ignore[union-attr]
+                if message is None:
+                    return
+                yield LiveEvent.decode(message.message)

@@ -1,0 +1,1 @@
+"""Background work: promotion, variants, purges, and the queues that run them."""

@@ -1,0 +1,43 @@
+"""Purging an asset: delete its objects first, then its rows, and log what went and why."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .. import telemetry
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+
+log = logging.getLogger("rindle.purge")
+
+
+async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
+    """Delete an asset's original and variants from storage, then its rows.
+
+    Objects go first so a failure leaves rows that point at what is still stored, and the
+    job can simply run again; an object already gone counts as deleted. An asset that is
+    attached to an owner again is left alone. Returns whether anything was purged.
+    """
+    repo = media.repo
+    asset = await repo.get_asset(asset_id)
+    if asset is None:
+        return False
+    if await repo.attachments_for_asset(asset_id):
+        log.info("purge of asset %s skipped: it is attached again", asset_id)
+        telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
+                       outcome="skipped")
+        return False
+    storage = media.storage_named(asset.storage)
+    keys = [v.storage_key for v in await repo.list_variants(asset_id) if v.storage_key]
+    keys.append(asset.storage_key)
+    for key in keys:
+        await storage.delete(key)
+    async with repo.store.transaction():
+        await repo.log_purge(asset=asset, keys=keys, reason=reason)
+        await repo.delete_asset_rows(asset_id)
+    telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
+                   outcome="ok")
+    log.info("purged asset %s (%s): %d objects", asset_id, reason, len(keys))
+    return True

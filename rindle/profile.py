@@ -1,0 +1,200 @@
+"""Profile, Variant and Delivery: the declarative media policy an adopter writes once per use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import ConfigurationError
+from .upload.sniff import extensions_for
+
+if TYPE_CHECKING:
+    from .delivery.authorizer import Authorizer
+    from .processing.scanner import Scanner
+
+_MODES = ("fit", "fill", "crop")
+_FORMATS = (None, "jpeg", "png", "webp", "avif")
+_GRAVITIES = ("centre", "north", "south", "east", "west", "north-east", "north-west",
+              "south-east", "south-west", "attention", "entropy")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One derived rendition: how to build it from the original.
+
+    ``mode`` is ``fit`` (inside the box, aspect kept), ``fill`` (cover the box, then crop to
+    it) or ``crop`` (exactly the box, cut with ``gravity``). ``format`` ``None`` keeps a web
+    format close to the original's. Changing any option changes ``digest``, which marks
+    variants built from the old recipe stale.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    mode: str = "fit"
+    format: str | None = None
+    quality: int = 80
+    gravity: str = "centre"
+    kind: str = "image"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        """Raise ConfigurationError naming the bad option; ``where`` says which variant."""
+        if self.kind != "image":
+            return  # other kinds are validated by their processor when registered
+        if self.mode not in _MODES:
+            raise ConfigurationError(f"{where}: mode must be one of {', '.join(_MODES)}, "
+                                     f"not {self.mode!r}", code="invalid_variant")
+        for dim in ("width", "height"):
+            v = getattr(self, dim)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not
+                                  0 < v <= 16384):
+                raise ConfigurationError(f"{where}: {dim} must be an integer in 1..16384",
+                                         code="invalid_variant")
+        if self.mode in ("fill", "crop") and (self.width is None or self.height is None):
+            raise ConfigurationError(
+                f"{where}: mode {self.mode!r} needs both width and height", code="invalid_variant"
+            )
+        if self.width is None and self.height is None:
+            raise ConfigurationError(f"{where}: give width, height or both",
+                                     code="invalid_variant")
+        if self.format not in _FORMATS:
+            raise ConfigurationError(
+                f"{where}: format must be one of jpeg, png, webp, avif (or None), "
+                f"not {self.format!r}", code="invalid_variant")
+        if not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
+            raise ConfigurationError(f"{where}: quality must be an integer in 1..100",
+                                     code="invalid_variant")
+        if self.gravity not in _GRAVITIES:
+            raise ConfigurationError(f"{where}: gravity must be one of {', '.join(_GRAVITIES)}",
+                                     code="invalid_variant")
+
+    @property
+    def digest(self) -> str:
+        """A stable hash of the recipe: equal options give equal digests across processes."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How an asset's URLs are made: private and signed by default."""
+
+    public: bool = False
+    signed_url_ttl_seconds: int | None = None
+    authorizer: Authorizer | None = None
+    disposition: str = "inline"
+
+    def validate(self, where: str) -> None:
+        ttl = self.signed_url_ttl_seconds
+        if ttl is not None and (not isinstance(ttl, int) or not 1 <= ttl <= 7 * 24 * 3600):
+            raise ConfigurationError(
+                f"{where}: delivery.signed_url_ttl_seconds must be 1..604800 seconds",
+                code="invalid_profile")
+        if self.disposition not in ("inline", "attachment"):
+            raise ConfigurationError(f"{where}: delivery.disposition must be inline or attachment",
+                                     code="invalid_profile")
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"Profile$", "", name) or name
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Profile:
+    """A media policy. Subclass it and set class attributes; it is checked when defined.
+
+    Example::
+
+        class AvatarProfile(Profile):
+            name = "avatar"
+            storage = "local"
+            allow_mime = ["image/png", "image/jpeg"]
+            max_bytes = 8 * 1024 * 1024
+            variants = {"thumb": Variant(width=128, height=128)}
+
+    ``name`` is stored on every row, so keep it stable (it defaults to the class name in
+    snake case without the ``Profile`` suffix). ``allow_extensions`` defaults to the usual
+    extensions of ``allow_mime``.
+    """
+
+    name: ClassVar[str]
+    storage: ClassVar[str] = "default"
+    allow_mime: ClassVar[tuple[str, ...] | list[str]] = ()
+    allow_extensions: ClassVar[tuple[str, ...] | list[str] | None] = None
+    max_bytes: ClassVar[int] = 10 * 1024 * 1024
+    max_pixels: ClassVar[int | None] = 50_000_000
+    variants: ClassVar[dict[str, Variant]] = {}
+    delivery: ClassVar[Delivery] = Delivery()
+    scanner: ClassVar[Scanner | None] = None
+    upload_ttl_seconds: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = _snake(cls.__name__)
+        where = f"profile {cls.__name__}"
+        if not isinstance(cls.name, str) or not _NAME.match(cls.name):
+            raise ConfigurationError(
+                f"{where}: name must be lower-case letters, digits, '_' or '-' "
+                f"(1-100 chars), got {cls.name!r}", code="invalid_profile")
+        if not isinstance(cls.storage, str) or not cls.storage:
+            raise ConfigurationError(f"{where}: storage must name a storage given to Rindle",
+                                     code="invalid_profile")
+        mimes = tuple(m.lower() for m in cls.allow_mime)
+        if not mimes:
+            raise ConfigurationError(f"{where}: allow_mime is empty; list the accepted types, "
+                                     "e.g. ['image/jpeg', 'image/png']", code="invalid_profile")
+        for m in mimes:
+            if "/" not in m or "*" in m:
+                raise ConfigurationError(f"{where}: allow_mime entry {m!r} is not a full type",
+                                         code="invalid_profile")
+        cls.allow_mime = mimes
+        if cls.allow_extensions is None:
+            exts: list[str] = []
+            for m in mimes:
+                exts.extend(e for e in extensions_for(m) if e not in exts)
+            cls.allow_extensions = tuple(exts)
+        else:
+            cls.allow_extensions = tuple(e.lower().lstrip(".") for e in cls.allow_extensions)
+        if not isinstance(cls.max_bytes, int) or cls.max_bytes <= 0:
+            raise ConfigurationError(f"{where}: max_bytes must be a positive integer",
+                                     code="invalid_profile")
+        if cls.max_pixels is not None and (not isinstance(cls.max_pixels, int)
+                                           or cls.max_pixels <= 0):
+            raise ConfigurationError(f"{where}: max_pixels must be a positive integer or None",
+                                     code="invalid_profile")
+        if not isinstance(cls.variants, dict):
+            raise ConfigurationError(f"{where}: variants must be a dict of name -> Variant",
+                                     code="invalid_profile")
+        for vname, variant in cls.variants.items():
+            if not isinstance(vname, str) or not _NAME.match(vname):
+                raise ConfigurationError(f"{where}: variant name {vname!r} must be lower-case "
+                                         "letters, digits, '_' or '-'", code="invalid_variant")
+            if not isinstance(variant, Variant):
+                raise ConfigurationError(f"{where}: variants[{vname!r}] must be a Variant",
+                                         code="invalid_variant")
+            variant.validate(f"{where}, variant {vname!r}")
+        if not isinstance(cls.delivery, Delivery):
+            raise ConfigurationError(f"{where}: delivery must be a Delivery(...)",
+                                     code="invalid_profile")
+        cls.delivery.validate(where)
+        ttl = cls.upload_ttl_seconds
+        if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
+            raise ConfigurationError(f"{where}: upload_ttl_seconds must be positive",
+                                     code="invalid_profile")
+
+    def __init__(self) -> None:
+        raise TypeError("profiles are used as classes: pass AvatarProfile, not AvatarProfile()")
+
+    @classmethod
+    def variant(cls, name: str) -> Variant:
+        """The variant called ``name``; ConfigurationError when the profile has none."""
+        try:
+            return cls.variants[name]
+        except KeyError:
+            raise ConfigurationError(f"profile {cls.name!r} has no variant {name!r}",
+                                     code="unknown_variant") from None

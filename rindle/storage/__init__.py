@@ -1,0 +1,1 @@
+"""Where Rindle keeps the bytes: the storage protocol and its adapters."""

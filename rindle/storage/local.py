@@ -1,0 +1,461 @@
+"""A storage adapter that keeps objects as files under one root directory on local disk."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import anyio
+import anyio.to_thread
+
+from ..errors import (
+    ConfigurationError,
+    DeliveryUnsupported,
+    FileTooLarge,
+    InvalidToken,
+    ObjectNotFound,
+    StorageError,
+)
+from .base import Capability, ObjectInfo, StorageContext, TokenSigner, UploadTicket
+
+# In-flight writes live here, on the same filesystem as the objects, so os.replace() is atomic.
+_TMP_DIR = ".rindle-tmp"
+_DISPOSITIONS = frozenset({"inline", "attachment"})
+_NOT_A_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+# A concurrent delete() may prune the parent directory between our mkdir() and os.replace().
+_REPLACE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class LocalPutGrant:
+    """What a verified ``local.put`` token allows: one upload of this size and type to ``key``."""
+
+    key: str
+    byte_size: int
+    content_type: str
+    session_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LocalGetGrant:
+    """What a verified ``local.get`` token allows: reading ``key`` with these response headers."""
+
+    key: str
+    filename: str | None
+    content_type: str | None
+    disposition: str
+    expires_at: datetime
+
+
+class LocalStorage:
+    """Objects are files under ``root``; uploads and downloads go through Rindle's own routes.
+
+    Writes land in ``root/.rindle-tmp`` first and are renamed into place once complete and
+    fsynced, so readers never see a partial object.
+    """
+
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.PRESIGNED_PUT, Capability.SIGNED_URL, Capability.HEAD, Capability.LOCAL}
+    )
+
+    def __init__(
+        self,
+        *,
+        root: str | os.PathLike[str],
+        public_base_url: str | None = None,
+        create: bool = True,
+    ) -> None:
+        # Resolved once, so the containment check compares like with like (symlinked /tmp etc.).
+        self._root = Path(root).expanduser().resolve()
+        self._public_base_url = public_base_url
+        self._create = create
+        self._context: StorageContext | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalStorage(root={str(self._root)!r})"
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, context: StorageContext) -> None:
+        await anyio.to_thread.run_sync(self._prepare_root)
+        self._context = context
+
+    async def close(self) -> None:
+        self._context = None
+
+    def _prepare_root(self) -> None:
+        if self._create:
+            self._root.mkdir(parents=True, exist_ok=True)
+        elif not self._root.is_dir():
+            raise ConfigurationError(
+                f"LocalStorage root {str(self._root)!r} does not exist: create it, "
+                "or pass create=True",
+                code="storage_root_missing",
+            )
+        (self._root / _TMP_DIR).mkdir(exist_ok=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        return await anyio.to_thread.run_sync(self._head, key)
+
+    def _head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except _NOT_A_FILE:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return _object_info(key, st)
+
+    async def read_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ValueError("start and length must not be negative")
+        return await anyio.to_thread.run_sync(self._read_range, key, start, length)
+
+    def _read_range(self, key: str, start: int, length: int) -> bytes:
+        path = self._path(key)
+        try:
+            with path.open("rb") as f:
+                f.seek(start)
+                return f.read(length)
+        except _NOT_A_FILE:
+            raise _object_not_found() from None
+
+    async def stream(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 64 * 1024
+    ) -> AsyncIterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must not be negative and chunk_size must be positive")
+        path = await anyio.to_thread.run_sync(self._path, key)
+        try:
+            f = await anyio.open_file(path, "rb")
+        except _NOT_A_FILE:
+            raise _object_not_found() from None
+        async with f:
+            if start:
+                await f.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                size = chunk_size if remaining is None else min(chunk_size, remaining)
+                data = await f.read(size)
+                if not data:
+                    return
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None = None,
+        max_bytes: int | None = None,
+    ) -> ObjectInfo:
+        final = await anyio.to_thread.run_sync(self._path, key)
+        try:
+            fp, tmp = await anyio.to_thread.run_sync(self._create_temp)
+        except OSError as exc:
+            raise _write_failed(exc) from exc
+        try:
+            await _copy(chunks, anyio.wrap_file(fp), max_bytes)
+            try:
+                st = await anyio.to_thread.run_sync(_commit, fp, tmp, final)
+            except OSError as exc:
+                raise _write_failed(exc) from exc
+        except BaseException:
+            # Shielded: a cancelled upload must still clean up after itself.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_discard, fp, tmp)
+            raise
+        return _object_info(key, st, content_type)
+
+    def _create_temp(self) -> tuple[IO[bytes], Path]:
+        tmp_dir = self._root / _TMP_DIR
+        tmp_dir.mkdir(exist_ok=True)
+        tmp = tmp_dir / f"{secrets.token_hex(16)}.part"
+        # os.open with 0o666 (not mkstemp's 0o600) so the umask decides, as for any other file:
+        # a web server serving public_base_url from root must be able to read the object.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o666)
+        return os.fdopen(fd, "wb"), tmp
+
+    async def delete(self, key: str) -> bool:
+        return await anyio.to_thread.run_sync(self._delete, key)
+
+    def _delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return False
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        parent = path.parent
+        while parent != self._root and parent.is_relative_to(self._root):
+            try:
+                parent.rmdir()
+            except OSError:
+                # Not empty (or already gone): the prune stops at the first directory in use.
+                break
+            parent = parent.parent
+        return True
+
+    # -- URLs and tokens -------------------------------------------------------------------
+
+    async def presign_put(
+        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str
+    ) -> UploadTicket:
+        context = self._require_context()
+        _check_key(key)
+        if byte_size < 0:
+            raise ValueError("byte_size must not be negative")
+        # Taken before dumps(), so the advertised expiry is never later than the token's own.
+        expires_at = _utc(int(time.time()) + int(expires_in))
+        payload: dict[str, object] = {
+            "k": key,
+            "n": byte_size,
+            "t": content_type,
+            "s": session_id,
+        }
+        token = context.sign.dumps("local.put", payload, expires_in=expires_in)
+        return UploadTicket(
+            method="PUT",
+            url=f"{context.router_path}/local/{token}",
+            headers={"Content-Type": content_type},
+            expires_at=expires_at,
+        )
+
+    async def signed_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        content_type: str | None = None,
+        disposition: str = "inline",
+    ) -> str:
+        context = self._require_context()
+        _check_key(key)
+        if disposition not in _DISPOSITIONS:
+            raise ValueError("disposition must be 'inline' or 'attachment'")
+        payload: dict[str, object] = {
+            "k": key,
+            "f": filename,
+            "t": content_type,
+            "d": disposition,
+        }
+        token = context.sign.dumps("local.get", payload, expires_in=expires_in)
+        return f"{context.router_path}/files/{token}"
+
+    def public_url(self, key: str) -> str:
+        if self._public_base_url is None:
+            raise DeliveryUnsupported(
+                "LocalStorage has no public URL: pass public_base_url= (and serve the storage "
+                "root from it), or keep the profile private so Rindle serves signed URLs"
+            )
+        _check_key(key)
+        return f"{self._public_base_url.rstrip('/')}/{key}"
+
+    def verify_put_token(self, token: str) -> LocalPutGrant:
+        payload = self._signer().loads("local.put", token)
+        key, size = payload.get("k"), payload.get("n")
+        content_type, session_id = payload.get("t"), payload.get("s")
+        if not (
+            isinstance(key, str)
+            and _is_safe_key(key)
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+            and isinstance(content_type, str)
+            and isinstance(session_id, str)
+        ):
+            raise _malformed_token()
+        return LocalPutGrant(
+            key=key,
+            byte_size=size,
+            content_type=content_type,
+            session_id=session_id,
+            expires_at=_token_expiry(payload),
+        )
+
+    def verify_get_token(self, token: str) -> LocalGetGrant:
+        payload = self._signer().loads("local.get", token)
+        key, filename = payload.get("k"), payload.get("f")
+        content_type, disposition = payload.get("t"), payload.get("d")
+        if not (
+            isinstance(key, str)
+            and _is_safe_key(key)
+            and (filename is None or isinstance(filename, str))
+            and (content_type is None or isinstance(content_type, str))
+            and isinstance(disposition, str)
+            and disposition in _DISPOSITIONS
+        ):
+            raise _malformed_token()
+        return LocalGetGrant(
+            key=key,
+            filename=filename,
+            content_type=content_type,
+            disposition=disposition,
+            expires_at=_token_expiry(payload),
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _require_context(self) -> StorageContext:
+        if self._context is None:
+            raise ConfigurationError(
+                "LocalStorage is not open: the runtime must call `await storage.open(context)` "
+                "before it signs URLs",
+                code="storage_not_open",
+            )
+        return self._context
+
+    def _signer(self) -> TokenSigner:
+        return self._require_context().sign
+
+    def _path(self, key: str) -> Path:
+        """The file for ``key``; touches the disk (symlinks), so call it from a worker thread."""
+        _check_key(key)
+        path = (self._root / key).resolve()
+        # The lexical check cannot see symlinks, so check where the path really leads.
+        if not path.is_relative_to(self._root) or path == self._root:
+            raise _invalid_key()
+        if path.relative_to(self._root).parts[0] == _TMP_DIR:
+            raise _invalid_key()
+        return path
+
+
+def _is_safe_key(key: str) -> bool:
+    if not key or ".." in key or "\\" in key or "\x00" in key or key.startswith("/"):
+        return False
+    parts = key.split("/")
+    # Empty and "." segments would let two different keys name the same file.
+    return all(part not in ("", ".") for part in parts) and parts[0] != _TMP_DIR
+
+
+def _check_key(key: str) -> None:
+    if not _is_safe_key(key):
+        raise _invalid_key()
+
+
+def _invalid_key() -> StorageError:
+    return StorageError(
+        "the storage key is not a safe relative path inside the storage root",
+        code="invalid_storage_key",
+    )
+
+
+def _object_not_found() -> ObjectNotFound:
+    return ObjectNotFound("there is no stored object under this key")
+
+
+def _malformed_token() -> InvalidToken:
+    return InvalidToken("the token is invalid or was tampered with")
+
+
+def _write_failed(exc: OSError) -> StorageError:
+    return StorageError(f"could not write the object to local storage: {exc.strerror or exc}")
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _token_expiry(payload: dict[str, object]) -> datetime:
+    exp = payload.get("exp")
+    if not isinstance(exp, int):
+        raise _malformed_token()
+    return _utc(exp)
+
+
+def _etag(st: os.stat_result) -> str:
+    # Cheap and strong enough: any rewrite changes mtime_ns or the inode (os.replace).
+    seed = f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}".encode()
+    return '"' + hashlib.sha1(seed, usedforsecurity=False).hexdigest()[:32] + '"'
+
+
+def _object_info(key: str, st: os.stat_result, content_type: str | None = None) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        etag=_etag(st),
+        content_type=content_type,
+        modified_at=_utc(st.st_mtime_ns / 1e9),
+    )
+
+
+async def _copy(
+    chunks: AsyncIterable[bytes], out: anyio.AsyncFile[bytes], max_bytes: int | None
+) -> None:
+    written = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        written += len(chunk)
+        # Checked before writing, so an oversized upload never reaches the disk in full.
+        if max_bytes is not None and written > max_bytes:
+            raise FileTooLarge(
+                f"the file is larger than the {max_bytes}-byte limit", max_bytes=max_bytes
+            )
+        try:
+            await out.write(chunk)
+        except OSError as exc:
+            # Only our own disk errors become StorageError; the producer's errors pass through.
+            raise _write_failed(exc) from exc
+
+
+def _commit(fp: IO[bytes], tmp: Path, final: Path) -> os.stat_result:
+    fp.flush()
+    os.fsync(fp.fileno())
+    fp.close()
+    for attempt in range(_REPLACE_ATTEMPTS):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, final)
+            break
+        except FileNotFoundError:
+            if attempt == _REPLACE_ATTEMPTS - 1:
+                raise
+    _fsync_dir(final.parent)
+    return final.stat()
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; some platforms cannot open a directory, which is fine.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(fp: IO[bytes], tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        fp.close()
+    tmp.unlink(missing_ok=True)
+
+
+__all__ = ["LocalGetGrant", "LocalPutGrant", "LocalStorage"]

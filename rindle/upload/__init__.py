@@ -1,0 +1,1 @@
+"""Getting bytes into storage: broker, sniffing, filenames."""

@@ -1,0 +1,357 @@
+"""The upload broker: initiate a session, sign where the bytes go, verify they landed."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from .. import telemetry
+from ..errors import (
+    FileTooLarge,
+    NotFound,
+    RindleError,
+    SessionExpired,
+    UnsupportedMediaType,
+    UploadIncomplete,
+    UploadRejected,
+    UploadUnsupported,
+    ValidationError,
+)
+from ..model.records import Asset, UploadSession
+from ..model.repo import now
+from ..model.states import TERMINAL_SESSION_STATES
+from ..storage.base import Capability, UploadTicket
+from .filenames import extension_of, sanitize_filename
+from .sniff import extensions_for, mime_for_extension
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+    from ..profile import Profile
+
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """An upload that reached storage and was verified; promotion runs in the background."""
+
+    session: UploadSession
+    asset: Asset
+
+
+def storage_key(profile: type[Profile], asset_id: str, filename: str | None,
+                content_type: str | None) -> str:
+    """``profile/asset_id/uuid.ext``: generated, never taken from the client."""
+    ext = extension_of(filename or "")
+    if not ext and content_type:
+        known = extensions_for(content_type)
+        ext = known[0] if known else ""
+    if ext and not ext.isalnum():
+        ext = ""
+    suffix = f".{ext}" if ext else ""
+    return f"{profile.name}/{asset_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Broker:
+    """Creates upload sessions and drives them to a verified asset.
+
+    Flow: ``initiate_upload`` -> ``sign_url`` -> the client sends the bytes to storage ->
+    ``verify_completion``. ``upload`` does all of it server-side, streaming.
+    """
+
+    def __init__(self, media: Rindle) -> None:
+        self.media = media
+        self.repo = media.repo
+
+    # --- checks made before anything is signed -------------------------------------------
+
+    def _check_declared(self, profile: type[Profile], filename: str,
+                        content_type: str | None, byte_size: int | None) -> str | None:
+        if byte_size is not None:
+            if not isinstance(byte_size, int) or isinstance(byte_size, bool) or byte_size < 0:
+                raise ValidationError("byte_size must be a non-negative integer",
+                                      code="invalid_byte_size")
+            if byte_size == 0:
+                raise UploadRejected("the file is empty", code="empty_file")
+            if byte_size > profile.max_bytes:
+                raise FileTooLarge(
+                    f"the file is {byte_size} bytes; profile {profile.name!r} accepts at most "
+                    f"{profile.max_bytes}", max_bytes=profile.max_bytes)
+        ctype = (content_type or "").split(";", 1)[0].strip().lower() or None
+        if ctype is None:
+            ext = extension_of(filename)
+            ctype = mime_for_extension(ext) if ext else None
+        if ctype is not None and ctype not in profile.allow_mime:
+            raise UnsupportedMediaType(
+                f"{ctype} is not accepted by profile {profile.name!r}; allowed: "
+                f"{', '.join(profile.allow_mime)}")
+        ext = extension_of(filename)
+        if ext and ext not in (profile.allow_extensions or ()):
+            raise UploadRejected(f".{ext} files are not accepted by profile {profile.name!r}",
+                                 code="extension_not_allowed")
+        return ctype
+
+    def _ttl(self, profile: type[Profile]) -> int:
+        return profile.upload_ttl_seconds or self.media.upload_ttl
+
+    # --- the direct-upload flow ----------------------------------------------------------
+
+    async def initiate_upload(self, profile: type[Profile] | str, *, filename: str | None,
+                              content_type: str | None = None, byte_size: int | None = None,
+                              strategy: str = "presigned_put") -> UploadSession:
+        """Create a staged asset and an upload session for it. Nothing is signed yet."""
+        prof = self.media.profile(profile)
+        name = sanitize_filename(filename)
+        ctype = self._check_declared(prof, name, content_type, byte_size)
+        if strategy == "presigned_put":
+            storage = self.media.storage_for(prof)
+            if Capability.PRESIGNED_PUT not in storage.capabilities:
+                raise UploadUnsupported(
+                    f"storage {prof.storage!r} cannot take direct uploads (presigned PUT); "
+                    "use the server-side upload() or a storage that can")
+            if byte_size is None:
+                raise ValidationError("byte_size is required for a direct upload",
+                                      code="byte_size_required")
+            if ctype is None:
+                raise ValidationError("content_type is required for a direct upload",
+                                      code="content_type_required")
+        asset_id = str(uuid.uuid4())
+        key = storage_key(prof, asset_id, name, ctype)
+        async with self.repo.store.transaction():
+            await self.repo.insert_asset(
+                id=asset_id, profile=prof.name, state="staged", storage=prof.storage,
+                storage_key=key, filename=name, declared_content_type=ctype,
+                byte_size=byte_size,
+            )
+            session = await self.repo.insert_session(
+                asset_id=asset_id, profile=prof.name, state="initialized", strategy=strategy,
+                upload_key=key, filename=name, declared_content_type=ctype,
+                declared_byte_size=byte_size,
+                expires_at=now() + timedelta(seconds=self._ttl(prof)),
+            )
+        telemetry.emit("rindle.upload.initiate", asset_id=asset_id, profile=prof.name,
+                       session_id=session.id, strategy=strategy, outcome="ok")
+        return session
+
+    async def _live_session(self, session_id: str) -> UploadSession:
+        session = await self.repo.get_session(session_id)
+        if session is None:
+            raise NotFound(f"upload session {session_id} does not exist",
+                           code="session_not_found")
+        if session.state not in TERMINAL_SESSION_STATES and session.expires_at <= now():
+            await self._expire(session)
+            raise SessionExpired(f"upload session {session_id} has expired; start a new upload")
+        if session.state == "expired" or session.failure_reason == "expired":
+            raise SessionExpired(f"upload session {session_id} has expired; start a new upload")
+        return session
+
+    async def _expire(self, session: UploadSession) -> None:
+        try:
+            async with self.repo.store.transaction():
+                if session.state == "uploaded":
+                    # The machine lets an uploaded session only go on to verifying; verifying
+                    # an expired one fails it.
+                    await self.repo.transition_session(session.id, "uploaded", "verifying")
+                    await self.repo.transition_session(session.id, "verifying", "failed",
+                                                       failure_reason="expired")
+                else:
+                    await self.repo.transition_session(session.id, session.state, "expired",
+                                                       failure_reason="expired")
+                await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
+                                                            "reason": "upload_expired"})
+        except RindleError:
+            pass  # someone else moved it first; their outcome stands
+
+    async def sign_url(self, session_id: str) -> UploadTicket:
+        """Where the client PUTs the bytes: bound to the declared type and size, expiring
+        with the session. Signing again before expiry gives a fresh ticket."""
+        session = await self._live_session(session_id)
+        if session.state not in ("initialized", "signed"):
+            raise UploadRejected(f"upload session {session_id} is {session.state}; it can no "
+                                 "longer be signed", code="session_not_signable")
+        if session.strategy != "presigned_put":
+            raise UploadUnsupported(f"upload session {session_id} uses {session.strategy}, "
+                                    "not a presigned PUT")
+        prof = self.media.profile(session.profile)
+        storage = self.media.storage_for(prof)
+        expires_in = max(1, int((session.expires_at - now()).total_seconds()))
+        ticket = await storage.presign_put(
+            session.upload_key, content_type=session.declared_content_type or "",
+            byte_size=session.declared_byte_size or 0, expires_in=expires_in,
+            session_id=session.id,
+        )
+        if session.state == "initialized":
+            await self.repo.transition_session(session_id, "initialized", "signed")
+        return ticket
+
+    async def receive_local_put(self, token: str, body: AsyncIterable[bytes],
+                                content_type: str | None) -> UploadSession:
+        """Store the body of a signed ``PUT /local/{token}`` (Local storage's upload target)."""
+        grant = None
+        session = None
+        for storage in self.media.storages.values():
+            verify = getattr(storage, "verify_put_token", None)
+            if verify is None:
+                continue
+            grant = verify(token)
+            session = await self._live_session(grant.session_id)
+            break
+        if grant is None or session is None:
+            raise UploadUnsupported("no storage here takes direct uploads")
+        if session.upload_key != grant.key:
+            raise UploadRejected("the token does not belong to this session",
+                                 code="invalid_token")
+        if session.state not in ("signed", "uploading", "uploaded"):
+            raise UploadRejected(f"upload session {session.id} is {session.state}; it takes no "
+                                 "more bytes", code="session_closed")
+        ctype = (content_type or "").split(";", 1)[0].strip().lower()
+        if ctype != (grant.content_type or "").lower():
+            raise UnsupportedMediaType(
+                f"Content-Type must be {grant.content_type!r}, as declared when the upload was "
+                "initiated", code="content_type_mismatch")
+        prof = self.media.profile(session.profile)
+        storage = self.media.storage_for(prof)
+        try:
+            await storage.write(grant.key, body, content_type=grant.content_type,
+                                max_bytes=grant.byte_size)
+        except FileTooLarge:
+            raise FileTooLarge(f"the body is larger than the declared {grant.byte_size} bytes",
+                               code="size_mismatch") from None
+        if session.state == "signed":
+            session = await self.repo.transition_session(session.id, "signed", "uploaded")
+        return session
+
+    async def verify_completion(self, session_id: str) -> UploadResult:
+        """Check the object landed with the declared size, then in one transaction: session
+        completed, asset validating, promotion scheduled."""
+        started = time.perf_counter()
+        session = await self._live_session(session_id)
+        if session.state == "completed":
+            raise UploadRejected(f"upload session {session_id} is already completed",
+                                 code="session_already_completed")
+        if session.state in TERMINAL_SESSION_STATES:
+            raise UploadRejected(f"upload session {session_id} is {session.state}",
+                                 code="session_closed")
+        prof = self.media.profile(session.profile)
+        storage = self.media.storage_for(prof)
+        info = await storage.head(session.upload_key)
+        if info is None:
+            raise UploadIncomplete(f"no bytes have arrived for upload session {session_id}; "
+                                   "send them to the signed URL, then complete",
+                                   code="object_missing")
+        declared = session.declared_byte_size
+        problem: tuple[str, str] | None = None
+        if declared is not None and info.size != declared:
+            problem = ("size_mismatch", f"{info.size} bytes arrived but {declared} were declared")
+        elif info.size > prof.max_bytes:
+            problem = ("max_bytes_exceeded", f"{info.size} bytes is over {prof.max_bytes}")
+        elif info.size == 0:
+            problem = ("empty_file", "the file is empty")
+        if problem is not None:
+            await self._fail(session, problem[0])
+            telemetry.emit("rindle.upload.complete", asset_id=session.asset_id,
+                           profile=prof.name, session_id=session_id, outcome="rejected",
+                           duration=time.perf_counter() - started)
+            cls = FileTooLarge if problem[0] == "max_bytes_exceeded" else UploadIncomplete
+            raise cls(f"upload session {session_id} failed: {problem[1]}; nothing was kept",
+                      code=problem[0])
+        async with self.repo.store.transaction():
+            await self.repo.transition_session(session_id, session.state, "verifying")
+            session = await self.repo.transition_session(session_id, "verifying", "completed",
+                                                         verified_at=now())
+            asset = await self.repo.transition_asset(session.asset_id, "staged", "validating",
+                                                     byte_size=info.size)
+            await self.media.outbox.add("promote_asset", {"asset_id": asset.id})
+        telemetry.emit("rindle.upload.complete", asset_id=asset.id, profile=prof.name,
+                       session_id=session_id, outcome="ok",
+                       duration=time.perf_counter() - started)
+        return UploadResult(session=session, asset=asset)
+
+    async def _fail(self, session: UploadSession, reason: str) -> None:
+        async with self.repo.store.transaction():
+            current = session.state
+            if current in ("signed", "uploading"):
+                await self.repo.transition_session(session.id, current, "failed",
+                                                   failure_reason=reason)
+            else:  # uploaded may only go on to verifying
+                await self.repo.transition_session(session.id, current, "verifying")
+                await self.repo.transition_session(session.id, "verifying", "failed",
+                                                   failure_reason=reason)
+            await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
+                                                        "reason": reason})
+
+    # --- server-side upload --------------------------------------------------------------
+
+    async def upload(self, profile: type[Profile] | str, file: Any, *,
+                     filename: str | None = None, content_type: str | None = None,
+                     byte_size: int | None = None) -> UploadResult:
+        """Stream ``file`` to storage through this process, then verify it like any upload.
+
+        ``file`` may be bytes, a binary file object, an async iterable of bytes, or anything
+        with an async ``read(n)`` (Starlette's UploadFile). The body is never held whole.
+        """
+        prof = self.media.profile(profile)
+        if filename is None:
+            filename = getattr(file, "filename", None) or getattr(file, "name", None)
+        if content_type is None:
+            content_type = getattr(file, "content_type", None)
+        session = await self.initiate_upload(prof, filename=filename, content_type=content_type,
+                                             byte_size=byte_size, strategy="server")
+        storage = self.media.storage_for(prof)
+        await self.repo.transition_session(session.id, "initialized", "signed")
+        await self.repo.transition_session(session.id, "signed", "uploading")
+        limit = prof.max_bytes if byte_size is None else min(byte_size, prof.max_bytes)
+        try:
+            info = await storage.write(session.upload_key, _chunks(file),
+                                       content_type=session.declared_content_type,
+                                       max_bytes=limit)
+        except BaseException as exc:
+            reason = exc.code if isinstance(exc, RindleError) else "write_failed"
+            await self._fail(await self._reload(session.id), reason)
+            if isinstance(exc, FileTooLarge):
+                raise FileTooLarge(
+                    f"the file is over the limit of {limit} bytes; nothing was kept") from None
+            raise
+        if info.size == 0:
+            await self._fail(await self._reload(session.id), "empty_file")
+            raise UploadRejected("the file is empty; nothing was kept", code="empty_file")
+        await self.repo.transition_session(session.id, "uploading", "uploaded",
+                                           last_known_offset=info.size)
+        return await self.verify_completion(session.id)
+
+    async def _reload(self, session_id: str) -> UploadSession:
+        session = await self.repo.get_session(session_id)
+        assert session is not None
+        return session
+
+
+async def _chunks(file: Any) -> AsyncIterator[bytes]:
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        data = bytes(file)
+        for i in range(0, len(data), _CHUNK):
+            yield data[i:i + _CHUNK]
+        return
+    if hasattr(file, "__aiter__"):
+        async for chunk in file:
+            if chunk:
+                yield bytes(chunk)
+        return
+    read = getattr(file, "read", None)
+    if read is None:
+        raise TypeError("upload() takes bytes, a file object, an async iterable or an object "
+                        "with read()")
+    import anyio
+
+    while True:
+        if inspect.iscoroutinefunction(read):
+            chunk = await read(_CHUNK)
+        else:
+            chunk = await anyio.to_thread.run_sync(read, _CHUNK)
+        if not chunk:
+            return
+        yield bytes(chunk)

@@ -1,0 +1,1 @@
+"""Rindle's HTTP layer for Starlette apps."""

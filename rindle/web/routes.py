@@ -1,0 +1,153 @@
+"""The mountable router: parse the request, call the public API, render JSON. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+
+from ..delivery.authorizer import AuthRequest, is_allowed
+from ..delivery.urls import absolute_url
+from ..errors import Forbidden, RindleError, UploadUnsupported, ValidationError
+from ..model.records import Asset
+from ._files import object_response
+from .serialize import asset_json
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+
+log = logging.getLogger("rindle.web")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(exc: RindleError) -> JSONResponse:
+    """The JSON error body for a Rindle error, with its status."""
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code,
+                        headers={"Cache-Control": "no-store"})
+
+
+def _errors(fn: Endpoint) -> Endpoint:
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except RindleError as exc:
+            if exc.status_code >= 500:
+                log.error("%s %s failed: %r", request.method, request.url.path, exc)
+            return error_response(exc)
+
+    return wrapper
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        raise ValidationError("the request body is too large for a JSON command",
+                              code="body_too_large")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise ValidationError("the body must be a JSON object", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(f"{name} is required", code="missing_field", field=name)
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValidationError(f"{name} must be a {kind.__name__}", code="invalid_field",
+                              field=name)
+    return value
+
+
+def build_router(media: Rindle) -> Router:
+    """The router an adopter mounts at ``media.router_path`` (``/rindle`` by default)."""
+
+    async def authorize(request: Request, action: str, *, profile: str | None,
+                        asset: Asset | None = None) -> None:
+        prof = media.profile(profile) if profile else None
+        authorizer = media.authorizer_for(prof) if prof else media.authorizer
+        ok = await is_allowed(authorizer, AuthRequest(action=action, profile=profile,
+                                                      asset=asset, request=request))
+        if not ok:
+            raise Forbidden(f"{action} is not allowed here")
+
+    @_errors
+    async def create_upload(request: Request) -> Response:
+        body = await _json_body(request)
+        profile = _field(body, "profile", str)
+        filename = _field(body, "filename", str)
+        content_type = _field(body, "content_type", str)
+        byte_size = _field(body, "byte_size", int)
+        await authorize(request, "upload", profile=profile)
+        session = await media.initiate_upload(profile, filename=filename,
+                                              content_type=content_type, byte_size=byte_size)
+        ticket = await media.sign_url(session.id)
+        upload = ticket.to_dict()
+        upload["url"] = absolute_url(request, ticket.url)
+        return JSONResponse({"session_id": session.id, "asset_id": session.asset_id,
+                             "upload": upload}, status_code=201,
+                            headers={"Cache-Control": "no-store"})
+
+    @_errors
+    async def complete_upload(request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        session = await media.repo.get_session(session_id)
+        await authorize(request, "upload", profile=session.profile if session else None)
+        result = await media.verify_completion(session_id)
+        return JSONResponse({"session_id": result.session.id,
+                             "asset": await asset_json(media, result.asset, request=request)})
+
+    @_errors
+    async def show_asset(request: Request) -> Response:
+        asset = await media.asset(request.path_params["asset_id"])
+        await authorize(request, "view", profile=asset.profile, asset=asset)
+        return JSONResponse(await asset_json(media, asset, request=request),
+                            headers={"Cache-Control": "no-store"})
+
+    @_errors
+    async def local_put(request: Request) -> Response:
+        session = await media.broker.receive_local_put(
+            request.path_params["token"], request.stream(), request.headers.get("content-type")
+        )
+        return JSONResponse({"session_id": session.id, "state": session.state})
+
+    @_errors
+    async def local_get(request: Request) -> Response:
+        token = request.path_params["token"]
+        for storage in media.storages.values():
+            verify = getattr(storage, "verify_get_token", None)
+            if verify is None:
+                continue
+            grant = verify(token)
+            owner = media.storage_for(grant.key.split("/", 1)[0])
+            max_age = int((grant.expires_at - datetime.now(UTC)).total_seconds())
+            return await object_response(
+                owner, grant.key, method=request.method, headers=request.headers,
+                content_type=grant.content_type, filename=grant.filename,
+                disposition=grant.disposition, max_age=max(0, max_age),
+            )
+        raise UploadUnsupported("no storage here serves files through Rindle",
+                                code="delivery_unsupported")
+
+    routes = [
+        Route("/uploads", create_upload, methods=["POST"]),
+        Route("/uploads/{session_id}/complete", complete_upload, methods=["POST"]),
+        Route("/assets/{asset_id}", show_asset, methods=["GET"]),
+        Route("/local/{token}", local_put, methods=["PUT"]),
+        Route("/files/{token}", local_get, methods=["GET", "HEAD"]),
+    ]
+    return Router(routes=routes)

@@ -1,0 +1,1 @@
+"""Rindle's test suite."""

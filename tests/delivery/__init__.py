@@ -1,0 +1,1 @@
+"""Tests of delivery: signing, URLs and response headers."""
