@@ -34,10 +34,12 @@ async def home(request: Request) -> Response:
 <h2>Upload an avatar with curl</h2>
 <pre>
 curl -s -X POST {base}/rindle/uploads -H 'content-type: application/json' \\
-  -d '{{"profile":"avatar","filename":"me.png","content_type":"image/png","byte_size":'$(stat -c%s me.png)'}}'
+  -d '{{"profile":"avatar","filename":"me.png","content_type":"image/png",'\\
+'"byte_size":'$(stat -c%s me.png)'}}'
 curl -s -X PUT "$UPLOAD_URL" -H 'content-type: image/png' --data-binary @me.png
 curl -s -X POST {base}/rindle/uploads/$SESSION_ID/complete
-curl -s -X PUT {base}/users/1/avatar -H 'content-type: application/json' -d '{{"asset_id":"'$ASSET_ID'"}}'
+curl -s -X PUT {base}/users/1/avatar -H "content-type: application/json" \\
+  -d '{{"asset_id":"'$ASSET_ID'"}}'
 curl -s {base}/users/1/avatar
 </pre>
 </body></html>"""

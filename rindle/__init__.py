@@ -5,7 +5,7 @@ libraries (pyvips, aiobotocore) load only when a feature that needs them is used
 """
 
 from .app import Rindle
-from .delivery.authorizer import AllowAll, AuthRequest, Authorizer, DenyAll
+from .delivery.authorizer import AllowAll, Authorizer, AuthRequest, DenyAll
 from .errors import (
     ConfigurationError,
     DeliveryUnsupported,

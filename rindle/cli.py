@@ -8,13 +8,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from .app import Rindle
 
 console = Console(stderr=True)
 
 
-def _runtime(app_path: str):  # type: ignore[no-untyped-def]
+def _runtime(app_path: str) -> Rindle:
     from .processing.jobs import load_runtime
 
     # Like uvicorn: the app module is looked up from the current directory first.

@@ -22,7 +22,7 @@ class Signer:
     """
 
     def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
-        keys = [k for k in secret_keys if k]
+        keys = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys if k]
         if not keys:
             raise ConfigurationError(
                 "secret_keys is empty: pass at least one random secret (e.g. `python -c "
@@ -36,7 +36,7 @@ class Signer:
                     code="secret_key_too_short",
                 )
         # itsdangerous signs with the *last* key of its list; Rindle's contract is "first signs".
-        self._keys = list(reversed(keys))
+        self._keys: list[bytes] = list(reversed(keys))
         self._serializers: dict[str, URLSafeSerializer] = {}
 
     def __repr__(self) -> str:

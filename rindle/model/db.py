@@ -118,6 +118,11 @@ class Store:
             if self._write_lock is not None:
                 async with self._write_lock:
                     async with self.database.transaction():
+                        # databases opens SQLite transactions with a deferred BEGIN; a write
+                        # after a read in such a transaction fails at once with "database is
+                        # locked" when another connection wrote in between. Taking the write
+                        # lock first (like BEGIN IMMEDIATE) makes it wait its turn instead.
+                        await self.database.execute("DELETE FROM rindle_outbox WHERE 0")
                         yield
             else:
                 async with self.database.transaction():

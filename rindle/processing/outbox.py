@@ -1,4 +1,4 @@
-"""The transactional outbox: side effects recorded with the change, handed to the queue after commit."""
+"""The transactional outbox: side effects written with the change, queued after commit."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ class Outbox:
             raise ValueError(f"unknown outbox kind {kind!r}")
         entry = await self.repo.add_outbox(kind, payload, delay_seconds=delay_seconds)
         if delay_seconds <= 0:
-            await self.repo.store.after_commit(lambda: self.dispatch([entry]))
+            async def send() -> None:
+                await self.dispatch([entry])
+
+            await self.repo.store.after_commit(send)
         return entry
 
     async def dispatch(self, entries: list[OutboxEntry]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidTransition, RindleError
@@ -59,32 +59,32 @@ async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspec
                           f"{size} bytes is over the limit of {profile.max_bytes}", byte_size=size)
     head = await storage.read_range(asset.storage_key, 0, sniff.SNIFF_BYTES)
     found = sniff.sniff(head)
-    common = dict(content_type=found.mime, kind=found.kind, byte_size=size)
+    seen = Inspection(content_type=found.mime, kind=found.kind, byte_size=size)
     if found.mime not in profile.allow_mime:
-        return Inspection("mime_not_allowed", f"the content is {found.mime}", **common)
+        return replace(seen, reason="mime_not_allowed", detail=f"the content is {found.mime}")
     ext = extension_of(asset.filename or "")
     # A name without an extension is judged by its content alone.
     if ext:
         if ext not in (profile.allow_extensions or ()):
-            return Inspection("extension_not_allowed", f".{ext} is not allowed", **common)
+            return replace(seen, reason="extension_not_allowed", detail=f".{ext} is not allowed")
         if ext not in found.extensions:
-            return Inspection("extension_mime_mismatch",
-                              f"the name says .{ext} but the content is {found.mime}", **common)
+            return replace(seen, reason="extension_mime_mismatch",
+                           detail=f"the name says .{ext} but the content is {found.mime}")
     width = height = None
     if found.kind == "image":
         try:
             dims = await _image_size(storage, asset.storage_key, head, found.mime, size)
         except ValueError as exc:
-            return Inspection("invalid_upload", f"unreadable image header: {exc}", **common)
+            return replace(seen, reason="invalid_upload", detail=f"unreadable image header: {exc}")
         if dims is not None:
             width, height = dims
             if width <= 0 or height <= 0:
-                return Inspection("invalid_upload", "the image has no pixels", **common)
+                return replace(seen, reason="invalid_upload", detail="the image has no pixels")
             if profile.max_pixels is not None and width * height > profile.max_pixels:
-                return Inspection("max_pixels_exceeded",
-                                  f"{width}x{height} is over the limit of {profile.max_pixels} "
-                                  "pixels", width=width, height=height, **common)
-    return Inspection(None, None, width=width, height=height, **common)
+                return replace(seen, reason="max_pixels_exceeded", width=width, height=height,
+                               detail=f"{width}x{height} is over the limit of "
+                                      f"{profile.max_pixels} pixels")
+    return replace(seen, width=width, height=height)
 
 
 async def _image_size(storage: object, key: str, head: bytes, mime: str,

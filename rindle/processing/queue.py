@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model.records import OutboxEntry
 
@@ -113,12 +113,12 @@ class RQQueue:
         self.max_retries = max_retries
         self.retry_intervals = retry_intervals
         self.app_path = app_path
-        self._queue = None
+        self._queue: Any = None
 
     def __repr__(self) -> str:
         return f"RQQueue({self.redis_url.split('@')[-1]!r}, name={self.name!r})"
 
-    def rq_queue(self):  # type: ignore[no-untyped-def]
+    def rq_queue(self) -> Any:
         if self._queue is None:
             try:
                 from redis import Redis

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
-class Capability(str, enum.Enum):
+class Capability(enum.StrEnum):
     """What a storage adapter can do. Callers ask for a capability, never for a type."""
 
     PRESIGNED_PUT = "presigned_put"
@@ -62,7 +62,7 @@ class StorageContext:
     """
 
     router_path: str
-    sign: "TokenSigner"
+    sign: TokenSigner
 
 
 class TokenSigner(Protocol):

@@ -14,7 +14,8 @@ config = context.config
 version_table = config.attributes.get("version_table", "rindle_alembic_version")
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def _include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                    compare_to: object) -> bool:
     # Only Rindle's tables: adopters keep their own tables in the same database.
     if type_ == "table":
         return bool(name and name.startswith("rindle_"))

@@ -1,0 +1,509 @@
+"""The built-in image processor: libvips (through pyvips) builds image variants.
+
+How a variant is made:
+
+1. The original is streamed from storage into a private temporary directory (never held
+   whole in Python memory).
+2. In a worker thread (the event loop never blocks on libvips) the loader is identified by
+   content, the header is read and ``profile.max_pixels`` is checked *before* any pixel is
+   decoded, then ``pyvips.Image.thumbnail`` shrinks on load, auto-rotates by the EXIF
+   orientation, converts to sRGB (through the embedded ICC profile when there is one) and
+   the result is saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC).
+3. The output file is streamed into the profile's storage under a generated key; the
+   temporary directory is always removed.
+
+Modes (see ``Variant``):
+
+- ``fit``: inside the ``width`` x ``height`` box (either may be omitted: the image is then
+  scaled by the one given), aspect ratio kept, **never enlarged**: an original smaller
+  than the box comes out at its own size.
+- ``fill``: scaled to cover the box (enlarging when the original is smaller), then cut to
+  exactly ``width`` x ``height``; ``gravity`` says which part is kept.
+- ``crop``: a ``width`` x ``height`` window cut from the original **at its own scale**
+  (no resizing), placed by ``gravity``; only when the original is smaller than the box on
+  an axis is it enlarged just enough to cover it. The output is always exactly the box.
+
+Gravity: ``centre``, ``attention`` and ``entropy`` use libvips' own interest finders;
+compass points keep the named edge or corner (``north`` keeps the top, ``south-east`` the
+bottom-right corner, and so on).
+
+Animated GIF and WebP originals give a still image of their **first frame**.
+
+``format=None`` picks: ``webp`` for WebP originals, ``png`` for PNG originals and for GIFs
+(or any other original) whose pixels really use transparency, ``jpeg`` otherwise (JPEG,
+HEIC/HEIF, AVIF, TIFF, opaque GIF). ``quality`` applies to jpeg, webp and avif; avif is
+written by ``heifsave`` with ``compression="av1"``.
+
+Accepted inputs (by the loader libvips picks from the content, not the name): jpeg, png,
+webp, gif, heif (HEIC/HEIF/AVIF) and tiff. SVG, JPEG XL and anything only ImageMagick
+reads are refused unless passed in ``allowed_inputs``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from ..errors import RindleError
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+    from ..model.records import Asset
+    from ..profile import Profile, Variant
+
+_vips: Any
+_IMPORT_ERROR: str | None
+try:  # pyvips raises OSError (not ImportError) when the libvips shared library is missing
+    import pyvips as _pyvips_module
+except (ImportError, OSError) as _exc:  # pragma: no cover - depends on the install
+    _vips = None
+    _IMPORT_ERROR = f"{type(_exc).__name__}: {_exc}"
+else:
+    _vips = _pyvips_module
+    _IMPORT_ERROR = None
+
+__all__ = ["DEFAULT_INPUTS", "ImageProcessor", "capabilities"]
+
+#: Input formats decoded by default (names are the keys of ``_LOADER_CLASSES``).
+DEFAULT_INPUTS: frozenset[str] = frozenset({"jpeg", "png", "webp", "gif", "heif", "tiff"})
+
+# libvips loader class-name prefixes -> input format. Anything not listed (magickload,
+# pdfload, matload, fitsload, openslide, ...) is refused before its header is read.
+_LOADER_CLASSES: tuple[tuple[str, str], ...] = (
+    ("VipsForeignLoadJpeg", "jpeg"),
+    ("VipsForeignLoadPng", "png"),
+    ("VipsForeignLoadSpng", "png"),
+    ("VipsForeignLoadWebp", "webp"),
+    ("VipsForeignLoadNsgif", "gif"),
+    ("VipsForeignLoadGif", "gif"),
+    ("VipsForeignLoadHeif", "heif"),
+    ("VipsForeignLoadTiff", "tiff"),
+    ("VipsForeignLoadJxl", "jxl"),
+    ("VipsForeignLoadSvg", "svg"),
+)
+
+_OUTPUTS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
+    "jpeg": ("jpg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "webp": ("webp", "image/webp"),
+    "avif": ("avif", "image/avif"),
+}
+
+_SMART_GRAVITY = {"centre": "centre", "attention": "attention", "entropy": "entropy"}
+_BIG = 10_000_000  # VIPS_MAX_COORD: "no limit" for the unconstrained side of a thumbnail
+_CHUNK = 256 * 1024
+
+# Metadata that must never reach an output, on top of the saver's strip/keep option.
+_DROP_PREFIXES = ("exif-", "xmp-", "iptc-", "gif-", "heif-", "png-comment-", "magick-")
+_DROP_FIELDS = frozenset({"icc-profile-data", "orientation", "photoshop-data", "n-pages",
+                          "page-height", "delay", "loop", "gif-delay", "gif-loop",
+                          "background", "palette-bit-depth", "comment", "resolution-unit"})
+
+# A 16x16 HEVC-coded HEIC (made by libvips' own heifsave) to prove HEIC decoding works.
+_HEIC_SAMPLE = base64.b64decode(
+    "AAAAHGZ0eXBoZWljAAAAAG1pZjFoZWljbWlhZgAAAa1tZXRhAAAAAAAAACFoZGxyAAAAAAAAAABwaWN0AAAAAAAA"
+    "AAAAAAAAAAAAAA5waXRtAAAAAAACAAAAEGlkYXQAAAAAABAAEAAAADhpbG9jAQAAAERAAAIAAQAAAAAAAAHRAAEA"
+    "AAAAAAAAKAACAAEAAAAAAAAAAQAAAAAAAAAIAAAAOGlpbmYAAAAAAAIAAAAVaW5mZQIAAAEAAQAAaHZjMQAAAAAV"
+    "aW5mZQIAAAAAAgAAZ3JpZAAAAADYaXBycAAAALZpcGNvAAAAdmh2Y0MBA3AAAAAAAAAAAAAe8AD8/fj4AAAPAyAA"
+    "AQAYQAEMAf//A3AAAAMAkAAAAwAAAwAeugJAIQABACpCAQEDcAAAAwCQAAADAAADAB6gIIEFluqumubgQEDAgAAA"
+    "AwCAAAADAIQiAAEABkQBwXPBiQAAABRpc3BlAAAAAAAAAEAAAABAAAAAFGlzcGUAAAAAAAAAEAAAABAAAAAQcGl4"
+    "aQAAAAADCAgIAAAAGmlwbWEAAAAAAAAAAgABAoECAAICA4QAAAAaaXJlZgAAAAAAAAAOZGltZwACAAEAAQAAADBt"
+    "ZGF0AAAAJCgBrxkhORLvXaW9mziOjr39fW3ymSimlwTXiJkLA4GAjZGdOA=="
+)
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+
+def _has_op(nickname: str) -> bool:
+    return bool(_vips.type_find("VipsOperation", nickname))
+
+
+def _optional_args(nickname: str) -> frozenset[str]:
+    try:
+        return frozenset(_vips.Introspect.get(nickname).optional_input)
+    except Exception:  # pragma: no cover - an operation missing from this libvips
+        return frozenset()
+
+
+def _probe(fn: Any) -> bool:
+    try:
+        return bool(fn())
+    except Exception:
+        return False
+
+
+def _heic_decodes() -> bool:
+    image = _vips.Image.new_from_buffer(_HEIC_SAMPLE, "")
+    return bool(image.width == 16 and abs(image.getpoint(8, 8)[2] - 220) < 16)
+
+
+def _avif_encodes() -> bool:
+    image = (_vips.Image.black(16, 16, bands=3) + [40, 160, 220]).cast("uchar")
+    data = image.heifsave_buffer(compression="av1", Q=50)
+    return bool(data[4:12] == b"ftypavif" and _vips.Image.new_from_buffer(data, "").width == 16)
+
+
+def _hevc_encodes() -> bool:
+    image = (_vips.Image.black(16, 16, bands=3) + [40, 160, 220]).cast("uchar")
+    data = image.heifsave_buffer(compression="hevc", Q=50)
+    return bool(data[4:12] == b"ftypheic")
+
+
+@functools.cache
+def _capabilities() -> dict[str, Any]:
+    if _vips is None:
+        return {"available": False, "error": _IMPORT_ERROR, "libvips_version": None,
+                "pyvips_version": None, "loaders": {}, "savers": {}, "heic_decode": False,
+                "avif_encode": False, "hevc_encode": False, "outputs": []}
+    loaders = {name: _has_op(f"{name}load") for name in
+               ("jpeg", "png", "webp", "gif", "tiff", "heif", "svg", "jxl", "magick")}
+    savers = {name: _has_op(f"{name}save") for name in
+              ("jpeg", "png", "webp", "gif", "tiff", "heif", "jxl")}
+    heif_save = savers["heif"]
+    avif = heif_save and _probe(_avif_encodes)
+    outputs = [f for f, ok in (("jpeg", savers["jpeg"]), ("png", savers["png"]),
+                               ("webp", savers["webp"]), ("avif", avif)) if ok]
+    return {
+        "available": True,
+        "error": None,
+        "libvips_version": "{}.{}.{}".format(*(_vips.version(i) for i in range(3))),
+        "pyvips_version": getattr(_vips, "__version__", None),
+        "pyvips_api_mode": bool(getattr(_vips, "API_mode", False)),
+        "loaders": loaders,
+        "savers": savers,
+        "heic_decode": loaders["heif"] and _probe(_heic_decodes),
+        "avif_encode": avif,
+        "hevc_encode": heif_save and _probe(_hevc_encodes),
+        "metadata_option": next(iter(_strip_kwargs())),
+        "outputs": outputs,
+        "suffixes": list(_vips.get_suffixes()),
+    }
+
+
+def capabilities() -> dict[str, Any]:
+    """What this machine's libvips can do, for ``rindle doctor`` and for skipping tests.
+
+    Keys: ``available`` (pyvips imported and found libvips), ``error`` (why not),
+    ``libvips_version`` ("8.14.1"), ``pyvips_version``, ``pyvips_api_mode``, ``loaders``
+    and ``savers`` (format -> bool, by probing the libvips operation table),
+    ``heic_decode`` (an embedded HEVC-coded HEIC sample really decodes), ``avif_encode``
+    (``heifsave`` with AV1 really encodes), ``hevc_encode``, ``metadata_option`` (``keep``
+    on libvips >= 8.15, ``strip`` before), ``outputs`` (variant formats that can be
+    written) and ``suffixes`` (what ``pyvips.get_suffixes()`` reports). Probed once per
+    process; a copy is returned.
+    """
+    return copy.deepcopy(_capabilities())
+
+
+@functools.cache
+def _strip_kwargs() -> dict[str, Any]:
+    # libvips 8.15 replaced strip=True with keep=VIPS_FOREIGN_KEEP_NONE (0).
+    if "keep" in _optional_args("jpegsave"):
+        return {"keep": 0}
+    return {"strip": True}
+
+
+# --- the work done in a worker thread ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    format: str
+    width: int
+    height: int
+
+
+def _decode_failed(exc: Exception, workdir: str) -> RindleError:
+    detail = (getattr(exc, "detail", "") or "").strip()
+    message = detail or str(getattr(exc, "message", "") or exc)
+    message = " ".join(message.replace(workdir + "/", "").replace(workdir, "").split())
+    return RindleError(f"the image could not be decoded: {message[:500]}",
+                       code="image_decode_failed", reason=message[:500])
+
+
+def _input_format(path: str) -> str | None:
+    pointer = _vips.vips_lib.vips_foreign_find_load(path.encode())
+    if pointer == _vips.ffi.NULL:
+        return None
+    name = _vips.ffi.string(pointer).decode()
+    for prefix, fmt in _LOADER_CLASSES:
+        if name.startswith(prefix):
+            return fmt
+    return name
+
+
+def _offsets(gravity: str, width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
+    dx, dy = width - box_w, height - box_h
+    left, top = dx // 2, dy // 2
+    if "north" in gravity:
+        top = 0
+    elif "south" in gravity:
+        top = dy
+    if "west" in gravity:
+        left = 0
+    elif "east" in gravity:
+        left = dx
+    return left, top
+
+
+def _cut(image: Any, gravity: str, box_w: int, box_h: int) -> Any:
+    if image.width < box_w or image.height < box_h:  # a rounding pixel short: grow a little
+        scale = max(box_w / image.width, box_h / image.height)
+        image = image.resize(scale + 1e-6)
+    if gravity in ("attention", "entropy"):
+        # smartcrop reads its input many times; a sequentially loaded image can be read
+        # only once, so it is rendered to memory first (bounded by profile.max_pixels).
+        return image.copy_memory().smartcrop(box_w, box_h, interesting=gravity)
+    left, top = _offsets(gravity, image.width, image.height, box_w, box_h)
+    return image.crop(left, top, box_w, box_h)
+
+
+def _cover(src: str, ow: int, oh: int, box_w: int, box_h: int, **kw: Any) -> Any:
+    """A thumbnail just covering the box (one side equals the box, the other overhangs)."""
+    if ow * box_h >= oh * box_w:  # relatively wider than the box: the height binds
+        return _vips.Image.thumbnail(src, _BIG, height=box_h, size="both", **kw)
+    return _vips.Image.thumbnail(src, box_w, height=_BIG, size="both", **kw)
+
+
+def _resize(src: str, variant: Variant, ow: int, oh: int, has_icc: bool) -> Any:
+    # ow x oh are the original's dimensions after auto-rotation. Only an embedded ICC
+    # profile is transformed to sRGB here: export_profile on an image without one shifts
+    # its colours (libvips would assume a different source profile); those go through
+    # colourspace("srgb") in _to_srgb instead.
+    kw: dict[str, Any] = {"fail_on": "error"}
+    if has_icc:
+        kw["export_profile"] = "srgb"
+    box_w, box_h = variant.width, variant.height
+    if variant.mode == "fit" or box_w is None or box_h is None:
+        return _vips.Image.thumbnail(src, box_w or _BIG, height=box_h or _BIG, size="down", **kw)
+    gravity = variant.gravity
+    if variant.mode == "fill":
+        if gravity in _SMART_GRAVITY:
+            return _vips.Image.thumbnail(src, box_w, height=box_h, size="both",
+                                         crop=_SMART_GRAVITY[gravity], **kw)
+        return _cut(_cover(src, ow, oh, box_w, box_h, **kw), gravity, box_w, box_h)
+    # crop: cut at the original's own scale; enlarge only when it is smaller than the box
+    if ow >= box_w and oh >= box_h:
+        image = _vips.Image.thumbnail(src, ow, height=oh, size="down", **kw)
+    else:
+        image = _cover(src, ow, oh, box_w, box_h, **kw)
+    return _cut(image, gravity, box_w, box_h)
+
+
+def _to_srgb(image: Any) -> Any:
+    if image.format == "ushort" and image.interpretation == "srgb":
+        image = image.copy(interpretation="rgb16")
+    if image.interpretation != "srgb":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    if image.bands > 4:
+        image = image.extract_band(0, n=4)
+    return image
+
+
+def _without_metadata(image: Any) -> Any:
+    image = image.copy()
+    for name in image.get_fields():
+        if name in _DROP_FIELDS or name.startswith(_DROP_PREFIXES):
+            image.remove(name)
+    return image
+
+
+def _really_transparent(image: Any) -> tuple[Any, bool]:
+    """Whether the alpha band holds anything but opaque; the image comes back in memory."""
+    if not image.hasalpha():
+        return image, False
+    image = image.copy_memory()  # sequential pixels can be read once: keep them for saving
+    return image, image.extract_band(image.bands - 1).min() < 255
+
+
+def _choose_format(image: Any, source: str, requested: str | None) -> tuple[Any, str]:
+    if requested is not None:
+        return image, requested
+    if source == "webp":
+        return image, "webp"
+    if source == "png":
+        return image, "png"
+    image, transparent = _really_transparent(image)
+    return image, "png" if transparent else "jpeg"
+
+
+_WEBP_METADATA = (b"EXIF", b"XMP ", b"ICCP")
+_VP8X_METADATA_FLAGS = 0x20 | 0x08 | 0x04  # ICC, EXIF, XMP
+
+
+def _strip_webp(path: str) -> None:
+    """Drop EXIF/XMP/ICC chunks from a WebP file, streaming it chunk by chunk.
+
+    libvips before 8.15 rebuilds a small EXIF block (resolution, orientation 1, ...) and
+    writes it into WebP files even with ``strip=True``; nothing private is in it, but the
+    rule is "no metadata at all", so the RIFF container is rewritten without it.
+    """
+    tmp = path + ".strip"
+    dropped = False
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        head = src.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            raise RindleError("libvips wrote a WebP file that is not RIFF/WEBP",
+                              code="image_encode_failed")
+        dst.write(head)
+        while chunk_head := src.read(8):
+            if len(chunk_head) < 8:
+                raise RindleError("libvips wrote a truncated WebP file",
+                                  code="image_encode_failed")
+            fourcc, size = chunk_head[:4], int.from_bytes(chunk_head[4:], "little")
+            padded = size + (size & 1)
+            if fourcc in _WEBP_METADATA:
+                src.seek(padded, os.SEEK_CUR)
+                dropped = True
+                continue
+            dst.write(chunk_head)
+            if fourcc == b"VP8X":
+                payload = bytearray(src.read(padded))
+                payload[0] &= ~_VP8X_METADATA_FLAGS & 0xFF
+                dst.write(payload)
+                continue
+            while padded:
+                block = src.read(min(padded, _CHUNK))
+                if not block:
+                    raise RindleError("libvips wrote a truncated WebP file",
+                                      code="image_encode_failed")
+                dst.write(block)
+                padded -= len(block)
+        total = dst.tell()
+        dst.seek(4)
+        dst.write((total - 8).to_bytes(4, "little"))
+    if dropped:
+        os.replace(tmp, path)
+    else:
+        os.remove(tmp)
+
+
+def _save(image: Any, dst: str, fmt: str, quality: int) -> Any:
+    strip = _strip_kwargs()
+    if fmt == "jpeg":
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        image.jpegsave(dst, Q=quality, optimize_coding=True, **strip)
+    elif fmt == "png":
+        image.pngsave(dst, compression=6, **strip)
+    elif fmt == "webp":
+        image.webpsave(dst, Q=quality, **strip)
+        _strip_webp(dst)
+    elif fmt == "avif":
+        extra = {"bitdepth": 8} if "bitdepth" in _optional_args("heifsave") else {}
+        image.heifsave(dst, Q=quality, compression="av1", **extra, **strip)
+    else:  # pragma: no cover - Variant.validate rejects other formats
+        raise RindleError(f"cannot write {fmt!r} images", code="image_format_unsupported")
+    return image
+
+
+def _render(src: str, dst_stem: str, variant: Variant, max_pixels: int | None,
+            allowed: frozenset[str], workdir: str) -> tuple[str, _Rendered]:
+    """Load, check, resize, clean and save; runs in a worker thread."""
+    source = _input_format(src)
+    if source is None:
+        raise RindleError("the image could not be decoded: libvips recognises no image format "
+                          "in it", code="image_decode_failed", reason="unknown format")
+    if source not in allowed:
+        raise RindleError(f"images decoded by libvips' {source} loader are not accepted here",
+                          code="image_format_unsupported", input=source)
+    try:
+        header = _vips.Image.new_from_file(src, access="sequential")  # header only
+        width, height = header.width, header.height
+        fields = header.get_fields()
+        orientation = header.get("orientation") if "orientation" in fields else 1
+        has_icc = "icc-profile-data" in fields
+    except _vips.Error as exc:
+        raise _decode_failed(exc, workdir) from None
+    if max_pixels is not None and width * height > max_pixels:
+        raise RindleError(f"{width}x{height} is over the limit of {max_pixels} pixels; the image "
+                          "was not decoded", code="max_pixels_exceeded", width=width,
+                          height=height)
+    if variant.format == "avif" and not _capabilities()["avif_encode"]:
+        raise RindleError("this libvips cannot write AVIF (heifsave with an AV1 encoder)",
+                          code="image_format_unsupported", output="avif")
+    ow, oh = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    try:
+        image = _resize(src, variant, ow, oh, has_icc)
+        image = _without_metadata(_to_srgb(image))
+        image, fmt = _choose_format(image, source, variant.format)
+        dst = f"{dst_stem}.{_OUTPUTS[fmt][0]}"
+        image = _save(image, dst, fmt, variant.quality)
+    except _vips.Error as exc:
+        raise _decode_failed(exc, workdir) from None
+    return dst, _Rendered(fmt, image.width, image.height)
+
+
+def _make_workdir(parent: str | None) -> str:
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="rindle-image-", dir=parent)
+
+
+# --- the processor --------------------------------------------------------------------------
+
+
+class ImageProcessor:
+    """Builds ``kind="image"`` variants with libvips; see the module docstring for the rules.
+
+    ``temp_dir`` is where each job's private scratch directory goes (the system default when
+    ``None``); ``allowed_inputs`` names the libvips loaders accepted (``DEFAULT_INPUTS``:
+    jpeg, png, webp, gif, heif, tiff; ``svg`` and ``jxl`` may be added); ``chunk_size`` is
+    the read/write granularity of the storage streams.
+    """
+
+    def __init__(self, *, temp_dir: str | Path | None = None,
+                 allowed_inputs: Iterable[str] = DEFAULT_INPUTS,
+                 chunk_size: int = _CHUNK) -> None:
+        self.temp_dir = str(temp_dir) if temp_dir is not None else None
+        self.allowed_inputs = frozenset(allowed_inputs)
+        self.chunk_size = chunk_size
+
+    def __repr__(self) -> str:
+        return f"ImageProcessor(allowed_inputs={sorted(self.allowed_inputs)})"
+
+    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
+                      variant: Variant) -> dict[str, Any]:
+        """Build ``variant`` of ``asset``, store it, and return the variant row's fields."""
+        if _vips is None:
+            raise RindleError(f"pyvips cannot load libvips ({_IMPORT_ERROR}); install the "
+                              "system libvips (Debian: libvips42)",
+                              code="image_processor_unavailable")
+        storage = media.storage_for(profile)
+        workdir = await anyio.to_thread.run_sync(_make_workdir, self.temp_dir)
+        try:
+            src = str(Path(workdir) / "original")
+            async with await anyio.open_file(src, "wb") as out:
+                async for chunk in storage.stream(asset.storage_key, chunk_size=self.chunk_size):
+                    await out.write(chunk)
+            dst, rendered = await anyio.to_thread.run_sync(
+                _render, src, str(Path(workdir) / "variant"), variant, profile.max_pixels,
+                self.allowed_inputs, workdir)
+            ext, content_type = _OUTPUTS[rendered.format]
+            key = f"{asset.profile}/{asset.id}/variants/{name}-{variant.digest[:12]}.{ext}"
+            info = await storage.write(key, self._read(dst), content_type=content_type)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    functools.partial(shutil.rmtree, workdir, ignore_errors=True))
+        return {"storage_key": key, "content_type": content_type, "byte_size": info.size,
+                "width": rendered.width, "height": rendered.height}
+
+    async def _read(self, path: str) -> AsyncIterator[bytes]:
+        async with await anyio.open_file(path, "rb") as f:
+            while chunk := await f.read(self.chunk_size):
+                yield chunk

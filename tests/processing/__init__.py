@@ -1,0 +1,1 @@
+"""Tests of promotion processors and variant building."""

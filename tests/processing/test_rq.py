@@ -1,0 +1,97 @@
+"""The rq backend with the real Redis and a real worker process, on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rindle import Rindle
+from tests.conftest import REDIS_URL, LiveServer
+from tests.support.images import png
+
+
+@pytest.fixture
+def rq_env(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        "RINDLE_TEST_DATABASE_URL": postgres_url,
+        "RINDLE_TEST_FILES": str(tmp_path / "files"),
+        "RINDLE_TEST_REDIS_URL": REDIS_URL,
+        "RINDLE_TEST_RQ_QUEUE": f"rindle-test-{uuid.uuid4().hex[:8]}",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rindle.cli", "worker", "--app", "tests.support.rq_app:media"],
+        env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+async def _wait_state(media: Rindle, asset_id: str, state: str, timeout: float = 30) -> None:
+    for _ in range(int(timeout * 10)):
+        if (await media.asset(asset_id)).state == state:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"asset {asset_id} is {(await media.asset(asset_id)).state}, "
+                         f"not {state}")
+
+
+async def test_five_call_flow_on_postgres_with_rq_workers(rq_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    from tests.support import rq_app
+
+    media = rq_app.build()
+    data = png(50, 40)
+    worker = _worker(rq_env, tmp_path / "worker.log")
+    try:
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        app = Starlette(routes=[Mount("/rindle", app=media.router)], lifespan=media.lifespan)
+        async with LiveServer(app) as srv, httpx.AsyncClient(base_url=srv.url) as client:
+            r = await client.post("/rindle/uploads", json={
+                "profile": "image", "filename": "a.png", "content_type": "image/png",
+                "byte_size": len(data)})
+            body = r.json()
+            up = body["upload"]
+            assert (await client.put(up["url"], content=data,
+                                     headers=up["headers"])).status_code == 200
+            done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
+            assert done.status_code == 200
+            # Promotion and the variant job both run in the worker process.
+            await _wait_state(media, body["asset_id"], "ready")
+            await media.attach(body["asset_id"], ("User", 1), "avatar")
+            url = await media.url("image", body["asset_id"])
+            got = await client.get(f"{srv.url}{url}")
+            assert got.content == data
+            [variant] = await media.repo.list_variants(body["asset_id"])
+            assert variant.state == "ready"
+            # Built in rq's work horse (a fork of the worker), not in this process.
+            assert variant.storage_key and f"-{os.getpid()}." not in variant.storage_key
+            runs = await media.repo.runs_for_asset(body["asset_id"])
+            assert [r.worker.rsplit(":", 1)[1] for r in runs] == [str(worker.pid)]
+            entries = await media.repo.list_outbox()
+            assert {e.kind for e in entries} == {"promote_asset", "process_variant"}
+            assert all(e.state == "done" for e in entries)
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    log = (tmp_path / "worker.log").read_text()
+    assert up["url"].rsplit("/", 1)[1] not in log
