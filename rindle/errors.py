@@ -15,6 +15,8 @@ class RindleError(Exception):
 
     code: str = "rindle_error"
     status_code: int = 500
+    #: Whether running the same job again may succeed (a storage hiccup) or not (a corrupt file).
+    retryable: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -152,6 +154,7 @@ class StorageError(RindleError):
 
     code = "storage_error"
     status_code = 502
+    retryable = True
 
 
 class ObjectNotFound(StorageError):

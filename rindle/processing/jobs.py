@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
+from ..errors import RindleError
 
 if TYPE_CHECKING:
     from ..app import Rindle
@@ -59,7 +60,8 @@ async def run_entry(media: Rindle, entry_id: str, *, max_attempts: int | None = 
     try:
         await _dispatch(media, entry.kind, entry.payload)
     except Exception as exc:
-        final = attempt >= limit
+        # A corrupt file fails the same way every time: don't spend retries on it.
+        final = attempt >= limit or (isinstance(exc, RindleError) and not exc.retryable)
         log.warning("job %s %s attempt %d/%d failed: %r", entry.kind, entry_id, attempt, limit,
                     exc, exc_info=final)
         await repo.mark_outbox_failed(entry_id, f"{type(exc).__name__}: {exc}", final=final)
