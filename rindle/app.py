@@ -254,9 +254,9 @@ class Rindle:
         from .processing import pipeline
 
         payload = entry.payload
-        if entry.kind == "process_variant":
-            await pipeline.fail_variant(self, payload["asset_id"], payload["variant"],
-                                        f"{type(error).__name__}: {error}")
+        if entry.kind == "process_variants":
+            await pipeline.fail_variants(self, payload["asset_id"], list(payload["variants"]),
+                                         f"{type(error).__name__}: {error}")
         elif entry.kind == "promote_asset":
             await self.repo.update_asset(payload["asset_id"],
                                          error_reason=f"promotion failed: {error}"[:2000])

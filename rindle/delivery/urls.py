@@ -77,7 +77,7 @@ async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name:
         raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
                                   "are delivered", code="asset_not_deliverable")
     row = await media.repo.get_variant(asset.id, name)
-    if row is None or row.state != "ready" or not row.storage_key:
+    if row is None or row.state not in ("ready", "stale") or not row.storage_key:
         raise NotFound(f"variant {name!r} of asset {asset.id} is not ready",
                        code="variant_not_ready")
     filename = None

@@ -21,6 +21,7 @@ from .records import (
     ProcessingRun,
     PurgeRecord,
     UploadSession,
+    json_value,
 )
 from .tables import (
     assets,
@@ -129,6 +130,16 @@ class Repo:
             assets.update().where(assets.c.id == asset_id).values(**values, updated_at=now())
         )
 
+    async def merge_asset_metadata(self, asset_id: str, values: dict[str, Any]) -> None:
+        """Merge keys into the asset's metadata (read-modify-write in one transaction)."""
+        async with self.store.transaction():
+            r = await self.db.fetch_one(sa.select(assets.c.metadata).where(assets.c.id == asset_id))
+            if r is None:
+                return
+            current = json_value(r._mapping["metadata"], {})
+            await self.db.execute(assets.update().where(assets.c.id == asset_id)
+                                  .values(metadata={**current, **values}, updated_at=now()))
+
     async def transition_asset(self, asset_id: str, from_state: str, to_state: str,
                                **values: Any) -> Asset:
         row = await self._transition("asset", assets.c.id == asset_id, asset_id, from_state,
@@ -185,6 +196,23 @@ class Repo:
         row = await self._transition("variant", where, f"{asset_id}/{name}", from_state,
                                      to_state, values)
         return AssetVariant.from_row(row)
+
+    async def update_variant(self, asset_id: str, name: str, **values: Any) -> None:
+        await self.db.execute(
+            variants.update().where(variants.c.asset_id == asset_id, variants.c.name == name)
+            .values(**values, updated_at=now())
+        )
+
+    async def abandon_runs(self, asset_id: str, name: str) -> None:
+        """Close runs a dead worker left ``running`` for this variant."""
+        await self.db.execute(
+            processing_runs.update().where(
+                processing_runs.c.asset_id == asset_id,
+                processing_runs.c.variant_name == name,
+                processing_runs.c.state == "running",
+            ).values(state="abandoned", finished_at=now(),
+                     error_reason="the worker stopped before finishing")
+        )
 
     # --- upload sessions -----------------------------------------------------------------
 

@@ -10,10 +10,13 @@ ASSET: Mapping[str, frozenset[str]] = {
     "analyzing": frozenset({"promoting", "quarantined"}),
     "promoting": frozenset({"available"}),
     "available": frozenset({"processing", "transcoding", "quarantined"}),
-    "processing": frozenset({"ready", "quarantined"}),
+    # processing -> degraded and degraded -> ready extend DESIGN.md: an asset whose variant
+    # failed for good is degraded without a detour through ready, and one whose failed
+    # variants were repaired (requeue_variants) is ready again.
+    "processing": frozenset({"ready", "degraded", "quarantined"}),
     "transcoding": frozenset({"ready", "degraded", "quarantined"}),
     "ready": frozenset({"degraded", "deleted"}),
-    "degraded": frozenset({"quarantined", "deleted"}),
+    "degraded": frozenset({"ready", "quarantined", "deleted"}),
     "quarantined": frozenset({"deleted"}),
     "deleted": frozenset(),
 }

@@ -4,11 +4,16 @@ How a variant is made:
 
 1. The original is streamed from storage into a private temporary directory (never held
    whole in Python memory).
+   Local storage hands libvips the file where it lies instead.
 2. In a worker thread (the event loop never blocks on libvips) the loader is identified by
    content, the header is read and ``profile.max_pixels`` is checked *before* any pixel is
-   decoded, then ``pyvips.Image.thumbnail`` shrinks on load, auto-rotates by the EXIF
-   orientation, converts to sRGB (through the embedded ICC profile when there is one) and
-   the result is saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC).
+   decoded. Then the original is decoded **once** for all the asset's variants being built:
+   ``pyvips.Image.thumbnail`` shrinks on load to the smallest scale that still serves the
+   largest of them, auto-rotates by the EXIF orientation and converts to sRGB (through the
+   embedded ICC profile when there is one). Each variant is derived from that in-memory
+   image and saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC). A
+   16-pixel placeholder and the header facts (orientation, alpha, pages) go into the
+   asset's metadata.
 3. The output file is streamed into the profile's storage under a generated key; the
    temporary directory is always removed.
 
@@ -47,7 +52,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +79,8 @@ else:
     _IMPORT_ERROR = None
 
 __all__ = ["DEFAULT_INPUTS", "ImageProcessor", "capabilities"]
+
+Checkpoint = Callable[[str], Awaitable[bool]]
 
 #: Input formats decoded by default (names are the keys of ``_LOADER_CLASSES``).
 DEFAULT_INPUTS: frozenset[str] = frozenset({"jpeg", "png", "webp", "gif", "heif", "tiff"})
@@ -270,38 +277,6 @@ def _cut(image: Any, gravity: str, box_w: int, box_h: int) -> Any:
     return image.crop(left, top, box_w, box_h)
 
 
-def _cover(src: str, ow: int, oh: int, box_w: int, box_h: int, **kw: Any) -> Any:
-    """A thumbnail just covering the box (one side equals the box, the other overhangs)."""
-    if ow * box_h >= oh * box_w:  # relatively wider than the box: the height binds
-        return _vips.Image.thumbnail(src, _BIG, height=box_h, size="both", **kw)
-    return _vips.Image.thumbnail(src, box_w, height=_BIG, size="both", **kw)
-
-
-def _resize(src: str, variant: Variant, ow: int, oh: int, has_icc: bool) -> Any:
-    # ow x oh are the original's dimensions after auto-rotation. Only an embedded ICC
-    # profile is transformed to sRGB here: export_profile on an image without one shifts
-    # its colours (libvips would assume a different source profile); those go through
-    # colourspace("srgb") in _to_srgb instead.
-    kw: dict[str, Any] = {"fail_on": "error"}
-    if has_icc:
-        kw["export_profile"] = "srgb"
-    box_w, box_h = variant.width, variant.height
-    if variant.mode == "fit" or box_w is None or box_h is None:
-        return _vips.Image.thumbnail(src, box_w or _BIG, height=box_h or _BIG, size="down", **kw)
-    gravity = variant.gravity
-    if variant.mode == "fill":
-        if gravity in _SMART_GRAVITY:
-            return _vips.Image.thumbnail(src, box_w, height=box_h, size="both",
-                                         crop=_SMART_GRAVITY[gravity], **kw)
-        return _cut(_cover(src, ow, oh, box_w, box_h, **kw), gravity, box_w, box_h)
-    # crop: cut at the original's own scale; enlarge only when it is smaller than the box
-    if ow >= box_w and oh >= box_h:
-        image = _vips.Image.thumbnail(src, ow, height=oh, size="down", **kw)
-    else:
-        image = _cover(src, ow, oh, box_w, box_h, **kw)
-    return _cut(image, gravity, box_w, box_h)
-
-
 def _to_srgb(image: Any) -> Any:
     if image.format == "ushort" and image.interpretation == "srgb":
         image = image.copy(interpretation="rgb16")
@@ -411,9 +386,9 @@ def _save(image: Any, dst: str, fmt: str, quality: int) -> Any:
     return image
 
 
-def _render(src: str, dst_stem: str, variant: Variant, max_pixels: int | None,
-            allowed: frozenset[str], workdir: str) -> tuple[str, _Rendered]:
-    """Load, check, resize, clean and save; runs in a worker thread."""
+def _inspect_source(src: str, max_pixels: int | None, allowed: frozenset[str],
+                    workdir: str) -> tuple[str, int, int, bool, dict[str, Any]]:
+    """Loader, oriented size, ICC presence and header facts, without decoding pixels."""
     source = _input_format(src)
     if source is None:
         raise RindleError("the image could not be decoded: libvips recognises no image format "
@@ -427,25 +402,105 @@ def _render(src: str, dst_stem: str, variant: Variant, max_pixels: int | None,
         fields = header.get_fields()
         orientation = header.get("orientation") if "orientation" in fields else 1
         has_icc = "icc-profile-data" in fields
+        pages = header.get("n-pages") if "n-pages" in fields else 1
+        alpha = bool(header.hasalpha())
     except _vips.Error as exc:
         raise _decode_failed(exc, workdir) from None
     if max_pixels is not None and width * height > max_pixels:
         raise RindleError(f"{width}x{height} is over the limit of {max_pixels} pixels; the image "
                           "was not decoded", code="max_pixels_exceeded", width=width,
                           height=height)
-    if variant.format == "avif" and not _capabilities()["avif_encode"]:
-        raise RindleError("this libvips cannot write AVIF (heifsave with an AV1 encoder)",
-                          code="image_format_unsupported", output="avif")
     ow, oh = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    facts = {"orientation": orientation, "has_alpha": alpha, "pages": pages,
+             "animated": pages > 1, "loader": source}
+    return source, ow, oh, has_icc, facts
+
+
+def _needed_scale(variant: Variant, ow: int, oh: int) -> float:
+    """The scale of the original a variant needs; the shared decode serves the largest."""
+    w, h = variant.width, variant.height
+    if variant.mode == "fit" or w is None or h is None:
+        return min(w / ow if w else float("inf"), h / oh if h else float("inf"), 1.0)
+    if variant.mode == "crop" and ow >= w and oh >= h:
+        return 1.0
+    return max(w / ow, h / oh)
+
+
+def _derive(base: Any, variant: Variant, native: bool) -> Any:
+    """One variant from the shared in-memory decode (already rotated and in sRGB)."""
+    w, h = variant.width, variant.height
+    if variant.mode == "fit" or w is None or h is None:
+        return base.thumbnail_image(w or _BIG, height=h or _BIG, size="down")
+    gravity = variant.gravity
+    if variant.mode == "crop" and native and base.width >= w and base.height >= h:
+        return _cut(base, gravity, w, h)
+    if gravity in _SMART_GRAVITY and variant.mode == "fill":
+        return base.thumbnail_image(w, height=h, size="both", crop=_SMART_GRAVITY[gravity])
+    if base.width * h >= base.height * w:  # relatively wider than the box: the height binds
+        cover = base.thumbnail_image(_BIG, height=h, size="both")
+    else:
+        cover = base.thumbnail_image(w, height=_BIG, size="both")
+    return _cut(cover, gravity, w, h)
+
+
+def _placeholder(base: Any) -> str:
+    """A tiny blurred preview as a data URI, shown while the real image loads."""
+    tiny = base.thumbnail_image(16, height=16, size="down")
+    if tiny.hasalpha():
+        tiny = tiny.flatten(background=[255, 255, 255])
+    data = tiny.webpsave_buffer(Q=30, **_strip_kwargs())
+    return "data:image/webp;base64," + base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True)
+class _Batch:
+    outputs: dict[str, tuple[str, _Rendered] | RindleError]
+    facts: dict[str, Any]
+
+
+def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
+                 max_pixels: int | None, allowed: frozenset[str]) -> _Batch:
+    """Decode once, at the smallest scale that serves every variant, then derive each one.
+
+    Deriving the smaller sizes from the shared decode instead of decoding the original once
+    per variant is what makes a variant set cheaper than independent thumbnails; a single
+    variant (a requeue) decodes exactly what it needs. Runs in a worker thread.
+    """
+    source, ow, oh, has_icc, facts = _inspect_source(src, max_pixels, allowed, workdir)
+    for _, variant in items:
+        if variant.format == "avif" and not _capabilities()["avif_encode"]:
+            raise RindleError("this libvips cannot write AVIF (heifsave with an AV1 encoder)",
+                              code="image_format_unsupported", output="avif")
+    scale = min(1.0, max(_needed_scale(v, ow, oh) for _, v in items))
+    kw: dict[str, Any] = {"fail_on": "error"}
+    if has_icc:
+        # Only an embedded profile is transformed: export_profile on an image without one
+        # shifts its colours; those go through colourspace("srgb") in _to_srgb instead.
+        kw["export_profile"] = "srgb"
     try:
-        image = _resize(src, variant, ow, oh, has_icc)
-        image = _without_metadata(_to_srgb(image))
-        image, fmt = _choose_format(image, source, variant.format)
-        dst = f"{dst_stem}.{_OUTPUTS[fmt][0]}"
-        image = _save(image, dst, fmt, variant.quality)
+        bw, bh = max(1, round(ow * scale)), max(1, round(oh * scale))
+        base = _vips.Image.thumbnail(src, bw, height=bh, size="down", **kw)
+        base = _to_srgb(base).copy_memory()
     except _vips.Error as exc:
         raise _decode_failed(exc, workdir) from None
-    return dst, _Rendered(fmt, image.width, image.height)
+    native = scale >= 1.0
+    try:
+        facts["placeholder"] = _placeholder(base)
+    except _vips.Error:
+        pass  # a preview is a nicety; the variants still get built
+    outputs: dict[str, tuple[str, _Rendered] | RindleError] = {}
+    for name, variant in items:
+        try:
+            image = _without_metadata(_derive(base, variant, native))
+            image, fmt = _choose_format(image, source, variant.format)
+            dst = str(Path(workdir) / f"{name}.{_OUTPUTS[fmt][0]}")
+            image = _save(image, dst, fmt, variant.quality)
+            outputs[name] = (dst, _Rendered(fmt, image.width, image.height))
+        except _vips.Error as exc:
+            outputs[name] = _decode_failed(exc, workdir)
+        except RindleError as exc:
+            outputs[name] = exc
+    return _Batch(outputs, facts)
 
 
 def _make_workdir(parent: str | None) -> str:
@@ -478,30 +533,63 @@ class ImageProcessor:
 
     async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
                       variant: Variant) -> dict[str, Any]:
-        """Build ``variant`` of ``asset``, store it, and return the variant row's fields."""
+        """Build one variant of ``asset``, store it, and return the variant row's fields."""
+        result = (await self.process_many(media, profile, asset, [(name, variant)]))[name]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def process_many(self, media: Rindle, profile: type[Profile], asset: Asset,
+                           items: list[tuple[str, Variant]], *,
+                           checkpoint: Checkpoint | None = None,
+                           ) -> dict[str, dict[str, Any] | BaseException]:
+        """Build several variants of one asset from a single decode.
+
+        Returns each variant's row fields, or the error that stopped it. ``checkpoint(name)``
+        is awaited before each output is stored; when it returns False (the work was
+        cancelled) that output is dropped. The asset's header facts and a tiny placeholder
+        are merged into its metadata.
+        """
         if _vips is None:
             raise RindleError(f"pyvips cannot load libvips ({_IMPORT_ERROR}); install the "
                               "system libvips (Debian: libvips42)",
                               code="image_processor_unavailable")
         storage = media.storage_for(profile)
         workdir = await anyio.to_thread.run_sync(_make_workdir, self.temp_dir)
+        results: dict[str, dict[str, Any] | BaseException] = {}
         try:
-            src = str(Path(workdir) / "original")
-            async with await anyio.open_file(src, "wb") as out:
-                async for chunk in storage.stream(asset.storage_key, chunk_size=self.chunk_size):
-                    await out.write(chunk)
-            dst, rendered = await anyio.to_thread.run_sync(
-                _render, src, str(Path(workdir) / "variant"), variant, profile.max_pixels,
-                self.allowed_inputs, workdir)
-            ext, content_type = _OUTPUTS[rendered.format]
-            key = f"{asset.profile}/{asset.id}/variants/{name}-{variant.digest[:12]}.{ext}"
-            info = await storage.write(key, self._read(dst), content_type=content_type)
+            local_path = getattr(storage, "local_path", None)
+            if callable(local_path):
+                # Local storage: libvips reads the original where it lies, no copy.
+                src = str(local_path(asset.storage_key))
+            else:
+                src = str(Path(workdir) / "original")
+                async with await anyio.open_file(src, "wb") as out:
+                    async for chunk in storage.stream(asset.storage_key,
+                                                      chunk_size=self.chunk_size):
+                        await out.write(chunk)
+            batch = await anyio.to_thread.run_sync(
+                _render_many, src, workdir, items, profile.max_pixels, self.allowed_inputs)
+            for name, variant in items:
+                built = batch.outputs[name]
+                if isinstance(built, RindleError):
+                    results[name] = built
+                    continue
+                if checkpoint is not None and not await checkpoint(name):
+                    continue
+                dst, rendered = built
+                ext, content_type = _OUTPUTS[rendered.format]
+                key = f"{asset.profile}/{asset.id}/variants/{name}-{variant.digest[:12]}.{ext}"
+                info = await storage.write(key, self._read(dst), content_type=content_type)
+                results[name] = {"storage_key": key, "content_type": content_type,
+                                 "byte_size": info.size, "width": rendered.width,
+                                 "height": rendered.height}
+            await media.repo.merge_asset_metadata(asset.id, batch.facts)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(
                     functools.partial(shutil.rmtree, workdir, ignore_errors=True))
-        return {"storage_key": key, "content_type": content_type, "byte_size": info.size,
-                "width": rendered.width, "height": rendered.height}
+        return results
 
     async def _read(self, path: str) -> AsyncIterator[bytes]:
         async with await anyio.open_file(path, "rb") as f:

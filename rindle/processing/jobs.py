@@ -35,8 +35,8 @@ async def _dispatch(media: Rindle, kind: str, payload: dict[str, Any]) -> None:
 
     if kind == "promote_asset":
         await pipeline.promote(media, payload["asset_id"])
-    elif kind == "process_variant":
-        await pipeline.process_variant(media, payload["asset_id"], payload["variant"])
+    elif kind == "process_variants":
+        await pipeline.process_variants(media, payload["asset_id"], list(payload["variants"]))
     elif kind == "purge_asset":
         await purge.purge_asset(media, payload["asset_id"], payload.get("reason", "purged"))
     else:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rindle.outbox")
 
-KINDS = ("promote_asset", "process_variant", "purge_asset")
+KINDS = ("promote_asset", "process_variants", "purge_asset")
 
 
 class Outbox:

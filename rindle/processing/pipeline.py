@@ -6,17 +6,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidTransition, RindleError
-from ..model.records import Asset
+from ..model.records import Asset, AssetVariant
+from ..model.repo import now
 from ..upload import sniff
 from ..upload.filenames import extension_of
 from .scanner import ScanVerdict
 
 if TYPE_CHECKING:
     from ..app import Rindle
-    from ..profile import Profile
+    from ..profile import Profile, Variant
 
 log = logging.getLogger("rindle.pipeline")
 
@@ -158,7 +159,7 @@ async def promote(media: Rindle, asset_id: str) -> None:
 
 
 async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset) -> None:
-    """Plan a row per profile variant, queue them, and move the asset to processing."""
+    """Plan a row per profile variant, queue them as one job, and move the asset to processing."""
     if not profile.variants:
         return
     repo = media.repo
@@ -166,82 +167,173 @@ async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset)
         planned = await repo.plan_variants(
             asset.id, [(name, v.digest, v.kind) for name, v in profile.variants.items()]
         )
+        names = []
         for row in planned:
             if row.state == "planned":
                 await repo.transition_variant(asset.id, row.name, "planned", "queued")
-                await media.outbox.add("process_variant",
-                                       {"asset_id": asset.id, "variant": row.name})
+                names.append(row.name)
+        if names:
+            # One job per asset: the processor decodes the original once for all of them.
+            await media.outbox.add("process_variants", {"asset_id": asset.id, "variants": names})
         current = await repo.require_asset(asset.id)
         if current.state == "available":
             await repo.transition_asset(asset.id, "available", "processing")
 
 
-async def process_variant(media: Rindle, asset_id: str, name: str) -> None:
-    """queued -> processing -> ready | failed for one variant; then settle the asset."""
+async def _claim(media: Rindle, asset_id: str, name: str) -> AssetVariant | None:
+    """Move a queued variant to processing; a processing one (an earlier attempt or a dead
+    worker left it) is taken over. Anything else is not this job's to build."""
     repo = media.repo
-    asset = await repo.get_asset(asset_id)
-    variant = await repo.get_variant(asset_id, name)
-    if asset is None or variant is None:
-        return
-    if variant.state in ("ready", "cancelled", "purged"):
-        return
-    profile = media.profile(asset.profile)
-    spec = profile.variants.get(name)
-    processor = media.processor_for(spec.kind if spec else "image")
-    if variant.state == "queued":
-        variant = await repo.transition_variant(asset_id, name, "queued", "processing",
-                                                attempts=variant.attempts + 1)
-    if variant.state != "processing":
-        return
+    row = await repo.get_variant(asset_id, name)
+    if row is None:
+        return None
+    try:
+        if row.state == "queued":
+            return await repo.transition_variant(asset_id, name, "queued", "processing",
+                                                 attempts=row.attempts + 1)
+        if row.state == "processing":
+            await repo.abandon_runs(asset_id, name)
+            await repo.update_variant(asset_id, name, attempts=row.attempts + 1)
+            return await repo.get_variant(asset_id, name)
+    except InvalidTransition:
+        return None  # cancelled or taken by another job in between
+    return None
+
+
+async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> None:
+    """Build the named variants of one asset: queued -> processing -> ready | failed.
+
+    Idempotent: ready, cancelled and purged variants are skipped. Variants sharing a
+    processor are built together when it offers ``process_many`` (one decode for all).
+    Raises the first retryable error after recording the others, so the job is retried.
+    """
     from .jobs import WORKER_ID
 
-    run = await repo.start_run(asset_id=asset_id, variant_name=name, job="process_variant",
-                               worker=WORKER_ID, attempt=variant.attempts)
-    started = time.perf_counter()
-    if spec is None or processor is None:
-        reason = ("the profile no longer has this variant" if spec is None
-                  else f"no processor is installed for {spec.kind!r} variants")
-        await repo.finish_run(run.id, state="failed", error_reason=reason)
-        await repo.transition_variant(asset_id, name, "processing", "failed", error_reason=reason)
-        await settle_asset(media, asset_id)
+    repo = media.repo
+    asset = await repo.get_asset(asset_id)
+    if asset is None:
         return
-    try:
-        built = await processor.process(media, profile, asset, name, spec)
-    except RindleError as exc:
-        await repo.finish_run(run.id, state="failed", error_reason=exc.message)
-        raise
-    except Exception as exc:
-        await repo.finish_run(run.id, state="failed", error_reason=f"{type(exc).__name__}: {exc}")
-        raise
-    await repo.finish_run(run.id, state="succeeded",
-                          timings={"total": round(time.perf_counter() - started, 4)})
-    await repo.transition_variant(asset_id, name, "processing", "ready", **built)
+    if asset.state not in ("processing", "ready", "degraded"):
+        log.info("variants of asset %s not built: it is %s", asset_id, asset.state)
+        return
+    profile = media.profile(asset.profile)
+    groups: dict[int, tuple[Any, list[tuple[str, Variant, AssetVariant]]]] = {}
+    for name in dict.fromkeys(names):
+        row = await _claim(media, asset_id, name)
+        if row is None:
+            continue
+        spec = profile.variants.get(name)
+        processor = media.processor_for(spec.kind) if spec else None
+        if spec is None or processor is None:
+            reason = ("the profile no longer has this variant" if spec is None
+                      else f"no processor is installed for {spec.kind!r} variants")
+            await repo.transition_variant(asset_id, name, "processing", "failed",
+                                          error_reason=reason)
+            continue
+        groups.setdefault(id(processor), (processor, []))[1].append((name, spec, row))
+
+    retry: BaseException | None = None
+    for processor, members in groups.values():
+        runs = {}
+        for name, _spec, row in members:
+            runs[name] = await repo.start_run(asset_id=asset_id, variant_name=name,
+                                              job="process_variants", worker=WORKER_ID,
+                                              attempt=row.attempts)
+        started = time.perf_counter()
+
+        async def checkpoint(name: str) -> bool:
+            current = await repo.get_variant(asset_id, name)
+            return current is not None and current.state == "processing"
+
+        results = await _run_processor(media, processor, profile, asset, members, checkpoint)
+        elapsed = round(time.perf_counter() - started, 4)
+        for name, _spec, _row in members:
+            outcome = results.get(name)
+            run_id = runs[name].id
+            if outcome is None:  # cancelled at the checkpoint
+                await repo.finish_run(run_id, state="cancelled")
+                continue
+            if isinstance(outcome, BaseException):
+                reason = (outcome.message if isinstance(outcome, RindleError)
+                          else f"{type(outcome).__name__}: {outcome}")
+                await repo.finish_run(run_id, state="failed", error_reason=reason,
+                                      timings={"total": elapsed})
+                permanent = isinstance(outcome, RindleError) and not outcome.retryable
+                if permanent:
+                    await _fail(media, asset_id, name, reason)
+                elif retry is None:
+                    retry = outcome
+                continue
+            await repo.finish_run(run_id, state="succeeded",
+                                  timings={"total": elapsed, "variants": len(members)})
+            try:
+                await repo.transition_variant(asset_id, name, "processing", "ready",
+                                              error_reason=None, generated_at=now(),
+                                              **outcome)
+            except InvalidTransition:
+                # Cancelled after the checkpoint: the object must not outlive its row.
+                await media.storage_for(profile).delete(outcome["storage_key"])
     await settle_asset(media, asset_id)
+    if retry is not None:
+        raise retry
 
 
-async def fail_variant(media: Rindle, asset_id: str, name: str, reason: str) -> None:
-    """Mark a variant failed for good (its job ran out of attempts)."""
-    variant = await media.repo.get_variant(asset_id, name)
-    if variant is None or variant.state not in ("queued", "processing"):
-        return
-    if variant.state == "queued":
-        await media.repo.transition_variant(asset_id, name, "queued", "processing")
+async def _run_processor(media: Rindle, processor: Any, profile: type[Profile], asset: Asset,
+                         members: list[tuple[str, Variant, AssetVariant]],
+                         checkpoint: Any) -> dict[str, Any]:
+    many = getattr(processor, "process_many", None)
+    items = [(name, spec) for name, spec, _ in members]
+    if many is not None:
+        try:
+            return dict(await many(media, profile, asset, items, checkpoint=checkpoint))
+        except Exception as exc:  # the whole batch failed the same way (e.g. undecodable)
+            return {name: exc for name, _ in items}
+    results: dict[str, Any] = {}
+    for name, spec in items:
+        if not await checkpoint(name):
+            continue
+        try:
+            results[name] = await processor.process(media, profile, asset, name, spec)
+        except Exception as exc:
+            results[name] = exc
+    return results
+
+
+async def _fail(media: Rindle, asset_id: str, name: str, reason: str) -> None:
     try:
         await media.repo.transition_variant(asset_id, name, "processing", "failed",
                                             error_reason=reason[:2000])
     except InvalidTransition:
-        return
+        pass
+
+
+async def fail_variants(media: Rindle, asset_id: str, names: list[str], reason: str) -> None:
+    """Mark variants failed for good (their job ran out of attempts), then settle the asset."""
+    for name in names:
+        row = await media.repo.get_variant(asset_id, name)
+        if row is None:
+            continue
+        if row.state == "queued":
+            try:
+                await media.repo.transition_variant(asset_id, name, "queued", "processing")
+            except InvalidTransition:
+                continue
+        await _fail(media, asset_id, name, reason)
     await settle_asset(media, asset_id)
 
 
 async def settle_asset(media: Rindle, asset_id: str) -> None:
-    """Move a processing asset to ready once every variant is ready."""
+    """Once no variant is waiting or building: ready when none failed, degraded otherwise."""
     asset = await media.repo.get_asset(asset_id)
-    if asset is None or asset.state != "processing":
+    if asset is None or asset.state not in ("processing", "ready", "degraded"):
         return
     rows = await media.repo.list_variants(asset_id)
-    if rows and all(v.state == "ready" for v in rows):
-        try:
-            await media.repo.transition_asset(asset_id, "processing", "ready")
-        except InvalidTransition:
-            pass  # another variant's job settled it first
+    if any(v.state in ("planned", "queued", "processing") for v in rows):
+        return
+    target = "degraded" if any(v.state == "failed" for v in rows) else "ready"
+    if asset.state == target:
+        return
+    try:
+        await media.repo.transition_asset(asset_id, asset.state, target)
+    except InvalidTransition:
+        pass  # another job settled it first

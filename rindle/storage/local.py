@@ -266,6 +266,13 @@ class LocalStorage:
         token = context.sign.dumps("local.get", payload, expires_in=expires_in)
         return f"{context.router_path}/files/{token}"
 
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key``, for processors that read originals in place.
+
+        Only adapters with ``Capability.LOCAL`` have this; it never creates anything.
+        """
+        return self._path(key)
+
     def public_url(self, key: str) -> str:
         if self._public_base_url is None:
             raise DeliveryUnsupported(

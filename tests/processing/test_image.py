@@ -397,7 +397,7 @@ async def test_truncated_jpeg_fails_with_image_decode_failed(tmp_path: Path) -> 
         promoted, rows = await upload_and_build(media, cut, "cut.jpg", "image/jpeg")
         assert rows["v"].state == "failed"
         assert "could not be decoded" in (rows["v"].error_reason or "")
-        assert promoted.state == "processing"
+        assert promoted.state == "degraded"
     assert workdirs(tmp_path) == []
 
 

@@ -74,7 +74,7 @@ async def test_jobs_retry_with_backoff_then_record_the_failure(make_media: MakeM
         result = await media.upload("p", png(8, 8), filename="a.png")
         await media.drain()
         [row] = await media.repo.list_variants(result.asset.id)
-        [entry] = await media.repo.list_outbox(kind="process_variant")
+        [entry] = await media.repo.list_outbox(kind="process_variants")
         runs = await media.repo.runs_for_asset(result.asset.id)
     assert len(calls) == 3
     assert entry.state == "failed" and entry.attempts == 3

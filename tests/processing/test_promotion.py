@@ -139,7 +139,7 @@ async def test_variants_are_planned_queued_and_built(make_media: MakeMedia) -> N
         from rindle.processing import pipeline
 
         await pipeline.promote(media, asset.id)
-        await pipeline.process_variant(media, asset.id, "a")
+        await pipeline.process_variants(media, asset.id, ["a"])
         await media.drain()
         assert sorted(proc.calls) == ["a", "b"]
 
