@@ -12,8 +12,8 @@ EXPECTED = {
     "asset": """staged>validating validating>analyzing analyzing>promoting analyzing>quarantined
         promoting>available available>processing available>transcoding available>quarantined
         processing>ready processing>degraded processing>quarantined transcoding>ready
-        transcoding>degraded transcoding>quarantined ready>degraded ready>deleted degraded>ready degraded>quarantined
-        degraded>deleted quarantined>deleted""",
+        transcoding>degraded transcoding>quarantined ready>degraded ready>deleted
+        degraded>ready degraded>quarantined degraded>deleted quarantined>deleted""",
     "variant": """planned>queued planned>cancelled queued>processing queued>cancelled
         processing>ready processing>failed processing>cancelled ready>stale ready>missing
         ready>purged stale>queued missing>queued failed>queued cancelled>queued stale>purged
