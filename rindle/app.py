@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
     from starlette.routing import Router
 
+    from .processing.analyzer import Analyzer
     from .processing.processor import Processor
 
 log = logging.getLogger("rindle")
@@ -79,6 +80,8 @@ class Rindle:
         job_max_attempts: int = 5,
         app_path: str | None = None,
         processors: Mapping[str, Processor] | None = None,
+        analyzers: Sequence[Analyzer] = (),
+        job_stale_after: float = 900.0,
     ) -> None:
         if not storages:
             raise ConfigurationError("storages is empty: give at least one, e.g. "
@@ -110,10 +113,13 @@ class Rindle:
         self.store = Store(database_url)
         self.repo = Repo(self.store)
         self.queue: Queue = _make_queue(queue, app_path)
-        self.outbox = Outbox(self.repo, self.queue)
+        self.outbox = Outbox(self.repo, self.queue, stale_after=job_stale_after)
         self.live = Live(broadcast_url)
         self.broker = Broker(self)
         self._processors: dict[str, Processor] = dict(processors or {})
+        from .processing.analyzer import builtin_analyzers
+
+        self.analyzers: list[Analyzer] = [*builtin_analyzers(), *analyzers]
         self._router: Router | None = None
         self._connected = 0
         self._sweeper: asyncio.Task[None] | None = None
@@ -329,6 +335,32 @@ class Rindle:
         row = asset if isinstance(asset, Asset) else await self.asset(asset)
         return await _urls.variant_url(self, prof, row, name, actor=actor, request=request,
                                        expires_in=expires_in)
+
+    async def reprobe(self, asset_id: str) -> Asset:
+        """Re-detect the original's type, size, dimensions and facts; the state is unchanged."""
+        from .processing import repair
+
+        return await repair.reprobe(self, asset_id)
+
+    async def requeue_variants(self, asset_id: str, variant_names: list[str] | None = None, *,
+                               force: bool = False) -> list[str]:
+        """Queue failed/stale/missing/cancelled variants again (ready ones too with force)."""
+        from .processing import repair
+
+        return await repair.requeue_variants(self, asset_id, variant_names, force=force)
+
+    async def cancel_processing(self, asset_id: str) -> list[str]:
+        """Cancel queued and running variant work; a running job stops at its next checkpoint."""
+        from .processing import repair
+
+        return await repair.cancel_processing(self, asset_id)
+
+    async def regenerate_variants(self, *, profile: type[Profile] | str,
+                                  variant: str | None = None) -> Any:
+        """Mark variants built from an old recipe stale and queue them with missing ones."""
+        from .processing import repair
+
+        return await repair.regenerate_variants(self, profile, variant=variant)
 
     async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[Any]:
         """What was purged and why, newest first."""

@@ -77,7 +77,11 @@ async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name:
         raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
                                   "are delivered", code="asset_not_deliverable")
     row = await media.repo.get_variant(asset.id, name)
-    if row is None or row.state not in ("ready", "stale") or not row.storage_key:
+    # A variant being rebuilt keeps serving its previous file until the new one is ready.
+    servable = row is not None and row.storage_key and (
+        row.state == "ready" or (row.state in ("stale", "queued", "processing")
+                                 and row.generated_at is not None))
+    if row is None or not servable or not row.storage_key:
         raise NotFound(f"variant {name!r} of asset {asset.id} is not ready",
                        code="variant_not_ready")
     filename = None

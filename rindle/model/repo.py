@@ -203,6 +203,38 @@ class Repo:
             .values(**values, updated_at=now())
         )
 
+    async def mark_stale(self, profile: str, name: str, digest: str) -> int:
+        """Ready variants of ``profile`` named ``name`` built from another recipe -> stale."""
+        ts = now()
+        stale_ids = sa.select(variants.c.id).join(assets, assets.c.id == variants.c.asset_id).where(
+            assets.c.profile == profile, variants.c.name == name, variants.c.state == "ready",
+            variants.c.recipe_digest != digest)
+        rows = await self.db.fetch_all(
+            variants.update().where(variants.c.id.in_(stale_ids), variants.c.state == "ready")
+            .values(state="stale", updated_at=ts).returning(variants.c.id, variants.c.asset_id)
+        )
+        for r in rows:
+            m = r._mapping
+            await self.store.record(Change(entity="variant", entity_id=m["id"],
+                                           asset_id=m["asset_id"], from_state="ready",
+                                           to_state="stale", at=ts, profile=profile, name=name))
+        return len(rows)
+
+    async def asset_ids_needing(self, profile: str, names: Sequence[str], *,
+                                after: str | None, limit: int) -> list[str]:
+        """Settled assets of ``profile`` lacking one of ``names`` or holding a stale one."""
+        have = sa.select(sa.func.count()).select_from(variants).where(
+            variants.c.asset_id == assets.c.id, variants.c.name.in_(list(names)),
+            variants.c.state.notin_(["stale", "missing"])).scalar_subquery()
+        q = (sa.select(assets.c.id)
+             .where(assets.c.profile == profile,
+                    assets.c.state.in_(["processing", "ready", "degraded"]),
+                    have < len(set(names)))
+             .order_by(assets.c.id).limit(limit))
+        if after is not None:
+            q = q.where(assets.c.id > after)
+        return [r._mapping["id"] for r in await self.db.fetch_all(q)]
+
     async def abandon_runs(self, asset_id: str, name: str) -> None:
         """Close runs a dead worker left ``running`` for this variant."""
         await self.db.execute(

@@ -44,6 +44,7 @@ class Inspection:
     byte_size: int | None = None
     width: int | None = None
     height: int | None = None
+    metadata: dict[str, object] | None = None
 
 
 async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspection:
@@ -85,7 +86,29 @@ async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspec
                 return replace(seen, reason="max_pixels_exceeded", width=width, height=height,
                                detail=f"{width}x{height} is over the limit of "
                                       f"{profile.max_pixels} pixels")
-    return replace(seen, width=width, height=height)
+    result = replace(seen, width=width, height=height)
+    return await _analyze(media, profile, asset, result, head)
+
+
+async def _analyze(media: Rindle, profile: type[Profile], asset: Asset, result: Inspection,
+                   head: bytes) -> Inspection:
+    typed = replace(asset, kind=result.kind or asset.kind,
+                          content_type=result.content_type)
+    metadata: dict[str, object] = {}
+    width, height = result.width, result.height
+    for analyzer in media.analyzers:
+        try:
+            found = await analyzer.analyze(media, profile, typed, head)
+        except Exception:
+            log.exception("analyzer %r failed on asset %s", analyzer, asset.id)
+            continue
+        if not found:
+            continue
+        found = dict(found)
+        width = found.pop("width", width)
+        height = found.pop("height", height)
+        metadata.update(found)
+    return replace(result, width=width, height=height, metadata=metadata)
 
 
 async def _image_size(storage: object, key: str, head: bytes, mime: str,
@@ -140,7 +163,7 @@ async def promote(media: Rindle, asset_id: str) -> None:
                 result = Inspection(verdict.reason or "scanner_rejected", "the scanner refused it",
                                     content_type=result.content_type, kind=result.kind,
                                     byte_size=result.byte_size)
-        metadata = dict(asset.metadata)
+        metadata = {**asset.metadata, **(result.metadata or {})}
         metadata["inspection_seconds"] = round(time.perf_counter() - started, 4)
         fields = dict(content_type=result.content_type, kind=result.kind or asset.kind,
                       byte_size=result.byte_size, width=result.width, height=result.height,
@@ -266,6 +289,7 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
                 continue
             await repo.finish_run(run_id, state="succeeded",
                                   timings={"total": elapsed, "variants": len(members)})
+            previous = (await repo.get_variant(asset_id, name))
             try:
                 await repo.transition_variant(asset_id, name, "processing", "ready",
                                               error_reason=None, generated_at=now(),
@@ -273,6 +297,11 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
             except InvalidTransition:
                 # Cancelled after the checkpoint: the object must not outlive its row.
                 await media.storage_for(profile).delete(outcome["storage_key"])
+                continue
+            old_key = previous.storage_key if previous else None
+            if old_key and old_key != outcome["storage_key"]:
+                # The rebuilt file replaced one made from an older recipe.
+                await media.storage_for(profile).delete(old_key)
     await settle_asset(media, asset_id)
     if retry is not None:
         raise retry

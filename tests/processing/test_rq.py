@@ -39,8 +39,8 @@ def rq_env(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "rindle.cli", "worker", "--app", "tests.support.rq_app:media"],
-        env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2], start_new_session=True,
     )
 
 
@@ -95,3 +95,62 @@ async def test_five_call_flow_on_postgres_with_rq_workers(rq_env: dict[str, str]
         worker.wait(10)
     log = (tmp_path / "worker.log").read_text()
     assert up["url"].rsplit("/", 1)[1] not in log
+
+
+async def test_killing_a_worker_mid_job_loses_nothing(rq_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """kill -9 of the worker (and its work horse) in the middle of a variant job: after a new
+    worker starts and the stale-job window passes, the variant is ready and no row is left
+    in processing."""
+    import signal
+
+    os.environ["RINDLE_TEST_SLEEP"] = "3"
+    os.environ["RINDLE_TEST_STALE_AFTER"] = "2"
+    env = {**rq_env, "RINDLE_TEST_SLEEP": "3", "RINDLE_TEST_STALE_AFTER": "2"}
+    from tests.support import rq_app
+
+    media = rq_app.build()
+    log = tmp_path / "worker.log"
+    first = _worker(env, log)
+    second = None
+    try:
+        async with media.connected():
+            asset = (await media.upload("slow", png(20, 20), filename="a.png")).asset
+            for _ in range(300):
+                row = await media.repo.get_variant(asset.id, "copy")
+                if row is not None and row.state == "processing":
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the variant job never started")
+            # rq's work horse runs in its own session (setsid), so kill it by parentage.
+            horses = subprocess.run(["ps", "-o", "pid=", "--ppid", str(first.pid)],
+                                    capture_output=True, text=True).stdout.split()
+            assert horses, "no work horse found"
+            for pid in [first.pid, *map(int, horses)]:
+                os.kill(pid, signal.SIGKILL)
+            first.wait(10)
+            await asyncio.sleep(3.5)  # the sleepy job would have finished by now: it didn't
+            row = await media.repo.get_variant(asset.id, "copy")
+            assert row is not None and row.state == "processing"
+            second = _worker(env, log)
+            # The web process's sweeper re-dispatches jobs nobody finished in time.
+            for _ in range(200):
+                await media.outbox.sweep()
+                row = await media.repo.get_variant(asset.id, "copy")
+                if row is not None and row.state == "ready":
+                    break
+                await asyncio.sleep(0.1)
+            assert row is not None and row.state == "ready"
+            await _wait_state(media, asset.id, "ready")
+            runs = await media.repo.runs_for_asset(asset.id)
+            assert "abandoned" in {r.state for r in runs}
+            assert "running" not in {r.state for r in runs}
+            assert [r.state for r in runs][-1] == "succeeded"
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+        os.environ.pop("RINDLE_TEST_SLEEP", None)
+        os.environ.pop("RINDLE_TEST_STALE_AFTER", None)

@@ -21,6 +21,24 @@ class CopyProcessor:
         return {"storage_key": key, "content_type": asset.content_type, "byte_size": info.size}
 
 
+class SleepyProcessor(CopyProcessor):
+    """Sleeps before copying, so a test can kill the worker in the middle of a job."""
+
+    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
+                      variant: Variant) -> dict[str, Any]:
+        import asyncio
+
+        await asyncio.sleep(float(os.environ.get("RINDLE_TEST_SLEEP", "0")))
+        return await super().process(media, profile, asset, name, variant)
+
+
+class SlowProfile(Profile):
+    name = "slow"
+    storage = "local"
+    allow_mime = ["image/png"]
+    variants = {"copy": Variant(width=10, kind="sleepy")}
+
+
 class RQProfile(Profile):
     name = "image"
     storage = "local"
@@ -32,13 +50,14 @@ def build() -> Rindle:
     return Rindle(
         database_url=os.environ["RINDLE_TEST_DATABASE_URL"],
         storages={"local": LocalStorage(root=os.environ["RINDLE_TEST_FILES"])},
-        profiles=[RQProfile],
+        profiles=[RQProfile, SlowProfile],
         secret_keys=["test-secret-key-0123456789abcdef"],
         queue=RQQueue(os.environ["RINDLE_TEST_REDIS_URL"],
                       name=os.environ["RINDLE_TEST_RQ_QUEUE"],
                       app_path="tests.support.rq_app:media", retry_intervals=(1, 1, 1, 1)),
         authorizer=AllowAll(),
-        processors={"copy": CopyProcessor()},
+        processors={"copy": CopyProcessor(), "sleepy": SleepyProcessor()},
+        job_stale_after=float(os.environ.get("RINDLE_TEST_STALE_AFTER", "900")),
         app_path="tests.support.rq_app:media",
     )
 

@@ -1,0 +1,142 @@
+"""Repairs an operator or adopter asks for: reprobe, requeue, cancel, regenerate stale variants."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidTransition, NotFound
+from ..model.records import Asset
+from . import pipeline
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+    from ..profile import Profile
+
+log = logging.getLogger("rindle.repair")
+
+_REQUEUABLE = ("failed", "stale", "missing", "cancelled")
+
+
+async def reprobe(media: Rindle, asset_id: str) -> Asset:
+    """Read the stored original again: type, size, dimensions and analyzer facts.
+
+    It updates what is known and never changes the asset's state; a file that would now be
+    refused is reported in ``metadata["reprobe_problem"]`` for the operator to act on.
+    """
+    asset = await media.asset(asset_id)
+    profile = media.profile(asset.profile)
+    result = await pipeline.inspect(media, profile, asset)
+    metadata = {**asset.metadata, **(result.metadata or {})}
+    if result.reason:
+        metadata["reprobe_problem"] = {"reason": result.reason, "detail": result.detail}
+    else:
+        metadata.pop("reprobe_problem", None)
+    await media.repo.update_asset(
+        asset_id, content_type=result.content_type or asset.content_type,
+        kind=result.kind or asset.kind, byte_size=result.byte_size or asset.byte_size,
+        width=result.width, height=result.height, metadata=metadata)
+    return await media.asset(asset_id)
+
+
+async def requeue_variants(media: Rindle, asset_id: str, variant_names: list[str] | None = None,
+                           *, force: bool = False) -> list[str]:
+    """Queue failed, stale, missing and cancelled variants again (with ``force``, ready ones
+    too). Variants the profile defines but the asset lacks are planned. Returns the names
+    queued; variants already queued or building are left alone."""
+    repo = media.repo
+    asset = await media.asset(asset_id)
+    profile = media.profile(asset.profile)
+    if asset.state not in ("processing", "ready", "degraded"):
+        raise InvalidTransition("asset", asset_id, asset.state, "processing")
+    names = list(variant_names) if variant_names is not None else list(profile.variants)
+    for name in names:
+        profile.variant(name)  # unknown names fail loudly, before anything changes
+    queued: list[str] = []
+    async with repo.store.transaction():
+        await repo.plan_variants(asset_id, [(n, profile.variants[n].digest,
+                                             profile.variants[n].kind) for n in names])
+        for name in names:
+            row = await repo.get_variant(asset_id, name)
+            assert row is not None
+            digest = profile.variants[name].digest
+            state = row.state
+            if state == "ready" and force:
+                await repo.transition_variant(asset_id, name, "ready", "stale")
+                state = "stale"
+            if state in _REQUEUABLE or state == "planned":
+                await repo.transition_variant(asset_id, name, state, "queued",
+                                              recipe_digest=digest, error_reason=None)
+                queued.append(name)
+        if queued:
+            await media.outbox.add("process_variants", {"asset_id": asset_id,
+                                                        "variants": queued})
+    return queued
+
+
+async def cancel_processing(media: Rindle, asset_id: str) -> list[str]:
+    """Cancel the asset's planned, queued and building variants. A job building one stops at
+    its next checkpoint (before storing) and drops its output. Returns the names cancelled."""
+    repo = media.repo
+    await media.asset(asset_id)
+    cancelled: list[str] = []
+    for row in await repo.list_variants(asset_id):
+        if row.state in ("planned", "queued", "processing"):
+            try:
+                await repo.transition_variant(asset_id, row.name, row.state, "cancelled",
+                                              error_reason="cancelled")
+                cancelled.append(row.name)
+            except InvalidTransition:
+                pass  # it finished or failed in the meantime
+    await pipeline.settle_asset(media, asset_id)
+    return cancelled
+
+
+@dataclass(frozen=True)
+class RegenerateReport:
+    """What ``regenerate_variants`` did."""
+
+    marked_stale: int
+    planned_missing: int
+    queued: int
+
+
+async def regenerate_variants(media: Rindle, profile: type[Profile] | str, *,
+                              variant: str | None = None, batch: int = 200) -> RegenerateReport:
+    """Bring every asset of a profile to its current recipes.
+
+    Ready variants built from an older recipe (their digest differs) become ``stale``;
+    variants the profile gained are planned; then stale and missing ones are queued. Old
+    variant files stay served until their replacements are ready.
+    """
+    prof = media.profile(profile)
+    names = [variant] if variant else list(prof.variants)
+    for name in names:
+        prof.variant(name)
+    repo = media.repo
+    stale = planned = queued = 0
+    for name in names:
+        digest = prof.variants[name].digest
+        stale += await repo.mark_stale(prof.name, name, digest)
+    after: str | None = None
+    while True:
+        ids = await repo.asset_ids_needing(prof.name, names, after=after, limit=batch)
+        if not ids:
+            break
+        for asset_id in ids:
+            before = {v.name for v in await repo.list_variants(asset_id)}
+            try:
+                done = await requeue_variants(media, asset_id, [
+                    n for n in names if n not in before or await _needs(media, asset_id, n)])
+            except (InvalidTransition, NotFound):
+                continue
+            planned += len([n for n in done if n not in before])
+            queued += len(done)
+        after = ids[-1]
+    return RegenerateReport(marked_stale=stale, planned_missing=planned, queued=queued)
+
+
+async def _needs(media: Rindle, asset_id: str, name: str) -> bool:
+    row = await media.repo.get_variant(asset_id, name)
+    return row is not None and row.state in ("stale", "missing")
