@@ -157,3 +157,27 @@ async def test_without_a_processor_variants_fail_with_a_reason(make_media: MakeM
         [row] = await media.repo.list_variants(asset.id)
     assert row.state == "failed"
     assert "no processor" in (row.error_reason or "")
+
+
+async def test_a_16_pixel_file_claiming_50000_squared_is_quarantined(media: Rindle) -> None:
+    data = png_claiming(50000, 50000)
+    assert len(data) < 100
+    asset = await _upload(media, data, "bomb.png")
+    assert (asset.state, asset.quarantine_reason) == ("quarantined", "max_pixels_exceeded")
+    assert (asset.width, asset.height) == (50000, 50000)
+
+
+class Tagger:
+    """A custom analyzer: adds a fact every asset of kind image gets."""
+
+    async def analyze(self, media: Rindle, profile: type[Profile], asset: Asset,
+                      head: bytes) -> dict[str, Any] | None:
+        return {"first_byte": head[0], "profile_seen": profile.name}
+
+
+async def test_a_custom_analyzer_adds_metadata(make_media: MakeMedia) -> None:
+    media = make_media(analyzers=[Tagger()])
+    async with media.connected():
+        asset = await _upload(media, png(10, 10), "t.png")
+    assert asset.metadata["first_byte"] == 0x89
+    assert asset.metadata["profile_seen"] == "image"
