@@ -115,6 +115,10 @@ class Rindle:
         self.queue: Queue = _make_queue(queue, app_path)
         self.outbox = Outbox(self.repo, self.queue, stale_after=job_stale_after)
         self.live = Live(broadcast_url)
+        if isinstance(self.queue, RQQueue) and broadcast_url.startswith("memory://"):
+            log.warning("rq workers run in other processes, but broadcast_url is memory://: "
+                        "their live events will not reach this process; use a redis:// "
+                        "broadcast_url")
         self.broker = Broker(self)
         self._processors: dict[str, Processor] = dict(processors or {})
         from .processing.analyzer import builtin_analyzers

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from broadcaster import Broadcast
-
 from .events import LiveEvent, channel
+from .redis_backend import make_broadcast
 
 log = logging.getLogger("rindle.live")
 
@@ -16,12 +15,15 @@ class Live:
     """Publishes and subscribes through one ``broadcaster.Broadcast``.
 
     ``memory://`` reaches subscribers in this process only; with rq workers in other
-    processes use a Redis URL so their events reach the web process.
+    processes use a Redis URL so their events reach the web process. Redis gets Rindle's
+    own backend (works with current redis-py, reconnects after a Redis restart) and every
+    subscriber a bounded buffer: a subscriber that falls behind, or a reconnect, yields a
+    ``resync`` event, after which it should re-read the current state.
     """
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._broadcast = Broadcast(url)
+        self._broadcast = make_broadcast(url)
         self._connected = False
 
     def __repr__(self) -> str:
@@ -42,8 +44,8 @@ class Live:
             return  # outside the lifespan (CLI, tests): there is nobody to hear it
         try:
             await self._broadcast.publish(channel(kind, ident), event.encode())
-        except Exception:  # a lost live event must never fail the change that caused it
-            log.exception("could not publish %s on %s:%s", event.name, kind, ident)
+        except Exception as exc:  # a lost live event must never fail the change behind it
+            log.warning("could not publish %s on %s:%s: %s", event.name, kind, ident, exc)
 
     async def subscribe(self, kind: str, ident: str) -> AsyncIterator[LiveEvent]:
         """Yield the events of one subject as they are published, until the caller stops."""

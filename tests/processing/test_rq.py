@@ -73,9 +73,24 @@ async def test_five_call_flow_on_postgres_with_rq_workers(rq_env: dict[str, str]
             up = body["upload"]
             assert (await client.put(up["url"], content=data,
                                      headers=up["headers"])).status_code == 200
+            events: list[str] = []
+
+            async def listen() -> None:
+                async for event in media.live.subscribe("asset", body["asset_id"]):
+                    events.append(event.name if event.name != "state_change"
+                                  else f"{event.data['entity']}:{event.data['to']}")
+                    if event.name == "variant_ready":
+                        return
+
+            listener = asyncio.create_task(listen())
+            await asyncio.sleep(0.2)
             done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
             assert done.status_code == 200
-            # Promotion and the variant job both run in the worker process.
+            # Promotion and the variant job both run in the worker process; their events
+            # reach this process through Redis.
+            await asyncio.wait_for(listener, 30)
+            assert "asset:promoting" in events and "variant:ready" in events
+            assert events[-1] == "variant_ready"
             await _wait_state(media, body["asset_id"], "ready")
             await media.attach(body["asset_id"], ("User", 1), "avatar")
             url = await media.url("image", body["asset_id"])

@@ -55,6 +55,7 @@ def build() -> Rindle:
         queue=RQQueue(os.environ["RINDLE_TEST_REDIS_URL"],
                       name=os.environ["RINDLE_TEST_RQ_QUEUE"],
                       app_path="tests.support.rq_app:media", retry_intervals=(1, 1, 1, 1)),
+        broadcast_url=os.environ["RINDLE_TEST_REDIS_URL"],
         authorizer=AllowAll(),
         processors={"copy": CopyProcessor(), "sleepy": SleepyProcessor()},
         job_stale_after=float(os.environ.get("RINDLE_TEST_STALE_AFTER", "900")),
