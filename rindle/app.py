@@ -23,7 +23,9 @@ from .processing.outbox import Outbox
 from .processing.queue import InlineQueue, Queue, RQQueue
 from .profile import Profile
 from .storage.base import Storage, StorageContext, UploadTicket
+from .upload import multipart as _multipart
 from .upload.broker import Broker, UploadResult
+from .upload.multipart import MultipartSession
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -305,6 +307,39 @@ class Rindle:
         """Server-side upload, streamed to storage, verified like a direct one."""
         return await self.broker.upload(profile, file, filename=filename,
                                         content_type=content_type, byte_size=byte_size)
+
+    # --- multipart (S3) -------------------------------------------------------------------
+
+    async def initiate_multipart_upload(self, profile: type[Profile] | str, *,
+                                        filename: str | None, byte_size: int,
+                                        content_type: str | None = None,
+                                        part_size: int | None = None) -> MultipartSession:
+        """Start a browser multipart upload; the storage's upload id stays server-side."""
+        return await _multipart.initiate_multipart_upload(
+            self, profile, filename=filename, byte_size=byte_size, content_type=content_type,
+            part_size=part_size)
+
+    async def sign_multipart_part(self, session_id: str, part_number: int) -> UploadTicket:
+        """Where to PUT one part (its size is bound into the signature)."""
+        return await _multipart.sign_multipart_part(self, session_id, part_number)
+
+    async def sign_multipart_parts(self, session_id: str,
+                                   part_numbers: Sequence[int]) -> dict[int, UploadTicket]:
+        """Sign several parts in one call."""
+        return await _multipart.sign_multipart_parts(self, session_id, part_numbers)
+
+    async def list_uploaded_parts(self, session_id: str) -> list[dict[str, Any]]:
+        """The parts storage already has, so a client can resume after a reload."""
+        return await _multipart.list_uploaded_parts(self, session_id)
+
+    async def complete_multipart_upload(self, session_id: str,
+                                        parts: Sequence[dict[str, Any]]) -> UploadResult:
+        """Check the part list, complete it in storage, then verify like any upload."""
+        return await _multipart.complete_multipart_upload(self, session_id, parts)
+
+    async def abort_multipart_upload(self, session_id: str) -> UploadSession:
+        """Abort in storage, mark the session aborted and purge the staged asset."""
+        return await _multipart.abort_multipart_upload(self, session_id)
 
     async def asset(self, asset_id: str) -> Asset:
         """The asset row; NotFound when there is none."""

@@ -75,6 +75,11 @@ class Store:
             options["min_size"] = min_size
             options["max_size"] = max_size
         self.database = Database(self.url, **options)
+        self._pool: Any = None
+        if self.dialect == "sqlite":
+            from ._sqlite_pool import install
+
+            self._pool = install(self.database)
         self.listeners: list[Listener] = []
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
@@ -96,6 +101,8 @@ class Store:
     async def disconnect(self) -> None:
         if self.database.is_connected:
             await self.database.disconnect()
+        if self._pool is not None:
+            await self._pool.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

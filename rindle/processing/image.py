@@ -53,6 +53,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -426,6 +427,25 @@ def _needed_scale(variant: Variant, ow: int, oh: int) -> float:
     return max(w / ow, h / oh)
 
 
+def _base_box(items: list[tuple[str, Variant]], ow: int, oh: int,
+              scale: float) -> tuple[int, int]:
+    """The thumbnail box of the shared decode, as (width, height=...).
+
+    Only the side that binds is constrained: rounding both sides of a box computed from
+    ``scale`` can make the other side bind instead and come out a pixel short. When the
+    largest variant is a ``fit``, its own box is used, so it is exactly what an
+    independent thumbnail would give.
+    """
+    if scale >= 1.0:
+        return ow, oh
+    largest = max(items, key=lambda item: _needed_scale(item[1], ow, oh))[1]
+    if largest.mode == "fit" or largest.width is None or largest.height is None:
+        return largest.width or _BIG, largest.height or _BIG
+    if largest.width / ow >= largest.height / oh:  # the width binds the cover
+        return largest.width, _BIG
+    return _BIG, largest.height
+
+
 def _derive(base: Any, variant: Variant, native: bool) -> Any:
     """One variant from the shared in-memory decode (already rotated and in sRGB)."""
     w, h = variant.width, variant.height
@@ -478,7 +498,7 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
         # shifts its colours; those go through colourspace("srgb") in _to_srgb instead.
         kw["export_profile"] = "srgb"
     try:
-        bw, bh = max(1, round(ow * scale)), max(1, round(oh * scale))
+        bw, bh = _base_box(items, ow, oh, scale)
         base = _vips.Image.thumbnail(src, bw, height=bh, size="down", **kw)
         base = _to_srgb(base).copy_memory()
     except _vips.Error as exc:
@@ -488,18 +508,28 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
         facts["placeholder"] = _placeholder(base)
     except _vips.Error:
         pass  # a preview is a nicety; the variants still get built
-    outputs: dict[str, tuple[str, _Rendered] | RindleError] = {}
-    for name, variant in items:
+    def build(name: str, variant: Variant) -> tuple[str, _Rendered] | RindleError:
         try:
             image = _without_metadata(_derive(base, variant, native))
             image, fmt = _choose_format(image, source, variant.format)
             dst = str(Path(workdir) / f"{name}.{_OUTPUTS[fmt][0]}")
             image = _save(image, dst, fmt, variant.quality)
-            outputs[name] = (dst, _Rendered(fmt, image.width, image.height))
+            return dst, _Rendered(fmt, image.width, image.height)
         except _vips.Error as exc:
-            outputs[name] = _decode_failed(exc, workdir)
+            return _decode_failed(exc, workdir)
         except RindleError as exc:
-            outputs[name] = exc
+            return exc
+
+    # Encoders (WebP, AVIF) are single-threaded and release the GIL: encode the outputs
+    # side by side, the slowest first, so the cores stay busy after the shared decode.
+    order = sorted(items, key=lambda item: -_needed_scale(item[1], ow, oh))
+    workers = min(len(order), os.cpu_count() or 1)
+    if workers <= 1:
+        outputs = {name: build(name, variant) for name, variant in order}
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rindle-encode") as pool:
+            futures = {name: pool.submit(build, name, variant) for name, variant in order}
+            outputs = {name: futures[name].result() for name, _ in items}
     return _Batch(outputs, facts)
 
 

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import telemetry
+from ..errors import NotFound
 
 if TYPE_CHECKING:
     from ..app import Rindle
@@ -32,6 +33,14 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     storage = media.storage_named(asset.storage)
     keys = [v.storage_key for v in await repo.list_variants(asset_id) if v.storage_key]
     keys.append(asset.storage_key)
+    abort = getattr(storage, "abort_multipart", None)
+    for session in await repo.sessions_for_asset(asset_id):
+        # An unfinished multipart upload keeps its parts (and their cost) until aborted.
+        if abort is not None and session.multipart_upload_id and session.state != "completed":
+            try:
+                await abort(session.upload_key, session.multipart_upload_id)
+            except NotFound:
+                pass
     for key in keys:
         await storage.delete(key)
     async with repo.store.transaction():

@@ -150,4 +150,7 @@ def build_router(media: Rindle) -> Router:
         Route("/local/{token}", local_put, methods=["PUT"]),
         Route("/files/{token}", local_get, methods=["GET", "HEAD"]),
     ]
+    from .multipart_routes import multipart_routes
+
+    routes += multipart_routes(media)
     return Router(routes=routes)

@@ -1,0 +1,484 @@
+"""A storage adapter for S3 and S3-compatible services (R2, MinIO, moto) on aiobotocore.
+
+Import it explicitly (``from rindle.storage.s3 import S3Storage``); it needs the ``rindle[s3]``
+extra. One aiobotocore client per runtime, opened in ``open()`` and closed in ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import anyio
+
+from ..delivery.content_disposition import content_disposition
+from ..errors import (
+    ConfigurationError,
+    DeliveryUnsupported,
+    FileTooLarge,
+    NotFound,
+    ObjectNotFound,
+    RindleError,
+    StorageError,
+    ValidationError,
+)
+from .base import Capability, ObjectInfo, StorageContext, UploadTicket
+
+try:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    _MISSING: ImportError | None = _exc
+else:
+    _MISSING = None
+
+if TYPE_CHECKING:
+    from aiobotocore.client import AioBaseClient
+
+MiB = 1024 * 1024
+#: S3's highest part number (rindle.upload.multipart plans parts within S3's limits).
+MAX_PARTS = 10_000
+#: The part size of server-side writes; a body that fits in one part is one PUT.
+WRITE_PART_SIZE = 8 * MiB
+#: SigV4 presigned URLs live at most seven days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+_ADDRESSING = ("auto", "path", "virtual")
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_BAD_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
+
+
+class S3Storage:
+    """Objects live in one S3 bucket (optionally under ``key_prefix``); clients upload straight
+    to S3 with presigned PUTs or presigned multipart parts, and read through presigned GETs.
+
+    Credentials come from the standard AWS chain (environment, shared config, instance or
+    task role) unless ``access_key_id``/``secret_access_key`` are given; they never appear in
+    ``repr`` or in error messages. ``endpoint_url`` points at an S3-compatible service;
+    ``public_base_url`` is the CDN (or bucket website) that serves public profiles.
+    ``max_attempts`` counts botocore's tries per call (standard retry mode).
+
+    A presigned PUT binds Content-Type *and* Content-Length, so S3 itself refuses another type
+    or size. The client sends the ticket's ``Content-Type`` header; ``Content-Length`` is set by
+    every HTTP client (browsers' fetch/XHR included) from the body and is not listed.
+    """
+
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.PRESIGNED_PUT, Capability.HEAD, Capability.SIGNED_URL,
+         Capability.MULTIPART_UPLOAD}
+    )
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        addressing_style: str = "auto",
+        key_prefix: str = "",
+        public_base_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        if _MISSING is not None:
+            raise RuntimeError(
+                "S3Storage needs aiobotocore, which is not installed: "
+                "pip install 'rindle[s3]'"
+            ) from _MISSING
+        if not bucket:
+            raise ConfigurationError("S3Storage needs a bucket name", code="invalid_storage")
+        if addressing_style not in _ADDRESSING:
+            raise ConfigurationError(
+                f"addressing_style must be one of {', '.join(_ADDRESSING)}, "
+                f"not {addressing_style!r}", code="invalid_storage")
+        if (access_key_id is None) != (secret_access_key is None):
+            raise ConfigurationError(
+                "give both access_key_id and secret_access_key, or neither (to use the "
+                "standard AWS credential chain)", code="invalid_storage")
+        prefix = key_prefix.strip("/")
+        self.bucket = bucket
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.addressing_style = addressing_style
+        self.key_prefix = f"{prefix}/" if prefix else ""
+        self.public_base_url = public_base_url
+        self.max_attempts = max(1, int(max_attempts))
+        self._credentials = (access_key_id, secret_access_key, session_token)
+        self._stack: AsyncExitStack | None = None
+        self._client: AioBaseClient | None = None
+
+    def __repr__(self) -> str:
+        return (f"S3Storage(bucket={self.bucket!r}, region={self.region!r}, "
+                f"endpoint_url={self.endpoint_url!r}, key_prefix={self.key_prefix!r})")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, context: StorageContext) -> None:
+        if self._client is not None:
+            return
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": self.addressing_style},
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            # S3-compatible services (R2, MinIO, older gateways) reject the newer default
+            # checksum headers; send checksums only where S3 requires them.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        access_key, secret_key, token = self._credentials
+        stack = AsyncExitStack()
+        try:
+            self._client = await stack.enter_async_context(
+                AioSession().create_client(
+                    "s3", region_name=self.region, endpoint_url=self.endpoint_url,
+                    aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                    aws_session_token=token, config=config,
+                )
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _c(self) -> AioBaseClient:
+        if self._client is None:
+            raise ConfigurationError(
+                "S3Storage is not open: the runtime must call `await storage.open(context)` "
+                "first (Rindle does it in connect()/lifespan)", code="storage_not_open")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/") or "\x00" in key:
+            raise StorageError("the storage key is not a safe relative key",
+                               code="invalid_storage_key")
+        return self.key_prefix + key
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        with _s3_errors("HeadObject", key):
+            try:
+                r = await self._c().head_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as exc:
+                if _code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+        return ObjectInfo(key=key, size=int(r["ContentLength"]), etag=r.get("ETag"),
+                          content_type=r.get("ContentType"), modified_at=r.get("LastModified"))
+
+    async def read_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ValueError("start and length must not be negative")
+        if length == 0:
+            return b""
+        with _s3_errors("GetObject", key):
+            try:
+                r = await self._c().get_object(Bucket=self.bucket, Key=self._key(key),
+                                               Range=f"bytes={start}-{start + length - 1}")
+            except ClientError as exc:
+                if _code(exc) == "InvalidRange":
+                    return b""  # start is at or past the end
+                raise
+            async with r["Body"] as body:
+                data: bytes = await body.read()
+        return data[:length]
+
+    async def stream(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 64 * 1024
+    ) -> AsyncIterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must not be negative and chunk_size must be positive")
+        if end is not None and end < start:
+            return
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if start or end is not None:
+            params["Range"] = f"bytes={start}-{'' if end is None else end}"
+        with _s3_errors("GetObject", key):
+            try:
+                r = await self._c().get_object(**params)
+            except ClientError as exc:
+                if _code(exc) == "InvalidRange":
+                    return
+                raise
+            async with r["Body"] as body:
+                async for chunk in body.iter_chunks(chunk_size):
+                    if chunk:
+                        yield chunk
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None = None,
+        max_bytes: int | None = None,
+    ) -> ObjectInfo:
+        """Stream ``chunks`` to S3 holding at most one 8 MiB part in memory.
+
+        A body that fits in one part is a single PutObject; a larger one becomes a multipart
+        upload, aborted on any error, cancellation or overflow so nothing is left behind.
+        """
+        object_key = self._key(key)
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        buf = io.BytesIO()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        total = 0
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                total += len(chunk)
+                # Checked before buffering, so an oversized body is never held or sent whole.
+                if max_bytes is not None and total > max_bytes:
+                    raise FileTooLarge(f"the file is larger than the {max_bytes}-byte limit",
+                                       max_bytes=max_bytes)
+                view = memoryview(chunk)
+                while view:
+                    if buf.tell() == WRITE_PART_SIZE:  # full, and more is coming: send it
+                        if upload_id is None:
+                            upload_id = await self._create(object_key, extra, key)
+                        parts.append(await self._upload_part(object_key, upload_id,
+                                                             len(parts) + 1, buf, key))
+                        buf = io.BytesIO()
+                    room = WRITE_PART_SIZE - buf.tell()
+                    buf.write(view[:room])
+                    view = view[room:]
+            buf.seek(0)
+            if upload_id is None:
+                with _s3_errors("PutObject", key):
+                    r = await self._c().put_object(Bucket=self.bucket, Key=object_key,
+                                                   Body=buf, **extra)
+            else:
+                parts.append(await self._upload_part(object_key, upload_id, len(parts) + 1,
+                                                     buf, key))
+                with _s3_errors("CompleteMultipartUpload", key):
+                    r = await self._c().complete_multipart_upload(
+                        Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                        MultipartUpload={"Parts": parts})
+                upload_id = None
+        except BaseException:
+            if upload_id is not None:
+                # Shielded: a cancelled write must still take its parts away.
+                with anyio.CancelScope(shield=True):
+                    await self._abort_quietly(object_key, upload_id)
+            raise
+        return ObjectInfo(key=key, size=total, etag=r.get("ETag"), content_type=content_type,
+                          modified_at=datetime.now(UTC))
+
+    async def _create(self, object_key: str, extra: dict[str, Any], key: str) -> str:
+        with _s3_errors("CreateMultipartUpload", key):
+            r = await self._c().create_multipart_upload(Bucket=self.bucket, Key=object_key,
+                                                        **extra)
+        return str(r["UploadId"])
+
+    async def _upload_part(self, object_key: str, upload_id: str, number: int,
+                           buf: io.BytesIO, key: str) -> dict[str, Any]:
+        buf.seek(0)
+        with _s3_errors("UploadPart", key):
+            # A file-like body is sent in small pieces, so the part is never copied whole.
+            r = await self._c().upload_part(Bucket=self.bucket, Key=object_key,
+                                            UploadId=upload_id, PartNumber=number, Body=buf)
+        return {"PartNumber": number, "ETag": r["ETag"]}
+
+    async def _abort_quietly(self, object_key: str, upload_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._c().abort_multipart_upload(Bucket=self.bucket, Key=object_key,
+                                                   UploadId=upload_id)
+
+    async def delete(self, key: str) -> bool:
+        if await self.head(key) is None:
+            return False
+        with _s3_errors("DeleteObject", key):
+            await self._c().delete_object(Bucket=self.bucket, Key=self._key(key))
+        return True
+
+    # -- URLs --------------------------------------------------------------------------------
+
+    async def presign_put(
+        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str
+    ) -> UploadTicket:
+        if byte_size < 0:
+            raise ValueError("byte_size must not be negative")
+        if not content_type:
+            raise ValueError("content_type is required for a presigned PUT")
+        ttl = _ttl(expires_in)
+        # Taken before signing, so the advertised expiry is never later than the URL's own.
+        expires_at = datetime.fromtimestamp(int(time.time()) + ttl, tz=UTC)
+        params = {"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type,
+                  "ContentLength": byte_size}
+        with _s3_errors("PresignPutObject", key):
+            url = await self._c().generate_presigned_url("put_object", Params=params,
+                                                         ExpiresIn=ttl)
+        return UploadTicket(method="PUT", url=url, headers={"Content-Type": content_type},
+                            expires_at=expires_at)
+
+    async def signed_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        content_type: str | None = None,
+        disposition: str = "inline",
+    ) -> str:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            "ResponseContentDisposition": content_disposition(disposition, filename),
+        }
+        if content_type:
+            params["ResponseContentType"] = content_type
+        with _s3_errors("PresignGetObject", key):
+            url: str = await self._c().generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=_ttl(expires_in))
+        return url
+
+    def public_url(self, key: str) -> str:
+        if self.public_base_url is None:
+            raise DeliveryUnsupported(
+                "this S3Storage has no public URL: pass public_base_url= (a CDN or the "
+                "bucket's public endpoint), or keep the profile private so Rindle signs URLs")
+        path = quote(self._key(key), safe="/-_.~")
+        return f"{self.public_base_url.rstrip('/')}/{path}"
+
+    # -- multipart primitives (used by rindle.upload.multipart) ---------------------------
+
+    async def create_multipart(self, key: str, content_type: str | None) -> str:
+        """Start a multipart upload under ``key``; returns S3's upload id (keep it private)."""
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        return await self._create(self._key(key), extra, key)
+
+    async def presign_part(self, key: str, upload_id: str, part_number: int, *,
+                           expires_in: int, content_length: int | None = None) -> str:
+        """A presigned PUT for one part; with ``content_length`` S3 refuses any other size."""
+        if not 1 <= part_number <= MAX_PARTS:
+            raise ValidationError(f"part numbers run from 1 to {MAX_PARTS}",
+                                  code="invalid_part_number")
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key),
+                                  "UploadId": upload_id, "PartNumber": part_number}
+        if content_length is not None:
+            params["ContentLength"] = content_length
+        with _s3_errors("PresignUploadPart", key):
+            url: str = await self._c().generate_presigned_url(
+                "upload_part", Params=params, ExpiresIn=_ttl(expires_in))
+        return url
+
+    async def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts S3 holds so far: ``[{part_number, etag, size}]`` in part order."""
+        found: list[dict[str, Any]] = []
+        paginator = self._c().get_paginator("list_parts")
+        with _s3_errors("ListParts", key):
+            async for page in paginator.paginate(Bucket=self.bucket, Key=self._key(key),
+                                                 UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    found.append({"part_number": int(part["PartNumber"]),
+                                  "etag": str(part["ETag"]), "size": int(part["Size"])})
+        found.sort(key=lambda p: p["part_number"])
+        return found
+
+    async def complete_multipart(self, key: str, upload_id: str,
+                                 parts: Sequence[dict[str, Any]]) -> None:
+        """Join ``parts`` (``{part_number, etag}``, ascending) into the object under ``key``."""
+        listed = [{"PartNumber": int(p["part_number"]), "ETag": _quoted(str(p["etag"]))}
+                  for p in parts]
+        with _s3_errors("CompleteMultipartUpload", key):
+            await self._c().complete_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+                MultipartUpload={"Parts": listed})
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort the upload and drop its parts; NotFound when there is no such upload."""
+        with _s3_errors("AbortMultipartUpload", key):
+            await self._c().abort_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                                   UploadId=upload_id)
+
+    async def list_multipart_uploads(self, key: str | None = None) -> list[str]:
+        """Upload ids of unfinished multipart uploads (under ``key``, or the whole prefix)."""
+        prefix = self._key(key) if key else self.key_prefix
+        ids: list[str] = []
+        paginator = self._c().get_paginator("list_multipart_uploads")
+        with _s3_errors("ListMultipartUploads", key or ""):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                ids.extend(str(u["UploadId"]) for u in page.get("Uploads", [])
+                           if key is None or u["Key"] == prefix)
+        return ids
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _ttl(expires_in: int) -> int:
+    return max(1, min(int(expires_in), MAX_PRESIGN_SECONDS))
+
+
+def _quoted(etag: str) -> str:
+    etag = etag.strip()
+    return etag if etag.startswith('"') else f'"{etag.strip(chr(34))}"'
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _translate(exc: BaseException, operation: str, key: str) -> RindleError:
+    """A Rindle error for a botocore/transport failure. Only the operation, the key and S3's
+    error code are shown: never a URL, a credential or botocore's own message."""
+    if isinstance(exc, ClientError):
+        code = _code(exc) or str(_status(exc))
+        if code == "NoSuchUpload":
+            return NotFound(f"the multipart upload for {key!r} does not exist any more (it was "
+                            "completed or aborted); start a new upload",
+                            code="multipart_upload_not_found")
+        if code in _BAD_PARTS_CODES:
+            return ValidationError(
+                f"S3 refused the part list ({code}): every part must be uploaded, listed once "
+                "in ascending order with the ETag S3 returned for it, and all but the last "
+                "must be at least 5 MiB", code="invalid_parts", s3_code=code)
+        if code in _NOT_FOUND_CODES:
+            return ObjectNotFound("there is no stored object under this key")
+        if code == "NoSuchBucket":
+            return StorageError(f"S3 {operation} failed: the bucket does not exist",
+                                s3_code=code)
+        return StorageError(f"S3 {operation} failed with {code}; the operation can be retried "
+                            "(check the bucket, credentials and permissions if it persists)",
+                            s3_code=code)
+    return StorageError(f"S3 {operation} failed: {type(exc).__name__} (S3 could not be "
+                        "reached or did not answer in time)")
+
+
+@contextlib.contextmanager
+def _s3_errors(operation: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        raise _translate(exc, operation, key) from None
+    except BotoCoreError as exc:
+        raise _translate(exc, operation, key) from None
+    except _TRANSPORT_ERRORS as exc:
+        raise _translate(exc, operation, key) from None
+
+
+__all__ = ["S3Storage"]
