@@ -1,16 +1,21 @@
-"""The database connection: dialect-aware URLs, transactions, and changes published after commit."""
+"""The database: an async SQLAlchemy engine, transactions, changes published after commit."""
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from databases import Database
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql.base import Executable
 
+from ..errors import ConfigurationError
 from .records import Change
 
 log = logging.getLogger("rindle.model")
@@ -21,7 +26,10 @@ Listener = Callable[[Change], Awaitable[None]]
 _pending: contextvars.ContextVar[list[Change] | None] = contextvars.ContextVar(
     "rindle_pending_changes", default=None
 )
-_depth: contextvars.ContextVar[int] = contextvars.ContextVar("rindle_tx_depth", default=0)
+# The connection of the current task's transaction, if any.
+_conn: contextvars.ContextVar[AsyncConnection | None] = contextvars.ContextVar(
+    "rindle_tx_connection", default=None
+)
 # Work to run once the outermost transaction has committed (dispatching outbox rows).
 _after: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = (
     contextvars.ContextVar("rindle_after_commit", default=None)
@@ -29,7 +37,7 @@ _after: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = (
 
 
 def normalize_url(url: str) -> tuple[str, str]:
-    """The async driver URL for ``databases`` and the dialect name, from any common spelling."""
+    """The async driver URL (aiosqlite/asyncpg) and the dialect name, from any spelling."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a database URL: {url!r}")
@@ -59,85 +67,114 @@ def redact_url(url: str) -> str:
 
 
 class Store:
-    """Owns the ``databases.Database`` and hands out transactions.
+    """Owns the SQLAlchemy async engine; runs statements and hands out transactions.
 
-    SQLite allows one writer at a time and ``databases`` opens a connection per task, so two
-    tasks upgrading read locks to write locks would deadlock; on SQLite, transactions in this
-    process are serialized with a lock (the embedded default is a single process).
+    Statements outside ``transaction()`` run in their own short transaction. Inside one,
+    every statement of the task uses the transaction's connection (a context variable), so
+    repository code never passes connections around. On SQLite, transactions begin with
+    ``BEGIN IMMEDIATE``: a transaction that reads and then writes would otherwise fail at
+    once with "database is locked" when another connection wrote in between; taking the
+    write lock up front makes it wait (``busy_timeout``) instead.
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url, self.dialect = normalize_url(url)
-        options: dict[str, Any] = {}
-        if self.dialect == "sqlite":
-            options["timeout"] = 30
-        else:
-            options["min_size"] = min_size
-            options["max_size"] = max_size
-        self.database = Database(self.url, **options)
-        self._pool: Any = None
-        if self.dialect == "sqlite":
-            from ._sqlite_pool import install
-
-            self._pool = install(self.database)
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self.engine: AsyncEngine | None = None
         self.listeners: list[Listener] = []
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     def __repr__(self) -> str:
         return f"Store({redact_url(self.url)!r})"
 
     @property
     def connected(self) -> bool:
-        return bool(self.database.is_connected)
+        return self.engine is not None
 
     async def connect(self) -> None:
-        if self.database.is_connected:
+        if self.engine is not None:
             return
-        await self.database.connect()
         if self.dialect == "sqlite":
-            # WAL lets readers proceed while one writer commits; it is a property of the file.
-            await self.database.execute("PRAGMA journal_mode=WAL")
+            engine = create_async_engine(self.url, connect_args={"timeout": 30},
+                                         pool_size=self._pool_size,
+                                         max_overflow=self._max_overflow,
+                                         poolclass=AsyncAdaptedQueuePool)
+            _sqlite_events(engine)
+        else:
+            engine = create_async_engine(self.url, pool_size=self._pool_size,
+                                         max_overflow=self._max_overflow, pool_pre_ping=True)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            await engine.dispose()
+            raise ConfigurationError(
+                f"cannot connect to the database {redact_url(self.url)}: "
+                f"{type(exc).__name__}", code="database_unreachable") from exc
+        self.engine = engine
 
     async def disconnect(self) -> None:
-        if self.database.is_connected:
-            await self.database.disconnect()
-        if self._pool is not None:
-            await self._pool.close()
+        if self.engine is not None:
+            engine, self.engine = self.engine, None
+            await engine.dispose()
+
+    def _engine(self) -> AsyncEngine:
+        if self.engine is None:
+            raise ConfigurationError("the database is not connected: use `async with "
+                                     "media.connected():` or mount media.lifespan",
+                                     code="not_connected")
+        return self.engine
+
+    # --- statements ----------------------------------------------------------------------
+
+    async def fetch_all(self, stmt: Executable) -> list[Row[Any]]:
+        conn = _conn.get()
+        if conn is not None:
+            return list((await conn.execute(stmt)).all())
+        async with self._engine().begin() as own:
+            return list((await own.execute(stmt)).all())
+
+    async def fetch_one(self, stmt: Executable) -> Row[Any] | None:
+        rows = await self.fetch_all(stmt)
+        return rows[0] if rows else None
+
+    async def execute(self, stmt: Executable) -> None:
+        conn = _conn.get()
+        if conn is not None:
+            await conn.execute(stmt)
+            return
+        async with self._engine().begin() as own:
+            await own.execute(stmt)
+
+    # --- transactions --------------------------------------------------------------------
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """A transaction; changes recorded inside it are published only after it commits."""
-        depth = _depth.get()
-        if depth > 0:
-            token = _depth.set(depth + 1)
-            try:
-                async with self.database.transaction():
-                    yield
-            finally:
-                _depth.reset(token)
+        """A transaction; changes recorded inside it are published only after it commits.
+
+        Nested calls become savepoints of the outer transaction.
+        """
+        outer = _conn.get()
+        if outer is not None:
+            async with outer.begin_nested():
+                yield
             return
         pending: list[Change] = []
         after: list[Callable[[], Awaitable[None]]] = []
         p_token = _pending.set(pending)
         a_token = _after.set(after)
-        d_token = _depth.set(1)
         try:
-            if self._write_lock is not None:
-                async with self._write_lock:
-                    async with self.database.transaction():
-                        # databases opens SQLite transactions with a deferred BEGIN; a write
-                        # after a read in such a transaction fails at once with "database is
-                        # locked" when another connection wrote in between. Taking the write
-                        # lock first (like BEGIN IMMEDIATE) makes it wait its turn instead.
-                        await self.database.execute("DELETE FROM rindle_outbox WHERE 0")
+            async with self._engine().connect() as conn:
+                conn = await conn.execution_options(rindle_immediate=True)
+                c_token = _conn.set(conn)
+                try:
+                    async with conn.begin():
                         yield
-            else:
-                async with self.database.transaction():
-                    yield
+                finally:
+                    _conn.reset(c_token)
         finally:
             _pending.reset(p_token)
             _after.reset(a_token)
-            _depth.reset(d_token)
         await self._publish(pending)
         for fn in after:
             try:
@@ -169,3 +206,24 @@ class Store:
                 except Exception:  # a listener must never undo a committed change
                     log.exception("change listener failed for %s %s", change.entity,
                                   change.entity_id)
+
+
+def _sqlite_events(engine: AsyncEngine) -> None:
+    # SQLAlchemy's documented recipe for pysqlite/aiosqlite: stop the driver from emitting
+    # its own BEGIN, and emit it ourselves, so savepoints work and we choose the lock mode.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        # WAL lets readers go on while one writer commits; NORMAL skips the fsync per commit
+        # (a power cut may lose the last commits, never consistency).
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("rindle_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

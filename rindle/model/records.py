@@ -23,7 +23,7 @@ def utc(value: Any) -> datetime | None:
 
 
 def json_value(value: Any, default: Any) -> Any:
-    # asyncpg hands JSON columns back as text (encode/databases#138); SQLite gives objects.
+    # Defensive: some drivers hand JSON back as text rather than objects.
     if value is None:
         return default
     if isinstance(value, (str, bytes)):

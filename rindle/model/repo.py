@@ -61,7 +61,7 @@ class Repo:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.db = store.database
+        self.db = store
 
     # --- generic -------------------------------------------------------------------------
 
@@ -404,8 +404,8 @@ class Repo:
         return [OutboxEntry.from_row(_row(r)) for r in await self.db.fetch_all(q)]
 
     async def count_outbox(self) -> dict[str, int]:
-        q = sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
-        return {r[0]: int(r[1]) for r in await self.db.fetch_all(q)}
+        q = sa.select(outbox.c.state, sa.func.count().label("n")).group_by(outbox.c.state)
+        return {str(r._mapping["state"]): int(r._mapping["n"]) for r in await self.db.fetch_all(q)}
 
     # --- processing runs -----------------------------------------------------------------
 
@@ -451,8 +451,8 @@ class Repo:
 
     async def count_by_state(self, entity: str) -> dict[str, int]:
         table = _TABLES[entity]
-        q = sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
-        return {r[0]: int(r[1]) for r in await self.db.fetch_all(q)}
+        q = sa.select(table.c.state, sa.func.count().label("n")).group_by(table.c.state)
+        return {str(r._mapping["state"]): int(r._mapping["n"]) for r in await self.db.fetch_all(q)}
 
 
 def _insert_ignore(dialect: str, table: sa.Table, row: dict[str, Any],

@@ -203,21 +203,18 @@ async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset)
             await repo.transition_asset(asset.id, "available", "processing")
 
 
-async def _claim(media: Rindle, asset_id: str, name: str) -> AssetVariant | None:
+async def _claim(media: Rindle, row: AssetVariant) -> AssetVariant | None:
     """Move a queued variant to processing; a processing one (an earlier attempt or a dead
     worker left it) is taken over. Anything else is not this job's to build."""
     repo = media.repo
-    row = await repo.get_variant(asset_id, name)
-    if row is None:
-        return None
     try:
         if row.state == "queued":
-            return await repo.transition_variant(asset_id, name, "queued", "processing",
+            return await repo.transition_variant(row.asset_id, row.name, "queued", "processing",
                                                  attempts=row.attempts + 1)
         if row.state == "processing":
-            await repo.abandon_runs(asset_id, name)
-            await repo.update_variant(asset_id, name, attempts=row.attempts + 1)
-            return await repo.get_variant(asset_id, name)
+            await repo.abandon_runs(row.asset_id, row.name)
+            await repo.update_variant(row.asset_id, row.name, attempts=row.attempts + 1)
+            return replace(row, attempts=row.attempts + 1)
     except InvalidTransition:
         return None  # cancelled or taken by another job in between
     return None
@@ -228,7 +225,9 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
 
     Idempotent: ready, cancelled and purged variants are skipped. Variants sharing a
     processor are built together when it offers ``process_many`` (one decode for all).
-    Raises the first retryable error after recording the others, so the job is retried.
+    Bookkeeping happens in two transactions (claim, record) around the work, so a variant
+    set costs a handful of round trips to the database, not dozens. Raises the first
+    retryable error after recording the others, so the job is retried.
     """
     from .jobs import WORKER_ID
 
@@ -240,69 +239,76 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
         log.info("variants of asset %s not built: it is %s", asset_id, asset.state)
         return
     profile = media.profile(asset.profile)
+    wanted = set(names)
     groups: dict[int, tuple[Any, list[tuple[str, Variant, AssetVariant]]]] = {}
-    for name in dict.fromkeys(names):
-        row = await _claim(media, asset_id, name)
-        if row is None:
-            continue
-        spec = profile.variants.get(name)
-        processor = media.processor_for(spec.kind) if spec else None
-        if spec is None or processor is None:
-            reason = ("the profile no longer has this variant" if spec is None
-                      else f"no processor is installed for {spec.kind!r} variants")
-            await repo.transition_variant(asset_id, name, "processing", "failed",
-                                          error_reason=reason)
-            continue
-        groups.setdefault(id(processor), (processor, []))[1].append((name, spec, row))
+    runs: dict[str, str] = {}
+    async with repo.store.transaction():
+        for current in await repo.list_variants(asset_id):
+            if current.name not in wanted:
+                continue
+            row = await _claim(media, current)
+            if row is None:
+                continue
+            spec = profile.variants.get(row.name)
+            processor = media.processor_for(spec.kind) if spec else None
+            if spec is None or processor is None:
+                reason = ("the profile no longer has this variant" if spec is None
+                          else f"no processor is installed for {spec.kind!r} variants")
+                await repo.transition_variant(asset_id, row.name, "processing", "failed",
+                                              error_reason=reason)
+                continue
+            groups.setdefault(id(processor), (processor, []))[1].append((row.name, spec, row))
+            run = await repo.start_run(asset_id=asset_id, variant_name=row.name,
+                                       job="process_variants", worker=WORKER_ID,
+                                       attempt=row.attempts)
+            runs[row.name] = run.id
+
+    async def checkpoint(name: str) -> bool:
+        current = await repo.get_variant(asset_id, name)
+        return current is not None and current.state == "processing"
 
     retry: BaseException | None = None
+    superseded: list[str] = []
     for processor, members in groups.values():
-        runs = {}
-        for name, _spec, row in members:
-            runs[name] = await repo.start_run(asset_id=asset_id, variant_name=name,
-                                              job="process_variants", worker=WORKER_ID,
-                                              attempt=row.attempts)
         started = time.perf_counter()
-
-        async def checkpoint(name: str) -> bool:
-            current = await repo.get_variant(asset_id, name)
-            return current is not None and current.state == "processing"
-
         results = await _run_processor(media, processor, profile, asset, members, checkpoint)
         elapsed = round(time.perf_counter() - started, 4)
-        for name, _spec, _row in members:
-            outcome = results.get(name)
-            run_id = runs[name].id
-            if outcome is None:  # cancelled at the checkpoint
-                await repo.finish_run(run_id, state="cancelled")
-                continue
-            if isinstance(outcome, BaseException):
-                reason = (outcome.message if isinstance(outcome, RindleError)
-                          else f"{type(outcome).__name__}: {outcome}")
-                await repo.finish_run(run_id, state="failed", error_reason=reason,
-                                      timings={"total": elapsed})
-                permanent = isinstance(outcome, RindleError) and not outcome.retryable
-                if permanent:
-                    await _fail(media, asset_id, name, reason)
-                elif retry is None:
-                    retry = outcome
-                continue
-            await repo.finish_run(run_id, state="succeeded",
-                                  timings={"total": elapsed, "variants": len(members)})
-            previous = (await repo.get_variant(asset_id, name))
-            try:
-                await repo.transition_variant(asset_id, name, "processing", "ready",
-                                              error_reason=None, generated_at=now(),
-                                              **outcome)
-            except InvalidTransition:
-                # Cancelled after the checkpoint: the object must not outlive its row.
-                await media.storage_for(profile).delete(outcome["storage_key"])
-                continue
-            old_key = previous.storage_key if previous else None
-            if old_key and old_key != outcome["storage_key"]:
-                # The rebuilt file replaced one made from an older recipe.
-                await media.storage_for(profile).delete(old_key)
-    await settle_asset(media, asset_id)
+        async with repo.store.transaction():
+            for name, _spec, row in members:
+                outcome = results.get(name)
+                run_id = runs[name]
+                if outcome is None:  # cancelled at the checkpoint
+                    await repo.finish_run(run_id, state="cancelled")
+                    continue
+                if isinstance(outcome, BaseException):
+                    reason = (outcome.message if isinstance(outcome, RindleError)
+                              else f"{type(outcome).__name__}: {outcome}")
+                    await repo.finish_run(run_id, state="failed", error_reason=reason,
+                                          timings={"total": elapsed})
+                    if isinstance(outcome, RindleError) and not outcome.retryable:
+                        await _fail(media, asset_id, name, reason)
+                    elif retry is None:
+                        retry = outcome
+                    continue
+                await repo.finish_run(run_id, state="succeeded",
+                                      timings={"total": elapsed, "variants": len(members)})
+                try:
+                    await repo.transition_variant(asset_id, name, "processing", "ready",
+                                                  error_reason=None, generated_at=now(),
+                                                  **outcome)
+                except InvalidTransition:
+                    # Cancelled after the checkpoint: the object must not outlive its row.
+                    superseded.append(outcome["storage_key"])
+                    continue
+                if row.storage_key and row.storage_key != outcome["storage_key"]:
+                    # The rebuilt file replaced one made from an older recipe.
+                    superseded.append(row.storage_key)
+            await settle_asset(media, asset_id)
+    storage = media.storage_for(profile)
+    for key in superseded:
+        await storage.delete(key)
+    if not groups:
+        await settle_asset(media, asset_id)
     if retry is not None:
         raise retry
 
