@@ -14,6 +14,7 @@ from .media import media
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     migrate.upgrade(media.database_url)
     uvicorn.run("demo_app.app:app", host=os.environ.get("HOST", "127.0.0.1"),
                 port=int(os.environ.get("PORT", "8000")), log_level="info")

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
+from rindle.storage.base import Storage
 
 VAR = Path(os.environ.get("RINDLE_DEMO_VAR", "var")).resolve()
 VAR.mkdir(parents=True, exist_ok=True)
@@ -24,9 +25,26 @@ def _secret() -> str:
     return path.read_text().strip()
 
 
+def _storages() -> dict[str, Storage]:
+    """Local disk by default; S3 (or MinIO, R2) when RINDLE_S3_ENDPOINT_URL and
+    RINDLE_S3_BUCKET are set, with credentials from the usual AWS variables."""
+    endpoint, bucket = os.environ.get("RINDLE_S3_ENDPOINT_URL"), os.environ.get("RINDLE_S3_BUCKET")
+    if endpoint and bucket:
+        from rindle.storage.s3 import S3Storage
+
+        return {"media": S3Storage(bucket=bucket, endpoint_url=endpoint,
+                                   region=os.environ.get("AWS_REGION", "us-east-1"),
+                                   addressing_style="path")}
+    return {"media": LocalStorage(root=os.environ.get("RINDLE_UPLOAD_ROOT",
+                                                      str(VAR / "uploads")))}
+
+
+STORAGES = _storages()
+
+
 class AvatarProfile(Profile):
     name = "avatar"
-    storage = "local"
+    storage = "media"
     allow_mime = ["image/png", "image/jpeg", "image/webp", "image/heic"]
     max_bytes = 8 * 1024 * 1024
     variants = {
@@ -37,8 +55,7 @@ class AvatarProfile(Profile):
 
 media = Rindle(
     database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
-    storages={"local": LocalStorage(root=os.environ.get("RINDLE_UPLOAD_ROOT",
-                                                        str(VAR / "uploads")))},
+    storages=STORAGES,
     profiles=[AvatarProfile],
     secret_keys=[_secret()],
     queue=os.environ.get("RINDLE_QUEUE", "inline"),
