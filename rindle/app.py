@@ -293,6 +293,37 @@ class Rindle:
         return await self.broker.initiate_upload(profile, filename=filename,
                                                  content_type=content_type, byte_size=byte_size)
 
+    def upload_options(self, profile: type[Profile] | str) -> dict[str, Any]:
+        """What a client needs to pick an upload flow for this profile's storage.
+
+        ``strategies`` lists the flows the storage supports, best first for large files:
+        ``multipart`` (files over ``multipart_threshold``), ``tus``, ``presigned_put``.
+        """
+        from .storage.base import Capability
+
+        prof = self.profile(profile)
+        caps = self.storage_for(prof).capabilities
+        strategies = []
+        if Capability.MULTIPART_UPLOAD in caps:
+            strategies.append("multipart")
+        if Capability.TUS_UPLOAD in caps:
+            strategies.append("tus")
+        if Capability.PRESIGNED_PUT in caps:
+            strategies.append("presigned_put")
+        return {
+            "profile": prof.name,
+            "strategies": strategies,
+            "max_bytes": prof.max_bytes,
+            "accept": list(prof.allow_mime),
+            "extensions": list(prof.allow_extensions or ()),
+            "multipart_threshold": 16 * 1024 * 1024,
+            "endpoints": {
+                "uploads": f"{self.router_path}/uploads",
+                "multipart": f"{self.router_path}/multipart",
+                "tus": f"{self.router_path}/tus/{prof.name}/",
+            },
+        }
+
     async def sign_url(self, session_id: str) -> UploadTicket:
         """Shortcut for ``media.broker.sign_url``."""
         return await self.broker.sign_url(session_id)

@@ -143,7 +143,14 @@ def build_router(media: Rindle) -> Router:
         raise UploadUnsupported("no storage here serves files through Rindle",
                                 code="delivery_unsupported")
 
+    @_errors
+    async def upload_options(request: Request) -> Response:
+        name = request.path_params["profile"]
+        await authorize(request, "upload", profile=name)
+        return JSONResponse(media.upload_options(name))
+
     routes = [
+        Route("/profiles/{profile}/upload-options", upload_options, methods=["GET"]),
         Route("/uploads", create_upload, methods=["POST"]),
         Route("/uploads/{session_id}/complete", complete_upload, methods=["POST"]),
         Route("/assets/{asset_id}", show_asset, methods=["GET"]),

@@ -298,3 +298,15 @@ async def test_default_authorizer_denies(make_media: MakeMedia) -> None:
         r = await initiate(client, byte_size=10)
         assert r.status_code == 403
         assert r.json()["error"]["code"] == "forbidden"
+
+
+async def test_upload_options_tell_the_client_which_flows_work(server_media: Rindle) -> None:
+    async with LiveServer(adopter_app(server_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.get("/rindle/profiles/image/upload-options")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["strategies"] == ["presigned_put"]
+        assert body["max_bytes"] == 1024 * 1024
+        assert "image/png" in body["accept"]
+        assert (await client.get("/rindle/profiles/nope/upload-options")).status_code == 404
