@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.templating import Jinja2Templates
 
 from rindle.errors import RindleError, ValidationError
 from rindle.web.routes import error_response
 from rindle.web.serialize import asset_json
+from rindle.web.templating import AssetView, install
 
 from .media import AvatarProfile, media
 
@@ -23,27 +26,41 @@ class User:
         self.id = user_id
 
 
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+install(templates.env, media)
+DEMO_USER = "1"
+
+
+async def _avatar_view(request: Request, user_id: str) -> AssetView | None:
+    attachment = await media.attachment_for(User(user_id), "avatar")
+    if attachment is None or attachment.asset is None:
+        return None
+    return await media.html.view(attachment.asset, request=request)
+
+
 async def home(request: Request) -> Response:
-    base = f"{request.url.scheme}://{request.url.netloc}"
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Cohort — Rindle demo</title></head>
-<body>
-<h1>Cohort</h1>
-<p>Rindle's demo app. The router is mounted at <code>/rindle</code>; profile
-<code>{html.escape(AvatarProfile.name)}</code> accepts PNG, JPEG, WebP and HEIC up to 8 MB.</p>
-<h2>Upload an avatar with curl</h2>
-<pre>
-curl -s -X POST {base}/rindle/uploads -H 'content-type: application/json' \\
-  -d '{{"profile":"avatar","filename":"me.png","content_type":"image/png",'\\
-'"byte_size":'$(stat -c%s me.png)'}}'
-curl -s -X PUT "$UPLOAD_URL" -H 'content-type: image/png' --data-binary @me.png
-curl -s -X POST {base}/rindle/uploads/$SESSION_ID/complete
-curl -s -X PUT {base}/users/1/avatar -H "content-type: application/json" \\
-  -d '{{"asset_id":"'$ASSET_ID'"}}'
-curl -s {base}/users/1/avatar
-</pre>
-</body></html>"""
-    return HTMLResponse(page)
+    return templates.TemplateResponse(request, "index.html", {
+        "user_id": DEMO_USER,
+        "view": await _avatar_view(request, DEMO_USER),
+        "accept": ",".join(AvatarProfile.allow_mime),
+        "base": f"{request.url.scheme}://{request.url.netloc}",
+    })
+
+
+async def post_avatar_html(request: Request) -> Response:
+    """htmx: the uploader finished; attach the asset and render the live avatar block."""
+    form = await request.form()
+    asset_id = form.get("asset_id")
+    if not isinstance(asset_id, str) or not asset_id:
+        return HTMLResponse("<p>Upload first.</p>", status_code=422)
+    user_id = request.path_params["user_id"]
+    try:
+        await media.attach(asset_id, User(user_id), "avatar")
+    except RindleError as exc:
+        return HTMLResponse(f"<p>Could not attach: {html.escape(exc.message)}</p>",
+                            status_code=exc.status_code)
+    return templates.TemplateResponse(request, "_avatar.html",
+                                      {"view": await _avatar_view(request, user_id)})
 
 
 async def put_avatar(request: Request) -> Response:
@@ -84,6 +101,7 @@ app = Starlette(
         Route("/users/{user_id}/avatar", get_avatar, methods=["GET"]),
         Route("/users/{user_id}/avatar", put_avatar, methods=["PUT"]),
         Route("/users/{user_id}/avatar", delete_avatar, methods=["DELETE"]),
+        Route("/users/{user_id}/avatar/html", post_avatar_html, methods=["POST"]),
         Mount("/rindle", app=media.router),
     ],
     lifespan=media.lifespan,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .processing.analyzer import Analyzer
     from .processing.processor import Processor
+    from .web.templating import Html
 
 log = logging.getLogger("rindle")
 
@@ -127,6 +128,7 @@ class Rindle:
 
         self.analyzers: list[Analyzer] = [*builtin_analyzers(), *analyzers]
         self._router: Router | None = None
+        self._html: Html | None = None
         self._connected = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.store.listeners.append(self._on_change)
@@ -283,6 +285,15 @@ class Rindle:
 
             self._router = build_router(self)
         return self._router
+
+    @property
+    def html(self) -> Html:
+        """Asset views and the picture/video/badge/uploader macros, from Python."""
+        if self._html is None:
+            from .web.templating import Html
+
+            self._html = Html(self)
+        return self._html
 
     # --- the public API ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
 from ..delivery.authorizer import AuthRequest, is_allowed
@@ -19,6 +19,7 @@ from ..errors import Forbidden, RindleError, UploadUnsupported, ValidationError
 from ..model.records import Asset
 from ._files import object_response
 from .serialize import asset_json
+from .static import StaticFiles
 
 if TYPE_CHECKING:
     from ..app import Rindle
@@ -149,8 +150,21 @@ def build_router(media: Rindle) -> Router:
         await authorize(request, "upload", profile=name)
         return JSONResponse(media.upload_options(name))
 
+    @_errors
+    async def asset_fragment(request: Request) -> Response:
+        q = request.query_params
+        names, queries = q.getlist("v"), q.getlist("m")
+        pairs = [(n, (queries[i] if i < len(queries) else "") or None)
+                 for i, n in enumerate(names)]
+        markup = await media.html.picture_fragment(
+            request.path_params["asset_id"], variants=pairs, alt=q.get("alt", ""),
+            sizes=q.get("sizes") or None, loading=q.get("loading", "lazy"), request=request)
+        return HTMLResponse(str(markup), headers={"Cache-Control": "no-store"})
+
     routes = [
         Route("/profiles/{profile}/upload-options", upload_options, methods=["GET"]),
+        Route("/fragments/asset/{asset_id}", asset_fragment, methods=["GET"]),
+        Route("/static/{path}", StaticFiles(), methods=["GET", "HEAD"]),
         Route("/uploads", create_upload, methods=["POST"]),
         Route("/uploads/{session_id}/complete", complete_upload, methods=["POST"]),
         Route("/assets/{asset_id}", show_asset, methods=["GET"]),

@@ -1,0 +1,233 @@
+"""Jinja helpers: asset views signed for one viewer, the ``rindle/macros.html`` macros, and
+the HTML fragments live events swap in.
+
+Signing URLs and reading variant rows are async, and Starlette renders templates
+synchronously, so a template never does I/O: the route prepares an :class:`AssetView` with
+``await media.html.view(asset, request=request)`` and the macros render it. From Python,
+``await media.html.picture_tag(...)`` does both and returns ``Markup``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from ..delivery.authorizer import AuthRequest, is_allowed
+from ..delivery.urls import DELIVERABLE
+from ..errors import RindleError
+from ..model.records import Asset
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from ..app import Rindle
+    from ..profile import Profile
+
+_FORMAT_ORDER = {"image/avif": 0, "image/webp": 1}
+
+
+@dataclass(frozen=True)
+class VariantView:
+    """One variant as one viewer may see it: ``url`` is ``None`` until it is servable."""
+
+    name: str
+    state: str
+    url: str | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class AssetView:
+    """Everything the macros render for one asset and one viewer; no I/O left to do.
+
+    ``url`` and the variants' ``url`` are signed for this viewer, or ``None`` when the
+    Authorizer refuses (then nothing secret is rendered). ``events_url`` is the SSE stream
+    with a short-lived subscribe token, set while the asset may still change.
+    """
+
+    id: str
+    profile: str
+    state: str
+    kind: str
+    content_type: str | None
+    width: int | None
+    height: int | None
+    filename: str | None = None
+    placeholder: str | None = None
+    url: str | None = None
+    variants: dict[str, VariantView] = field(default_factory=dict)
+    events_url: str | None = None
+    fragment_url: str | None = None
+    allowed: bool = False
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing about the asset will change without an operator."""
+        return self.state in ("ready", "degraded", "quarantined", "deleted") or (
+            self.state == "available" and not self.variants)
+
+
+_UNSETTLED = ("staged", "validating", "analyzing", "promoting", "available", "processing",
+              "transcoding")
+
+
+class Html:
+    """``media.html``: asset views and the macros, callable from Python."""
+
+    def __init__(self, media: Rindle) -> None:
+        self.media = media
+        self.env = Environment(
+            loader=PackageLoader("rindle", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True, lstrip_blocks=True,
+        )
+        _add_globals(self.env, media)
+
+    async def view(self, asset: Asset | str, *, request: HTTPConnection | None = None,
+                   actor: Any = None, expires_in: int | None = None) -> AssetView:
+        """Prepare ``asset`` for rendering: states, dimensions and URLs signed for this viewer."""
+        media = self.media
+        row = asset if isinstance(asset, Asset) else await media.asset(asset)
+        profile = media.profile(row.profile)
+        allowed = await is_allowed(media.authorizer_for(profile), AuthRequest(
+            action="view", profile=profile.name, asset=row, actor=actor, request=request))
+        variants: dict[str, VariantView] = {}
+        for v in await media.repo.list_variants(row.id):
+            url = None
+            if allowed:
+                try:
+                    url = await media.variant_url(profile, row, v.name, actor=actor,
+                                                  request=request, expires_in=expires_in)
+                except RindleError:
+                    url = None
+            variants[v.name] = VariantView(name=v.name, state=v.state, url=url,
+                                           content_type=v.content_type, width=v.width,
+                                           height=v.height)
+        url = None
+        if allowed and row.state in DELIVERABLE:
+            try:
+                url = await media.url(profile, row, actor=actor, request=request,
+                                      expires_in=expires_in)
+            except RindleError:
+                url = None
+        events_url = fragment_url = None
+        if allowed and (row.state in _UNSETTLED or any(
+                v.state in ("planned", "queued", "processing") for v in variants.values())):
+            from ..live.sse import subscribe_token
+
+            token = subscribe_token(media, row.id)
+            events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
+            fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
+        return AssetView(
+            id=row.id, profile=row.profile, state=row.state, kind=row.kind,
+            content_type=row.content_type, width=row.width, height=row.height,
+            filename=row.filename, placeholder=row.metadata.get("placeholder"), url=url,
+            variants=variants, events_url=events_url if allowed else None,
+            fragment_url=fragment_url if allowed else None, allowed=allowed)
+
+    def _macro(self, name: str) -> Any:
+        return getattr(self.env.get_template("rindle/macros.html").module, name)
+
+    async def picture_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
+                          variants: Sequence[tuple[str, str | None] | str] = (),
+                          alt: str, sizes: str | None = None, loading: str = "lazy",
+                          request: HTTPConnection | None = None, actor: Any = None,
+                          **attrs: Any) -> Markup:
+        """A responsive ``<picture>``; the original stands in while variants build."""
+        view = await self.view(asset, request=request, actor=actor)
+        if view.profile != self.media.profile(profile).name:
+            raise RindleError(f"asset {view.id} is not a {profile!r} asset", code="not_found")
+        return Markup(self._macro("picture")(view, variants=list(variants), alt=alt,
+                                             sizes=sizes, loading=loading, attrs=attrs))
+
+    async def video_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
+                        variants: Sequence[str] = (), poster: str | None = None,
+                        controls: bool = True, request: HTTPConnection | None = None,
+                        actor: Any = None, **attrs: Any) -> Markup:
+        """A ``<video>`` with a source per ready variant (or the original)."""
+        view = await self.view(asset, request=request, actor=actor)
+        return Markup(self._macro("video")(view, variants=list(variants), poster=poster,
+                                           controls=controls, attrs=attrs))
+
+    async def picture_fragment(self, asset_id: str, *, variants: Sequence[tuple[str, str | None]],
+                               alt: str, sizes: str | None, loading: str,
+                               request: HTTPConnection | None = None) -> Markup:
+        """The picture markup a live ``<picture>`` fetches when a variant becomes ready."""
+        view = await self.view(asset_id, request=request)
+        return Markup(self._macro("picture")(view, variants=list(variants), alt=alt,
+                                             sizes=sizes, loading=loading, attrs={}))
+
+    async def badge_tag(self, asset: Asset | str, *, request: HTTPConnection | None = None,
+                        actor: Any = None) -> Markup:
+        """A live "processing… / ready / failed" badge that updates over SSE."""
+        view = await self.view(asset, request=request, actor=actor)
+        return Markup(self._macro("badge")(view))
+
+    def uploader_tag(self, profile: type[Profile] | str, *, name: str,
+                     label: str | None = None) -> Markup:
+        """A file input wired to the JS uploader; the asset id lands in hidden ``name``."""
+        prof = self.media.profile(profile)
+        return Markup(self._macro("uploader")(prof.name, name=name, label=label,
+                                              accept=",".join(prof.allow_mime)))
+
+    def fragment(self, event_name: str, data: dict[str, Any]) -> str | None:
+        """The HTML an ``sse-swap`` target receives for one live event, or ``None`` when the
+        event has nothing to show (a variant's or session's own state change).
+
+        Asset state changes (and the snapshot sent on connect or after a resync) render the
+        badge label; ``variant_ready``/``variant_failed`` are sent as empty triggers that
+        make a ``<picture>`` fetch its new markup.
+        """
+        if event_name in ("state_change", "resync"):
+            if data.get("entity", "asset") != "asset" or "to" not in data:
+                return None
+            return str(self._macro("badge_label")(str(data["to"])))
+        if event_name in ("variant_ready", "variant_failed"):
+            return ""
+        if event_name == "processing_progress":
+            return str(self._macro("progress_label")(data))
+        return None
+
+
+def _static_url(media: Rindle, name: str) -> str:
+    from .static import static_name
+
+    return f"{media.router_path}/static/{static_name(name)}"
+
+
+def _add_globals(env: Environment, media: Rindle) -> None:
+    def require(value: Any, message: str) -> Any:
+        if value is None or value == "":
+            raise ValueError(message)
+        return value
+
+    env.globals.update(
+        rindle_static=lambda name: _static_url(media, name),
+        rindle_endpoint=media.router_path,
+        rindle_require=require,
+        rindle_json=lambda value: Markup(json.dumps(value)),
+        rindle_order=lambda ct: _FORMAT_ORDER.get(ct or "", 9),
+    )
+
+
+def install(env: Environment, media: Rindle) -> None:
+    """Make ``{% import "rindle/macros.html" as rindle %}`` work in an adopter's environment.
+
+    Adds Rindle's templates behind the adopter's own loader (so they can override them) and
+    the helpers the macros use. Autoescaping must be on for HTML templates.
+    """
+    package = PackageLoader("rindle", "templates")
+    env.loader = ChoiceLoader([env.loader, package]) if env.loader else package
+    _add_globals(env, media)
+
+
+def render_live_fragment(media: Rindle, event_name: str, data: dict[str, Any]) -> str | None:
+    """The fragment for an SSE event with ``?format=html`` (see ``Html.fragment``)."""
+    return media.html.fragment(event_name, data)

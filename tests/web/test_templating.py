@@ -1,0 +1,108 @@
+"""The macros: picture, video, badge, uploader; views signed per viewer; live fragments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
+from rindle import DenyAll, Profile, Rindle, Variant
+from rindle.web.templating import install
+from tests.conftest import MakeMedia
+from tests.support.images import png
+
+
+class Photos(Profile):
+    name = "photos"
+    storage = "local"
+    allow_mime = ["image/png", "image/jpeg"]
+    variants = {
+        "small": Variant(width=20, format="webp"),
+        "thumb": Variant(width=24, format="jpeg"),
+        "large": Variant(width=48, format="jpeg"),
+    }
+
+
+@pytest.fixture
+def photos_media(make_media: MakeMedia) -> Rindle:
+    return make_media(profiles=[Photos])
+
+
+async def _ready_asset(media: Rindle) -> str:
+    result = await media.upload(Photos, png(96, 64), filename='a "cat" <b>.png')
+    await media.drain()
+    assert (await media.asset(result.asset.id)).state == "ready"
+    return result.asset.id
+
+
+async def test_picture_of_a_ready_asset(photos_media: Rindle) -> None:
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        html = await media.html.picture_tag(
+            Photos, aid, variants=[("small", None), ("thumb", "(max-width: 480px)"),
+                                   ("large", None)], alt='A <cat> & "friend"', sizes="50vw")
+    assert isinstance(html, Markup)
+    # WebP before the JPEGs; the last plain variant is the <img>, the others sources.
+    assert html.index('type="image/webp"') < html.index('media="(max-width: 480px)"')
+    assert 'alt="A &lt;cat&gt; &amp; &#34;friend&#34;"' in html
+    assert 'width="48" height="32"' in html
+    assert html.count("/rindle/files/") == 3
+    assert "sse-connect" not in html  # settled: nothing live
+    assert 'loading="lazy"' in html and 'sizes="50vw"' in html
+
+
+async def test_alt_is_required(photos_media: Rindle) -> None:
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        with pytest.raises(ValueError, match="alt"):
+            media.html._macro("picture")(await media.html.view(aid), variants=["thumb"])
+
+
+async def test_no_signed_url_for_a_refused_viewer(make_media: MakeMedia) -> None:
+    media = make_media(profiles=[Photos], authorizer=DenyAll())
+    async with media.connected():
+        result = await media.upload(Photos, png(32, 32), filename="a.png")
+        await media.drain()
+        view = await media.html.view(result.asset.id)
+        html = media.html._macro("picture")(view, variants=["thumb"], alt="x")
+        badge = media.html._macro("badge")(view)
+    assert not view.allowed and view.url is None
+    assert "/files/" not in html and "token=" not in html and "token=" not in badge
+
+
+async def test_badge_and_uploader_markup(photos_media: Rindle) -> None:
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        badge = await media.html.badge_tag(aid)
+        uploader = media.html.uploader_tag(Photos, name="photo_id", label="Photo")
+    assert 'data-state="ready"' in badge and ">ready<" in badge
+    for needle in ('data-rindle-uploader', 'data-profile="photos"', 'data-endpoint="/rindle"',
+                   'accept="image/png,image/jpeg"', 'data-rindle-file', 'data-rindle-progress',
+                   'data-rindle-cancel', 'name="photo_id" data-rindle-asset-id'):
+        assert needle in uploader
+
+
+async def test_live_fragments(photos_media: Rindle) -> None:
+    html = photos_media.html
+    label = html.fragment("state_change", {"entity": "asset", "to": "ready"})
+    assert label is not None and 'data-state="ready"' in label
+    assert html.fragment("state_change", {"entity": "variant", "to": "ready"}) is None
+    assert html.fragment("variant_ready", {"variant": "thumb"}) == ""
+    assert html.fragment("bogus", {}) is None
+
+
+async def test_install_into_an_adopters_environment(photos_media: Rindle,
+                                                    tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        '{% import "rindle/macros.html" as rindle %}'
+        '{{ rindle.uploader("photos", name="f", accept="image/png") }}{{ rindle.scripts() }}')
+    env = Environment(loader=FileSystemLoader(tmp_path), autoescape=True)
+    install(env, photos_media)
+    out = env.get_template("page.html").render()
+    assert "data-rindle-uploader" in out
+    assert '/rindle/static/' in out and "htmx" in out
