@@ -196,6 +196,33 @@ class Html:
         return None
 
 
+def picture_plan(view: AssetView, pairs: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
+    """Which servable variants become ``<source>``s, in which order, and which is the ``<img>``.
+
+    A browser takes the first ``<source>`` that matches, so sources with a media query come
+    first (in the order given), the unqualified ones last; within each, AVIF and WebP come
+    before the formats every browser reads. The ``<img>`` is the last plain-format variant
+    without a media query (or any plain one), and stands for the original while variants
+    are still building.
+    """
+    ready = [(view.variants[n], q) for n, q in pairs
+             if n in view.variants and view.variants[n].url]
+    plain = [(v, q) for v, q in ready if v.content_type not in _FORMAT_ORDER]
+    unqualified = [v for v, q in plain if not q]
+    img = unqualified[-1] if unqualified else (plain[-1][0] if plain else None)
+    queries: list[str | None] = []
+    for _, q in ready:
+        if q not in queries:
+            queries.append(q)
+    queries.sort(key=lambda q: q is None)
+    sources = []
+    for q in queries:
+        group = [(v, q) for v, qq in ready if qq == q and (img is None or v.name != img.name)]
+        group.sort(key=lambda item: _FORMAT_ORDER.get(item[0].content_type or "", 9))
+        sources.extend(group)
+    return {"sources": sources, "img": img}
+
+
 def _static_url(media: Rindle, name: str) -> str:
     from .static import static_name
 
@@ -213,7 +240,7 @@ def _add_globals(env: Environment, media: Rindle) -> None:
         rindle_endpoint=media.router_path,
         rindle_require=require,
         rindle_json=lambda value: Markup(json.dumps(value)),
-        rindle_order=lambda ct: _FORMAT_ORDER.get(ct or "", 9),
+        rindle_picture_plan=picture_plan,
     )
 
 

@@ -19,8 +19,9 @@ class Photos(Profile):
     storage = "local"
     allow_mime = ["image/png", "image/jpeg"]
     variants = {
-        "small": Variant(width=20, format="webp"),
+        "thumb_webp": Variant(width=24, format="webp"),
         "thumb": Variant(width=24, format="jpeg"),
+        "large_webp": Variant(width=48, format="webp"),
         "large": Variant(width=48, format="jpeg"),
     }
 
@@ -41,15 +42,20 @@ async def test_picture_of_a_ready_asset(photos_media: Rindle) -> None:
     media = photos_media
     async with media.connected():
         aid = await _ready_asset(media)
+        small = "(max-width: 480px)"
         html = await media.html.picture_tag(
-            Photos, aid, variants=[("small", None), ("thumb", "(max-width: 480px)"),
-                                   ("large", None)], alt='A <cat> & "friend"', sizes="50vw")
+            Photos, aid, variants=[("thumb", small), ("thumb_webp", small), ("large", None),
+                                   ("large_webp", None)],
+            alt='A <cat> & "friend"', sizes="50vw")
     assert isinstance(html, Markup)
-    # WebP before the JPEGs; the last plain variant is the <img>, the others sources.
-    assert html.index('type="image/webp"') < html.index('media="(max-width: 480px)"')
+    sources = [line for line in html.split("<source")[1:]]
+    # Media-qualified sources first (a browser takes the first match), WebP before JPEG in
+    # each group; the unqualified JPEG is the <img>.
+    assert ['media=' in s for s in sources] == [True, True, False]
+    assert ['image/webp' in s for s in sources] == [True, False, True]
+    assert html.count("<img") == 1 and 'width="48" height="32"' in html
     assert 'alt="A &lt;cat&gt; &amp; &#34;friend&#34;"' in html
-    assert 'width="48" height="32"' in html
-    assert html.count("/rindle/files/") == 3
+    assert html.count("/rindle/files/") == 4
     assert "sse-connect" not in html  # settled: nothing live
     assert 'loading="lazy"' in html and 'sizes="50vw"' in html
 
