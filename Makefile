@@ -26,6 +26,7 @@ demo: system $(STAMP)
 
 # Install what the tests need, make sure PostgreSQL and Redis run, then run the whole suite.
 test: system services $(STAMP)
+	if command -v node >/dev/null; then npm ci --prefix tests/js/uppy --no-audit --no-fund --loglevel=error; fi
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -63,4 +63,6 @@ media = Rindle(
     # The demo lets anyone do anything so it can be driven with curl; a real app decides here.
     authorizer=AllowAll(),
     app_path="demo_app.media:media",
+    # Browsers switch to multipart above this size when the storage offers it (S3).
+    multipart_threshold=int(os.environ.get("RINDLE_MULTIPART_THRESHOLD", str(16 * 1024 * 1024))),
 )

@@ -85,6 +85,7 @@ class Rindle:
         processors: Mapping[str, Processor] | None = None,
         analyzers: Sequence[Analyzer] = (),
         job_stale_after: float = 900.0,
+        multipart_threshold: int = 16 * 1024 * 1024,
     ) -> None:
         if not storages:
             raise ConfigurationError("storages is empty: give at least one, e.g. "
@@ -111,6 +112,7 @@ class Rindle:
         self.router_path = "/" + router_path.strip("/") if router_path.strip("/") else ""
         self.sweep_interval = sweep_interval
         self.job_max_attempts = job_max_attempts
+        self.multipart_threshold = multipart_threshold
         self.app_path = app_path
         self.database_url = database_url
         self.store = Store(database_url)
@@ -327,7 +329,7 @@ class Rindle:
             "max_bytes": prof.max_bytes,
             "accept": list(prof.allow_mime),
             "extensions": list(prof.allow_extensions or ()),
-            "multipart_threshold": 16 * 1024 * 1024,
+            "multipart_threshold": self.multipart_threshold,
             "endpoints": {
                 "uploads": f"{self.router_path}/uploads",
                 "multipart": f"{self.router_path}/multipart",

@@ -93,7 +93,7 @@ upload_sessions = sa.Table(
     _asset_fk(),
     sa.Column("profile", sa.String(100), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
-    # presigned_put | server | multipart | resumable | tus
+    # presigned_put | presigned_post | server | multipart | resumable | tus
     sa.Column("strategy", sa.String(20), nullable=False),
     sa.Column("upload_key", sa.String(512), nullable=False),
     sa.Column("filename", sa.String(255)),

@@ -331,6 +331,20 @@ class S3Storage:
         return UploadTicket(method="PUT", url=url, headers={"Content-Type": content_type},
                             expires_at=expires_at)
 
+    async def presign_post(self, key: str, *, content_type: str, min_size: int, max_size: int,
+                           expires_in: int) -> dict[str, Any]:
+        """An S3 POST policy for ``key``: exactly this Content-Type, a size in the range.
+
+        Returns ``{"url", "fields"}`` for a browser form upload (Uppy's single request).
+        """
+        with _s3_errors("PresignPostObject", key):
+            post: dict[str, Any] = await self._c().generate_presigned_post(
+                Bucket=self.bucket, Key=self._key(key), Fields={"Content-Type": content_type},
+                Conditions=[{"Content-Type": content_type},
+                            ["content-length-range", min_size, max_size]],
+                ExpiresIn=_ttl(expires_in))
+        return {"url": post["url"], "fields": dict(post["fields"])}
+
     async def signed_url(
         self,
         key: str,

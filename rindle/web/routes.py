@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from ..delivery.authorizer import AuthRequest, is_allowed
 from ..delivery.urls import absolute_url
@@ -161,7 +161,7 @@ def build_router(media: Rindle) -> Router:
             sizes=q.get("sizes") or None, loading=q.get("loading", "lazy"), request=request)
         return HTMLResponse(str(markup), headers={"Cache-Control": "no-store"})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/profiles/{profile}/upload-options", upload_options, methods=["GET"]),
         Route("/fragments/asset/{asset_id}", asset_fragment, methods=["GET"]),
         Route("/static/{path}", StaticFiles(), methods=["GET", "HEAD"]),
@@ -172,6 +172,8 @@ def build_router(media: Rindle) -> Router:
         Route("/files/{token}", local_get, methods=["GET", "HEAD"]),
     ]
     from .multipart_routes import multipart_routes
+    from .uppy_routes import uppy_routes
 
     routes += multipart_routes(media)
+    routes.append(Mount("/s3", routes=uppy_routes(media)))
     return Router(routes=routes)

@@ -295,32 +295,15 @@ def _seconds_left(expires_at: Any) -> int:
 
 async def _presign_post(storage: Any, key: str, *, content_type: str, min_size: int,
                         max_size: int, expires_in: int) -> dict[str, Any]:
-    """An S3 POST policy for ``key``: exactly this Content-Type, a size within the range.
-
-    Uses the storage's ``presign_post`` when it has one; otherwise S3Storage's own client
-    (its ``_c``/``_key``), which is what this needs until S3Storage grows ``presign_post``.
-    """
+    """An S3 POST policy for ``key`` from a storage that can sign one."""
     own = getattr(storage, "presign_post", None)
-    if own is not None:
-        result: dict[str, Any] = await own(key, content_type=content_type, min_size=min_size,
-                                           max_size=max_size, expires_in=expires_in)
-        return result
-    client_of = getattr(storage, "_c", None)
-    object_key = getattr(storage, "_key", None)
-    if client_of is None or object_key is None or not hasattr(storage, "bucket"):
+    if own is None:
         raise UploadUnsupported(
             "this storage cannot sign an S3 POST policy, which Uppy's single-request upload "
             "needs; configure Uppy with `shouldUseMultipart: true`", code="upload_unsupported")
-    from ..storage.s3 import _s3_errors, _ttl
-
-    with _s3_errors("PresignPostObject", key):
-        post: dict[str, Any] = await client_of().generate_presigned_post(
-            Bucket=storage.bucket, Key=object_key(key),
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type},
-                        ["content-length-range", min_size, max_size]],
-            ExpiresIn=_ttl(expires_in))
-    return {"url": post["url"], "fields": dict(post["fields"])}
+    result: dict[str, Any] = await own(key, content_type=content_type, min_size=min_size,
+                                       max_size=max_size, expires_in=expires_in)
+    return result
 
 
 async def _session_for_key(media: Rindle, key: str) -> UploadSession | None:

@@ -1,0 +1,477 @@
+"""Server-Sent Events for one asset: ``GET /events/asset/{asset_id}`` as a raw ASGI app.
+
+Why raw ASGI and not Starlette's ``StreamingResponse``: at 10-20k open connections every
+object a connection keeps alive matters. ``StreamingResponse`` runs an extra task group per
+connection and keeps ~146 GC-tracked objects alive per stream, and Python's collector
+scanning them caused multi-second stalls. Here a stream is one coroutine (the server's own
+request task), one small watcher task that waits for the client to leave, the hub's bounded
+subscriber queue, one ``__slots__`` object and one timer handle.
+
+The wire format (``text/event-stream``)::
+
+    retry: 3000
+
+    event: state_change                  <- the current state first (``snapshot: true``)
+    data: {"entity":"asset","id":...,"to":"ready","snapshot":true,"variants":{...}}
+
+    event: variant_ready                 <- then every live event of the asset, as it comes
+    data: {"asset_id":...,"variant":"thumb"}
+
+    : ping                               <- a comment every ``heartbeat`` seconds
+
+    event: resync                        <- the hub dropped events (a slow client) or Redis
+    data: {}                                reconnected: a fresh snapshot follows at once
+
+    event: state_change
+    data: {..., "snapshot": true}
+
+With ``?format=html`` every ``data`` is the HTML fragment htmx swaps in (``sse-swap``), from
+:func:`rindle.web.templating.render_live_fragment`; events it has no fragment for are not
+sent, and a fragment of several lines is sent as several ``data:`` lines.
+
+Who may subscribe: a request carrying ``?token=`` from :func:`subscribe_token` (what the
+template macros embed), or one the Authorizer allows the ``subscribe`` action for. Refusals
+are 403 JSON bodies (``forbidden``, ``invalid_token``, ``token_expired``); an unknown asset
+is a 404 ``not_found``. A token is checked when the stream opens: a stream open at its
+expiry stays open, and a reconnect with an expired token is refused.
+
+Memory per slow client is bounded: events wait only in the hub's bounded subscriber queue
+(drop-oldest plus ``resync``), and each write awaits the server's backpressure, so nothing
+else piles up. The subscription ends when the client disconnects (the watcher task sees
+``http.disconnect`` at once, even on a quiet stream).
+
+Operations: call :func:`freeze_gc` once after start-up (see its docstring), and run uvicorn
+with ``--timeout-graceful-shutdown`` (or call :meth:`SSEEndpoint.close_streams` when your
+process starts to stop): an event stream never ends by itself, so a server waiting for open
+responses to finish would otherwise wait forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from broadcaster import Event
+from starlette.routing import BaseRoute, Route
+
+from ..delivery.authorizer import AuthRequest, is_allowed
+from ..errors import Forbidden, InvalidToken, NotFound, RindleError, ValidationError
+from .events import LiveEvent, channel
+from .redis_backend import RESYNC
+from .snapshot import AssetSnapshot, snapshots_for
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from broadcaster import Broadcast
+
+    from ..app import Rindle
+    from .bounded import DropOldestQueue
+
+log = logging.getLogger("rindle.live")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Renderer = Callable[[Any, str, dict[str, Any]], "str | None"]
+
+SUBSCRIBE_PURPOSE = "live.subscribe"
+"""The :class:`~rindle.delivery.signing.Signer` purpose of subscribe tokens."""
+
+RESYNC_EVENT = "resync"
+JSON, HTML = "json", "html"
+FORMATS = (JSON, HTML)
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
+_PING_FRAME = b": ping\n\n"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CACHE_SIZE = 512
+
+# Queue items of our own, next to the hub's events. They are broadcaster Events so that the
+# hub's drop-oldest logic (which reads ``.message``) can handle them like any other item.
+_PING = Event("rindle:sse", "\x00ping")
+_WAKE = Event("rindle:sse", "\x00wake")
+
+
+# --- tokens and authorization (shared with the WebSocket endpoint) ---------------------------
+
+
+def subscribe_token(media: Rindle, asset_id: str, *, expires_in: int = 3600) -> str:
+    """A signed token that lets its bearer subscribe to one asset's events for a while.
+
+    Put it in the stream URL (``?token=...``); the template macros do. It is checked when a
+    stream opens or a WebSocket subscription starts, not afterwards.
+    """
+    return media.signer.dumps(SUBSCRIBE_PURPOSE, {"a": asset_id}, expires_in=expires_in)
+
+
+async def check_subscribe(media: Rindle, asset_id: str, *, token: str | None,
+                          scope: Scope) -> None:
+    """Raise unless this connection may subscribe to ``asset_id``'s events.
+
+    A valid token for this asset allows it without asking the Authorizer (whether the asset
+    exists is then learnt from the snapshot read). Otherwise the asset is loaded (``NotFound``)
+    and the profile's Authorizer asked about ``subscribe``; a refusal raises the token's own
+    error (``InvalidToken``/``TokenExpired``) when a bad token was given, else ``Forbidden``.
+    """
+    token_error: RindleError | None = None
+    if token:
+        try:
+            payload = media.signer.loads(SUBSCRIBE_PURPOSE, token)
+        except InvalidToken as exc:
+            token_error = exc
+        else:
+            if payload.get("a") == asset_id:
+                return
+            token_error = InvalidToken("the token is for another asset")
+    snap = await snapshots_for(media).read(asset_id)
+    if snap is None:
+        raise NotFound(f"asset {asset_id} does not exist")
+    asset = snap.asset
+    try:
+        authorizer = media.authorizer_for(media.profile(asset.profile))
+    except NotFound:  # a profile no longer configured: only the runtime's default decides
+        authorizer = media.authorizer
+    from starlette.requests import HTTPConnection
+
+    request = AuthRequest(action="subscribe", profile=asset.profile, asset=asset,
+                          request=HTTPConnection(scope))
+    if await is_allowed(authorizer, request):
+        return
+    raise token_error or Forbidden("subscribe is not allowed here")
+
+
+def subscription(media: Rindle, asset_id: str) -> AbstractAsyncContextManager[Any]:
+    """The hub's subscription context for one asset (yields broadcaster's ``Subscriber``).
+
+    ``Live.subscribe`` is an async generator that subscribes only when first iterated, which
+    is too late for "subscribe, then read the snapshot"; this enters the subscription at once.
+    """
+    broadcast: Broadcast = media.live._broadcast
+    return broadcast.subscribe(channel("asset", asset_id))
+
+
+def subscriber_queue(subscriber: Any) -> DropOldestQueue:
+    """The bounded queue behind a broadcaster ``Subscriber`` (read directly: fewer objects)."""
+    return subscriber._queue  # type: ignore[no-any-return]
+
+
+def is_resync(item: Event) -> bool:
+    return item.message == RESYNC
+
+
+def freeze_gc() -> None:
+    """Collect once, then move every object alive now out of the collector's sight.
+
+    Call it once when the application has started (the end of your lifespan's start-up, or
+    right after ``media.lifespan`` is entered). Imports, templates, routes and the runtime
+    are then never scanned again, so the collector's full passes only walk what connections
+    created. Frozen objects are still freed by reference counting; only cyclic garbage among
+    them would stay, and there is none right after ``gc.collect()``. It is not done for you
+    on the first connection: the collection it needs is a pause of its own, which belongs
+    in start-up, not in a request.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def sse_frame(name: str, data: str) -> bytes:
+    """One SSE event: ``event:`` then one ``data:`` line per line of ``data``, then a blank line."""
+    lines = _LINE_BREAK.split(data)
+    body = "".join(f"data: {line}\n" for line in lines)
+    return f"event: {name}\n{body}\n".encode()
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+class _Frames:
+    """Encoded frames per published message, shared by every stream of this process.
+
+    The hub hands the same message string to each subscriber, so an event is decoded and
+    encoded once per format, not once per connection. Bounded: the oldest entries go first.
+    """
+
+    __slots__ = ("media", "_cache")
+
+    def __init__(self, media: Rindle) -> None:
+        self.media = media
+        self._cache: dict[tuple[str, str], bytes | None] = {}
+
+    def event(self, message: str, fmt: str, render: Renderer | None) -> bytes | None:
+        key = (message, fmt)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        try:
+            live = LiveEvent.decode(message)
+            frame = self.encode(live.name, live.data, fmt, render)
+        except Exception:  # not a LiveEvent, or a template error: skip it, keep streaming
+            log.exception("cannot encode a live event for SSE; skipping it")
+            frame = None
+        if len(self._cache) >= _CACHE_SIZE:
+            del self._cache[next(iter(self._cache))]
+        self._cache[key] = frame
+        return frame
+
+    def encode(self, name: str, data: dict[str, Any], fmt: str,
+               render: Renderer | None) -> bytes | None:
+        if fmt == HTML and render is not None:
+            html = render(self.media, name, data)
+            return None if html is None else sse_frame(name, html)
+        return sse_frame(name, _json(data))
+
+    def snapshot(self, snap: AssetSnapshot, fmt: str, render: Renderer | None) -> bytes:
+        frame = snap.frames.get(fmt)
+        if frame is None:
+            try:
+                frame = self.encode(snap.name, snap.data, fmt, render) or b""
+            except Exception:
+                log.exception("cannot render the snapshot of asset %s", snap.asset.id)
+                frame = b""
+            snap.frames[fmt] = frame
+        return frame  # type: ignore[no-any-return]
+
+    def resync(self, fmt: str, render: Renderer | None) -> bytes:
+        key = (RESYNC, fmt)
+        frame = self._cache.get(key)
+        if frame is None:
+            frame = self.encode(RESYNC_EVENT, {}, fmt, render) or b""
+            self._cache[key] = frame
+        return frame
+
+
+# --- one stream ------------------------------------------------------------------------------
+
+
+class _Stream:
+    """The per-connection state: the hub's queue, whether the client left, the ping timer."""
+
+    __slots__ = ("queue", "gone", "timer", "loop", "heartbeat")
+
+    def __init__(self, queue: DropOldestQueue, loop: asyncio.AbstractEventLoop,
+                 heartbeat: float) -> None:
+        self.queue = queue
+        self.gone = False
+        self.loop = loop
+        self.heartbeat = heartbeat
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start_heartbeat(self) -> None:
+        if self.heartbeat > 0:
+            self.timer = self.loop.call_later(self.heartbeat, self.ping)
+
+    def ping(self) -> None:
+        # Only into an empty queue: with events pending, the connection is not idle anyway.
+        if self.queue.empty():
+            self.queue.put_nowait(_PING)
+        self.timer = self.loop.call_later(self.heartbeat, self.ping)
+
+    def wake(self) -> None:
+        # A full queue means the writer is busy and checks ``gone`` before it waits again.
+        if not self.queue.full():
+            self.queue.put_nowait(_WAKE)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+async def _watch_disconnect(receive: Receive, stream: _Stream) -> None:
+    """Wait for ``http.disconnect`` (the request body of a GET is read and ignored)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+    stream.gone = True
+    stream.wake()
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any],
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    raw = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        (b"cache-control", b"no-store"),
+        *(headers or []),
+    ]})
+    await send({"type": "http.response.body", "body": raw, "more_body": False})
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
+
+
+def html_renderer() -> Renderer:
+    """``render_live_fragment`` from the templating layer, imported when first needed."""
+    from ..web.templating import render_live_fragment
+
+    return render_live_fragment  # type: ignore[return-value]
+
+
+class SSEEndpoint:
+    """The raw ASGI app behind ``GET /events/asset/{asset_id}`` (see the module docstring).
+
+    ``heartbeat``: seconds between ``: ping`` comments (0 turns them off). ``retry_ms``: the
+    reconnection delay announced to the browser. ``open_streams`` counts streams open now.
+    """
+
+    def __init__(self, media: Rindle, *, heartbeat: float = 15.0, retry_ms: int = 3000) -> None:
+        self.media = media
+        self.heartbeat = heartbeat
+        self.retry_ms = retry_ms
+        self._frames = _Frames(media)
+        self._streams: set[_Stream] = set()
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"SSEEndpoint(open_streams={self.open_streams})"
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def close_streams(self) -> None:
+        """End every open stream (browsers reconnect after ``retry_ms``) and refuse new ones.
+
+        For a process about to stop: open event streams would otherwise keep a graceful
+        shutdown waiting.
+        """
+        self._closing = True
+        for stream in list(self._streams):
+            stream.gone = True
+            stream.wake()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("SSEEndpoint serves HTTP requests only")
+        if scope["method"] != "GET":
+            await send_json(send, 405, {"error": {"code": "method_not_allowed",
+                                                  "message": "use GET"}},
+                            [(b"allow", b"GET")])
+            return
+        asset_id = str(scope.get("path_params", {}).get("asset_id", ""))
+        query = _query(scope)
+        try:
+            if self._closing:
+                raise RindleError("the server is shutting down", code="unavailable")
+            fmt = query.get("format", JSON)
+            if fmt not in FORMATS:
+                raise ValidationError("format must be json or html", code="invalid_format")
+            render = html_renderer() if fmt == HTML else None
+            if not asset_id:
+                raise NotFound("no asset id in the path")
+            await check_subscribe(self.media, asset_id, token=query.get("token"), scope=scope)
+        except RindleError as exc:
+            status = 503 if exc.code == "unavailable" else exc.status_code
+            await send_json(send, status, exc.to_dict())
+            return
+        await self._stream(asset_id, fmt, render, receive, send)
+
+    async def _stream(self, asset_id: str, fmt: str, render: Renderer | None,
+                      receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        async with subscription(self.media, asset_id) as subscriber:
+            stream = _Stream(subscriber_queue(subscriber), loop, self.heartbeat)
+            first = await self._snapshot(stream, asset_id, fmt, render)
+            if first is None:
+                await send_json(send, 404, NotFound(f"asset {asset_id} does not exist")
+                                .to_dict())
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b"retry: %d\n\n" % self.retry_ms + first})
+            self._streams.add(stream)
+            watcher = loop.create_task(_watch_disconnect(receive, stream))
+            stream.start_heartbeat()
+            try:
+                await self._pump(stream, asset_id, fmt, render, send)
+            except Exception:  # e.g. the database failed a resync read: end this stream only
+                log.exception("the event stream of asset %s failed; closing it", asset_id)
+            finally:
+                stream.stop()
+                watcher.cancel()
+                self._streams.discard(stream)
+        if not stream.gone or self._closing:
+            # the hub closed (shutdown) or we were asked to stop: end the response cleanly
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, stream: _Stream, asset_id: str, fmt: str, render: Renderer | None,
+                    send: Send) -> None:
+        queue = stream.queue
+        frames = self._frames
+        while not stream.gone:
+            item = await queue.get()
+            if stream.gone or item is None:  # None: the hub unsubscribed us (shutdown)
+                return
+            if item is _PING:
+                frame = _PING_FRAME
+            elif item is _WAKE:
+                continue
+            elif is_resync(item):
+                snap = await self._snapshot(stream, asset_id, fmt, render)
+                if snap is None:  # the asset was deleted meanwhile
+                    return
+                frame = frames.resync(fmt, render) + snap
+            else:
+                event = frames.event(item.message, fmt, render)
+                if not event:
+                    continue
+                frame = event
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if stream.gone:
+                return
+
+    async def _snapshot(self, stream: _Stream, asset_id: str, fmt: str,
+                        render: Renderer | None) -> bytes | None:
+        """The encoded current state; events queued before the read began are dropped.
+
+        Those events were published after their commit and before the read started, so the
+        snapshot already contains them; sending them after it would move the client's view
+        backwards for a moment. A resync marker among them means another gap: read again.
+        """
+        reader = snapshots_for(self.media)
+        queue = stream.queue
+        while True:
+            before = queue.qsize()
+            snap = await reader.read(asset_id)
+            if snap is None:
+                return None
+            again = False
+            for _ in range(min(before, queue.qsize())):
+                item = queue.get_nowait()
+                if item is None:  # the hub is closing: let the pump see it
+                    queue.put_nowait(None)
+                    break
+                if item is not _PING and item is not _WAKE and is_resync(item):
+                    again = True
+                    break
+            if not again:
+                return self._frames.snapshot(snap, fmt, render)
+
+
+def sse_routes(media: Rindle, *, heartbeat: float = 15.0,
+               retry_ms: int = 3000) -> list[BaseRoute]:
+    """The SSE route to add to Rindle's router: ``GET /events/asset/{asset_id}``."""
+    endpoint = SSEEndpoint(media, heartbeat=heartbeat, retry_ms=retry_ms)
+    return [Route("/events/asset/{asset_id}", endpoint=endpoint, methods=["GET"],
+                  name="live_events_asset")]
