@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
+    from ..app import Rindle
     from ..model.records import Asset, UploadSession
 
 ACTIONS = ("upload", "view", "subscribe", "admin")
@@ -64,3 +65,17 @@ async def is_allowed(authorizer: Authorizer, request: AuthRequest) -> bool:
     if inspect.isawaitable(result):
         result = await result
     return result is True
+
+
+async def require_allowed(media: Rindle, action: str, *, profile: str | None = None,
+                          asset: Asset | None = None, session: UploadSession | None = None,
+                          actor: Any = None, request: HTTPConnection | None = None) -> None:
+    """Raise ``Forbidden`` unless the profile's Authorizer (or the runtime's) allows ``action``."""
+    from ..errors import Forbidden
+
+    prof = media.profile(profile) if profile else None
+    authorizer = media.authorizer_for(prof) if prof else media.authorizer
+    auth = AuthRequest(action=action, profile=profile, asset=asset, session=session,
+                       actor=actor, request=request)
+    if not await is_allowed(authorizer, auth):
+        raise Forbidden(f"{action} is not allowed here")

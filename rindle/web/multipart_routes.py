@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..delivery.authorizer import AuthRequest, is_allowed
-from ..errors import Forbidden, ValidationError
+from ..delivery.authorizer import require_allowed
+from ..errors import ValidationError
 from ..model.records import UploadSession
 from ..upload import multipart
 from .serialize import asset_json
@@ -27,11 +27,8 @@ def multipart_routes(media: Rindle) -> list[Route]:
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
-        prof = media.profile(profile) if profile else None
-        authorizer = media.authorizer_for(prof) if prof else media.authorizer
-        auth = AuthRequest(action="upload", profile=profile, session=session, request=request)
-        if not await is_allowed(authorizer, auth):
-            raise Forbidden("upload is not allowed here")
+        await require_allowed(media, "upload", profile=profile, session=session,
+                              request=request)
 
     async def session_of(request: Request) -> str:
         """The path's session id, once the Authorizer allowed uploads to its profile."""

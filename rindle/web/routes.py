@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from ..delivery.authorizer import AuthRequest, is_allowed
+from ..delivery.authorizer import require_allowed
 from ..delivery.urls import absolute_url
-from ..errors import Forbidden, RindleError, UploadUnsupported, ValidationError
+from ..errors import RindleError, UploadUnsupported, ValidationError
 from ..model.records import Asset
 from ._files import object_response
 from .serialize import asset_json
@@ -79,12 +79,7 @@ def build_router(media: Rindle) -> Router:
 
     async def authorize(request: Request, action: str, *, profile: str | None,
                         asset: Asset | None = None) -> None:
-        prof = media.profile(profile) if profile else None
-        authorizer = media.authorizer_for(prof) if prof else media.authorizer
-        ok = await is_allowed(authorizer, AuthRequest(action=action, profile=profile,
-                                                      asset=asset, request=request))
-        if not ok:
-            raise Forbidden(f"{action} is not allowed here")
+        await require_allowed(media, action, profile=profile, asset=asset, request=request)
 
     @_errors
     async def create_upload(request: Request) -> Response:

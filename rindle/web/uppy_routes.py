@@ -39,10 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..delivery.authorizer import AuthRequest, is_allowed
+from ..delivery.authorizer import require_allowed
 from ..delivery.urls import absolute_url
 from ..errors import (
-    Forbidden,
     NotFound,
     UploadUnsupported,
     ValidationError,
@@ -87,11 +86,8 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
-        prof = media.profile(profile) if profile else None
-        authorizer = media.authorizer_for(prof) if prof else media.authorizer
-        auth = AuthRequest(action="upload", profile=profile, session=session, request=request)
-        if not await is_allowed(authorizer, auth):
-            raise Forbidden("upload is not allowed here")
+        await require_allowed(media, "upload", profile=profile, session=session,
+                              request=request)
 
     def profile_of(metadata: dict[str, Any]) -> str:
         profile = metadata.get("profile") or default_profile
