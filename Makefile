@@ -26,7 +26,10 @@ demo: system $(STAMP)
 
 # Install what the tests need, make sure PostgreSQL and Redis run, then run the whole suite.
 test: system services $(STAMP)
-	if command -v node >/dev/null; then npm ci --prefix tests/js/uppy --no-audit --no-fund --loglevel=error; fi
+	npm ci --prefix js --no-audit --no-fund --loglevel=error
+	npm test --prefix js
+	npm ci --prefix tests/js/uppy --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

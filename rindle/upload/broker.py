@@ -272,6 +272,35 @@ class Broker:
                        duration=time.perf_counter() - started)
         return UploadResult(session=session, asset=asset)
 
+    async def abort_upload(self, session_id: str) -> UploadSession:
+        """Give up on an upload (the user cancelled): the session is aborted and whatever
+        already reached storage is purged. Aborting an aborted session changes nothing."""
+        session = await self.repo.get_session(session_id)
+        if session is None:
+            raise NotFound(f"upload session {session_id} does not exist",
+                           code="session_not_found")
+        if session.state == "aborted":
+            return session
+        if session.state == "uploaded":
+            # The machine lets an uploaded session only go on to verifying.
+            await self._fail(session, "aborted")
+            return await self._reload(session_id)
+        if session.state not in ("initialized", "signed", "resuming", "uploading"):
+            raise UploadRejected(f"upload session {session_id} is {session.state}; only an "
+                                 "unfinished upload can be aborted", code="session_closed")
+        abort = getattr(self.media.storage_for(session.profile), "abort_multipart", None)
+        if abort is not None and session.multipart_upload_id:
+            try:
+                await abort(session.upload_key, session.multipart_upload_id)
+            except NotFound:
+                pass
+        async with self.repo.store.transaction():
+            aborted = await self.repo.transition_session(session_id, session.state, "aborted",
+                                                         failure_reason="aborted")
+            await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
+                                                        "reason": "upload_aborted"})
+        return aborted
+
     async def _fail(self, session: UploadSession, reason: str) -> None:
         async with self.repo.store.transaction():
             current = session.state

@@ -23,7 +23,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def multipart_routes(media: Rindle) -> list[Route]:
     """``/multipart`` routes to include in the router (paths relative to its mount)."""
     # Imported here, not at the top: routes.py may import this module while it loads.
-    from .routes import _errors, _field, _json_body
+    from .routes import PART_LIST_LIMIT, _errors, _field, _json_body
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
@@ -72,7 +72,7 @@ def multipart_routes(media: Rindle) -> list[Route]:
     @_errors
     async def complete(request: Request) -> Response:
         session_id = await session_of(request)
-        body = await _json_body(request)
+        body = await _json_body(request, limit=PART_LIST_LIMIT)
         parts = _field(body, "parts", list)
         result = await multipart.complete_multipart_upload(media, session_id, parts)
         return JSONResponse({"session_id": result.session.id,

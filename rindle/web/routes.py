@@ -48,13 +48,20 @@ def _errors(fn: Endpoint) -> Endpoint:
     return wrapper
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ValidationError("the request body is too large for a JSON command",
-                              code="body_too_large")
+JSON_LIMIT = 64 * 1024
+PART_LIST_LIMIT = 2 * 1024 * 1024  # 10,000 parts with their ETags fit with room to spare
+
+
+async def _json_body(request: Request, *, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    # Read in chunks so an oversized body is refused without being held whole.
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ValidationError("the request body is too large for a JSON command",
+                                  code="body_too_large")
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(bytes(raw) or b"{}")
     except ValueError:
         raise ValidationError("the body must be a JSON object", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -106,6 +113,15 @@ def build_router(media: Rindle) -> Router:
         result = await media.verify_completion(session_id)
         return JSONResponse({"session_id": result.session.id,
                              "asset": await asset_json(media, result.asset, request=request)})
+
+    @_errors
+    async def abort_upload(request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        session = await media.repo.get_session(session_id)
+        await authorize(request, "upload", profile=session.profile if session else None)
+        aborted = await media.broker.abort_upload(session_id)
+        return JSONResponse({"session_id": aborted.id, "state": aborted.state},
+                            headers={"Cache-Control": "no-store"})
 
     @_errors
     async def show_asset(request: Request) -> Response:
@@ -162,6 +178,7 @@ def build_router(media: Rindle) -> Router:
         Route("/static/{path}", StaticFiles(), methods=["GET", "HEAD"]),
         Route("/uploads", create_upload, methods=["POST"]),
         Route("/uploads/{session_id}/complete", complete_upload, methods=["POST"]),
+        Route("/uploads/{session_id}", abort_upload, methods=["DELETE"]),
         Route("/assets/{asset_id}", show_asset, methods=["GET"]),
         Route("/local/{token}", local_put, methods=["PUT"]),
         Route("/files/{token}", local_get, methods=["GET", "HEAD"]),

@@ -82,7 +82,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
     mirror a custom Uppy ``getChunkSize`` (it receives the file size, returns bytes).
     """
     # Imported here, not at the top: routes.py may import this module while it loads.
-    from .routes import _errors, _json_body
+    from .routes import PART_LIST_LIMIT, _errors, _json_body
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
@@ -222,7 +222,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
     @_errors
     async def complete(request: Request) -> Response:
         session = await session_of(request)
-        body = await _json_body(request)
+        body = await _json_body(request, limit=PART_LIST_LIMIT)
         raw = body.get("parts")
         if not isinstance(raw, list) or not all(
                 isinstance(p, dict) and isinstance(p.get("PartNumber"), int)

@@ -310,3 +310,26 @@ async def test_upload_options_tell_the_client_which_flows_work(server_media: Rin
         assert body["max_bytes"] == 1024 * 1024
         assert "image/png" in body["accept"]
         assert (await client.get("/rindle/profiles/nope/upload-options")).status_code == 404
+
+
+async def test_a_cancelled_upload_is_aborted_and_purged(server_media: Rindle) -> None:
+    data = png(20, 20)
+    async with LiveServer(adopter_app(server_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        body = (await initiate(client, byte_size=len(data))).json()
+        # The browser cancels mid-PUT: Local storage keeps nothing of a broken body.
+        r = await client.delete(f"/rindle/uploads/{body['session_id']}")
+        assert r.status_code == 200 and r.json()["state"] == "aborted"
+        again = await client.delete(f"/rindle/uploads/{body['session_id']}")
+        assert again.status_code == 200
+        await server_media.drain()
+        assert await server_media.repo.get_asset(body["asset_id"]) is None
+        assert [p.reason for p in await server_media.purges()] == ["upload_aborted"]
+
+
+async def test_a_huge_json_body_is_refused_without_reading_it_all(server_media: Rindle) -> None:
+    async with LiveServer(adopter_app(server_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.post("/rindle/uploads", content=b'{"x": "' + b"a" * 200_000 + b'"}')
+        assert r.status_code == 422
+        assert r.json()["error"]["code"] == "body_too_large"
