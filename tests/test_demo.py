@@ -90,3 +90,27 @@ def test_demo_on_s3(demo: str, s3: S3Bucket) -> None:
     shown = _five_calls(demo)
     assert str(shown["url"]).startswith(s3.endpoint_url)
     assert any(k.startswith("avatar/") for k in s3.keys())
+
+
+def test_demo_with_rq_workers_and_redis_broadcast(tmp_path: Path) -> None:
+    """The demo on rq: variants are built by a `rindle worker` process, and its events reach
+    the web process over Redis."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(url).flushdb()
+    env = {"RINDLE_QUEUE": url, "RINDLE_BROADCAST_URL": url}
+    proc, base = _start_demo(tmp_path, env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rindle.cli", "worker", "--app", "demo_app.media:media"],
+        cwd=ROOT, env={**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), **env},
+        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        shown = _five_calls(base)
+        assert shown["variants"]["large"]["width"] == 300  # never enlarged
+    finally:
+        for p in (worker, proc):
+            p.terminate()
+            p.wait(10)
+    log = (tmp_path / "worker.log").read_text()
+    assert "process_variants" in log or "Job OK" in log or "Successfully completed" in log, log
