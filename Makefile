@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv system services lint typecheck worker clean
+.PHONY: demo test venv system test-system services lint typecheck worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 system:
 	bash scripts/ensure-system.sh
 
+test-system:
+	bash scripts/ensure-system.sh test
+
 services:
 	bash scripts/ensure-services.sh
 
@@ -25,7 +28,7 @@ demo: system $(STAMP)
 	$(BIN)/python -m demo_app
 
 # Install what the tests need, make sure PostgreSQL and Redis run, then run the whole suite.
-test: system services $(STAMP)
+test: test-system services $(STAMP)
 	npm ci --prefix js --no-audit --no-fund --loglevel=error
 	npm test --prefix js
 	npm ci --prefix tests/js/uppy --no-audit --no-fund --loglevel=error

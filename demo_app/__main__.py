@@ -17,7 +17,9 @@ def main() -> None:
     logging.getLogger("pyvips").setLevel(logging.WARNING)
     migrate.upgrade(media.database_url)
     uvicorn.run("demo_app.app:app", host=os.environ.get("HOST", "127.0.0.1"),
-                port=int(os.environ.get("PORT", "8000")), log_level="info")
+                port=int(os.environ.get("PORT", "8000")), log_level="info",
+                # Event streams never end by themselves: don't wait for them forever.
+                timeout_graceful_shutdown=3)
 
 
 if __name__ == "__main__":

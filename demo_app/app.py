@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -12,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
 from rindle.errors import RindleError, ValidationError
+from rindle.live.sse import freeze_gc
 from rindle.web.routes import error_response
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
@@ -24,6 +27,14 @@ class User:
 
     def __init__(self, user_id: str) -> None:
         self.id = user_id
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async with media.lifespan(app):
+        # Thousands of open event streams: keep the collector from rescanning start-up objects.
+        freeze_gc()
+        yield
 
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -104,5 +115,5 @@ app = Starlette(
         Route("/users/{user_id}/avatar/html", post_avatar_html, methods=["POST"]),
         Mount("/rindle", app=media.router),
     ],
-    lifespan=media.lifespan,
+    lifespan=lifespan,
 )

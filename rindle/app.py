@@ -86,6 +86,7 @@ class Rindle:
         analyzers: Sequence[Analyzer] = (),
         job_stale_after: float = 900.0,
         multipart_threshold: int = 16 * 1024 * 1024,
+        live_buffer: int = 1000,
     ) -> None:
         if not storages:
             raise ConfigurationError("storages is empty: give at least one, e.g. "
@@ -119,7 +120,7 @@ class Rindle:
         self.repo = Repo(self.store)
         self.queue: Queue = _make_queue(queue, app_path)
         self.outbox = Outbox(self.repo, self.queue, stale_after=job_stale_after)
-        self.live = Live(broadcast_url)
+        self.live = Live(broadcast_url, max_queue=live_buffer)
         if isinstance(self.queue, RQQueue) and broadcast_url.startswith("memory://"):
             log.warning("rq workers run in other processes, but broadcast_url is memory://: "
                         "their live events will not reach this process; use a redis:// "

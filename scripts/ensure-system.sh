@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Install the Debian packages Rindle's image/video work needs, only when missing.
+# Install the Debian packages Rindle needs, only when missing.
+#   ensure-system.sh        libvips (image variants; Debian's build decodes HEIC)
+#   ensure-system.sh test   ... plus chromium for the browser tests and Node.js for the JS tests
 set -euo pipefail
 need=()
-for pkg in libvips42; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
+dpkg -s libvips42 >/dev/null 2>&1 || need+=(libvips42)
+if [ "${1:-}" = test ]; then
+  dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

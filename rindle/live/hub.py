@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from .events import LiveEvent, channel
 from .redis_backend import make_broadcast
@@ -21,9 +23,9 @@ class Live:
     ``resync`` event, after which it should re-read the current state.
     """
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, max_queue: int = 1000) -> None:
         self.url = url
-        self._broadcast = make_broadcast(url)
+        self._broadcast = make_broadcast(url, max_queue=max_queue)
         self._connected = False
 
     def __repr__(self) -> str:
@@ -46,6 +48,19 @@ class Live:
             await self._broadcast.publish(channel(kind, ident), event.encode())
         except Exception as exc:  # a lost live event must never fail the change behind it
             log.warning("could not publish %s on %s:%s: %s", event.name, kind, ident, exc)
+
+    def subscription(self, kind: str, ident: str) -> AbstractAsyncContextManager[Any]:
+        """Subscribe now (not on first iteration): ``async with live.subscription(...) as s``.
+
+        For endpoints that must subscribe before reading the current state, so nothing
+        published in between is lost. Read events with :meth:`queue_of`.
+        """
+        return self._broadcast.subscribe(channel(kind, ident))
+
+    @staticmethod
+    def queue_of(subscriber: Any) -> Any:
+        """The bounded queue of raw broadcaster events behind a subscription."""
+        return subscriber._queue
 
     async def subscribe(self, kind: str, ident: str) -> AsyncIterator[LiveEvent]:
         """Yield the events of one subject as they are published, until the caller stops."""

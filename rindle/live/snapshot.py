@@ -67,36 +67,75 @@ async def read_snapshot(media: Rindle, asset_id: str) -> AssetSnapshot | None:
     return AssetSnapshot(asset, snapshot_data(asset, variants))
 
 
+class _Pending:
+    """Per asset: the callers waiting for the next read, and whether a read is running."""
+
+    __slots__ = ("waiters", "running", "task")
+
+    def __init__(self) -> None:
+        self.waiters: asyncio.Future[AssetSnapshot | None] | None = None
+        self.running = False
+        self.task: asyncio.Task[None] | None = None
+
+
 class SnapshotReader:
-    """Coalesces concurrent snapshot reads of the same asset (see the module docstring)."""
+    """Coalesces snapshot reads of the same asset (see the module docstring).
+
+    At most one read per asset runs at a time. Callers arriving while it runs wait for the
+    next one, which starts when it ends and serves all of them: under a steady stream of
+    new subscribers the database sees one read per read-duration, not one per subscriber.
+    """
 
     def __init__(self, media: Rindle) -> None:
         self.media = media
-        self._waiting: dict[str, asyncio.Task[AssetSnapshot | None]] = {}
+        self._assets: dict[str, _Pending] = {}
         self.reads = 0  # database reads done, for tests and benchmarks
 
     async def read(self, asset_id: str) -> AssetSnapshot | None:
         """The asset's state as read by a query that starts after this call; ``None`` if gone."""
-        task = self._waiting.get(asset_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._read(asset_id))
-            task.add_done_callback(_retrieve)
-            self._waiting[asset_id] = task
+        pending = self._assets.get(asset_id)
+        if pending is None:
+            pending = self._assets[asset_id] = _Pending()
+        if pending.waiters is None:
+            pending.waiters = asyncio.get_running_loop().create_future()
+            pending.waiters.add_done_callback(_retrieve)
+        waiters = pending.waiters
+        if not pending.running:
+            pending.running = True
+            pending.task = asyncio.get_running_loop().create_task(self._run(asset_id, pending))
         # shield: one caller giving up (its client left) must not cancel the others' read
-        return await asyncio.shield(task)
+        return await asyncio.shield(waiters)
 
-    async def _read(self, asset_id: str) -> AssetSnapshot | None:
-        # From here on the read is under way: later callers must start a read of their own.
-        if self._waiting.get(asset_id) is asyncio.current_task():
-            del self._waiting[asset_id]
-        self.reads += 1
-        return await read_snapshot(self.media, asset_id)
+    async def _run(self, asset_id: str, pending: _Pending) -> None:
+        try:
+            while pending.waiters is not None:
+                # From here on this read is under way: later callers wait for the next one.
+                waiters, pending.waiters = pending.waiters, None
+                self.reads += 1
+                try:
+                    result = await read_snapshot(self.media, asset_id)
+                except Exception as exc:
+                    if not waiters.done():
+                        waiters.set_exception(exc)
+                except BaseException:
+                    waiters.cancel()
+                    raise
+                else:
+                    if not waiters.done():
+                        waiters.set_result(result)
+        finally:
+            pending.running = False
+            if pending.waiters is not None:  # cancelled with callers left: fail them too
+                pending.waiters.cancel()
+                pending.waiters = None
+            if self._assets.get(asset_id) is pending:
+                del self._assets[asset_id]
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     # Every caller may have gone (shielded and cancelled): mark the outcome as seen anyway.
-    if not task.cancelled():
-        task.exception()
+    if not future.cancelled():
+        future.exception()
 
 
 _readers: weakref.WeakKeyDictionary[Rindle, SnapshotReader] = weakref.WeakKeyDictionary()

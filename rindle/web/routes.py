@@ -183,9 +183,12 @@ def build_router(media: Rindle) -> Router:
         Route("/local/{token}", local_put, methods=["PUT"]),
         Route("/files/{token}", local_get, methods=["GET", "HEAD"]),
     ]
+    from ..live.sse import sse_routes
+    from ..live.ws import ws_routes
     from .multipart_routes import multipart_routes
     from .uppy_routes import uppy_routes
 
     routes += multipart_routes(media)
+    routes += sse_routes(media) + ws_routes(media)
     routes.append(Mount("/s3", routes=uppy_routes(media)))
     return Router(routes=routes)

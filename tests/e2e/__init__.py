@@ -1,0 +1,1 @@
+"""Browser end-to-end tests (Debian chromium driven by playwright-core)."""

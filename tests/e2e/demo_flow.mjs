@@ -1,0 +1,73 @@
+// Upload an image through the demo page in a real browser and watch it become ready:
+// progress bar moves, the badge reaches "ready" over SSE, the <picture> switches to a variant.
+//   node demo_flow.mjs <base-url> <image-path> <artifact-dir> <label> <expected-variant-width>
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [base, image, artifacts, label, variantWidth] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${label}-${name}.png`), fullPage: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const result = { progress: [], events: [], console: [] };
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  page.on('console', (m) => result.console.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
+  await page.goto(base + '/', { waitUntil: 'load' });
+  await page.waitForFunction(() => window.Rindle && window.htmx);
+  await page.evaluate(() => {
+    window.__rindle = { progress: [], events: [] };
+    for (const name of ['rindle:start', 'rindle:progress', 'rindle:complete', 'rindle:error']) {
+      document.addEventListener(name, (e) => {
+        window.__rindle.events.push(name);
+        if (name === 'rindle:progress') window.__rindle.progress.push(e.detail.percent);
+        if (name === 'rindle:start') window.__rindle.strategy = e.detail.strategy;
+        if (name === 'rindle:error') window.__rindle.error = e.detail;
+      });
+    }
+  });
+  // Throttle the upload like a real network, so the progress bar has time to move.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 10, downloadThroughput: -1, uploadThroughput: 2 * 1024 * 1024 });
+  await shot(page, '1-before');
+  await page.setInputFiles('[data-rindle-file]', image);
+  await page.waitForFunction(() => (window.__rindle.progress || []).some((p) => p > 0 && p < 100)
+    || window.__rindle.events.includes('rindle:complete') || window.__rindle.error, null, { timeout: 30000 });
+  await shot(page, '2-uploading');
+  await page.waitForFunction(() => window.__rindle.events.includes('rindle:complete') || window.__rindle.error,
+    null, { timeout: 60000 });
+  const state = await page.evaluate(() => window.__rindle);
+  if (state.error) throw new Error(`upload failed: ${JSON.stringify(state.error)}`);
+  result.progress = state.progress;
+  result.strategy = state.strategy;
+  result.events = state.events;
+  // The attach response swaps in a live badge and picture; SSE takes them to ready.
+  await page.waitForSelector('#avatar .rindle-badge', { timeout: 30000 });
+  await shot(page, '3-processing');
+  await page.waitForSelector('#avatar .rindle-badge [data-state="ready"]', { timeout: 60000 });
+  await page.waitForFunction((w) => {
+    const img = document.querySelector('#avatar picture img');
+    return img && img.complete && img.naturalWidth === Number(w) && (img.currentSrc || img.src).includes('/');
+  }, variantWidth, { timeout: 60000 });
+  result.img = await page.evaluate(() => {
+    const img = document.querySelector('#avatar picture img');
+    return { naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
+             sources: document.querySelectorAll('#avatar picture source').length };
+  });
+  result.badge = await page.textContent('#avatar .rindle-badge');
+  await shot(page, '4-ready');
+  console.log(JSON.stringify({ ok: true, ...result }));
+} catch (err) {
+  console.log(JSON.stringify({ ok: false, error: String(err && err.stack || err), ...result }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,86 @@
+"""The demo page in a real browser: upload through the uploader, watch progress, see the
+badge reach ready over SSE and the picture switch to a variant. Screenshots are saved under
+test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
+from tests.test_demo import _start_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not Path("/usr/bin/chromium").exists(),
+    reason="needs node and Debian's chromium (make test installs both)")
+
+
+def _photo(path: Path, width: int, height: int) -> Path:
+    import pyvips
+
+    # Noise keeps the file large enough for the progress bar to move visibly.
+    noise = pyvips.Image.gaussnoise(width, height, sigma=60, mean=128)
+    image = noise.bandjoin([noise.rot180(), noise.flip("horizontal")]).cast("uchar")
+    image.pngsave(str(path), compression=1)
+    return path
+
+
+def _drive(base: str, image: Path, label: str, variant_width: int) -> dict[str, object]:
+    if not (HERE / "node_modules" / "playwright-core").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+                       check=True)
+    out = subprocess.run(
+        ["node", str(HERE / "demo_flow.mjs"), base, str(image), str(ARTIFACTS), label,
+         str(variant_width)], capture_output=True, text=True, timeout=180)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stdout + out.stderr
+    result: dict[str, object] = json.loads(lines[-1])
+    assert result["ok"], json.dumps(result, indent=1)
+    return result
+
+
+def _check(result: dict[str, object], label: str, strategy: str) -> None:
+    assert result["strategy"] == strategy
+    progress = [float(p) for p in result["progress"]]  # type: ignore[union-attr]
+    assert any(0 < p < 100 for p in progress), progress  # the bar moved
+    assert "rindle:complete" in result["events"]  # type: ignore[operator]
+    assert result["img"]["naturalWidth"] == 1024  # type: ignore[index]
+    assert "ready" in str(result["badge"])
+    for step in ("1-before", "2-uploading", "3-processing", "4-ready"):
+        assert (ARTIFACTS / f"{label}-{step}.png").stat().st_size > 1000
+
+
+def test_presigned_put_on_local(tmp_path: Path) -> None:
+    proc, base = _start_demo(tmp_path, {})
+    try:
+        result = _drive(base, _photo(tmp_path / "photo.png", 1600, 1000), "local-put", 1024)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    _check(result, "local-put", "presigned_put")
+
+
+def test_multipart_on_s3(tmp_path: Path, s3: S3Bucket) -> None:
+    s3.client.put_bucket_cors(Bucket=s3.name, CORSConfiguration={"CORSRules": [{
+        "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "GET", "HEAD"],
+        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}]})
+    proc, base = _start_demo(tmp_path, {
+        "RINDLE_S3_ENDPOINT_URL": s3.endpoint_url, "RINDLE_S3_BUCKET": s3.name,
+        "RINDLE_MULTIPART_THRESHOLD": str(1024 * 1024)})
+    try:
+        photo = _photo(tmp_path / "photo.png", 1800, 1400)
+        assert photo.stat().st_size > 6 * 1024 * 1024  # two parts at least
+        result = _drive(base, photo, "s3-multipart", 1024)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    _check(result, "s3-multipart", "multipart")
+    assert s3.pending_uploads() == []
