@@ -68,19 +68,34 @@ def test_presigned_put_on_local(tmp_path: Path) -> None:
     _check(result, "local-put", "presigned_put")
 
 
-def test_multipart_on_s3(tmp_path: Path, s3: S3Bucket) -> None:
+def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucket) -> None:
+    """S3 + rq + Redis broadcast: variants are built by a separate worker process and the
+    badge hears about them through Redis."""
+    import os
+    import sys
+
+    import redis
+
     s3.client.put_bucket_cors(Bucket=s3.name, CORSConfiguration={"CORSRules": [{
         "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "GET", "HEAD"],
         "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}]})
-    proc, base = _start_demo(tmp_path, {
-        "RINDLE_S3_ENDPOINT_URL": s3.endpoint_url, "RINDLE_S3_BUCKET": s3.name,
-        "RINDLE_MULTIPART_THRESHOLD": str(1024 * 1024)})
+    url = "redis://127.0.0.1:6379/13"
+    redis.Redis.from_url(url).flushdb()
+    env = {"RINDLE_S3_ENDPOINT_URL": s3.endpoint_url, "RINDLE_S3_BUCKET": s3.name,
+           "RINDLE_MULTIPART_THRESHOLD": str(1024 * 1024), "RINDLE_QUEUE": url,
+           "RINDLE_BROADCAST_URL": url}
+    proc, base = _start_demo(tmp_path, env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rindle.cli", "worker", "--app", "demo_app.media:media"],
+        cwd=ROOT, env={**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), **env},
+        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT)
     try:
         photo = _photo(tmp_path / "photo.png", 1800, 1400)
-        assert photo.stat().st_size > 6 * 1024 * 1024  # two parts at least
+        assert photo.stat().st_size > 6 * 1024 * 1024
         result = _drive(base, photo, "s3-multipart", 1024)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for p in (worker, proc):
+            p.terminate()
+            p.wait(10)
     _check(result, "s3-multipart", "multipart")
     assert s3.pending_uploads() == []

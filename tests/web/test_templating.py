@@ -112,3 +112,25 @@ async def test_install_into_an_adopters_environment(photos_media: Rindle,
     out = env.get_template("page.html").render()
     assert "data-rindle-uploader" in out
     assert '/rindle/static/' in out and "htmx" in out
+
+
+async def test_static_files_are_served_with_cache_busting_names(photos_media: Rindle) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from rindle.web.static import static_name
+
+    app = Starlette(routes=[Mount("/rindle", app=photos_media.router)])
+    versioned = static_name("htmx.js")
+    assert versioned.startswith("htmx-2.") and versioned.endswith(".js")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        r = await client.get(f"/rindle/static/{versioned}")
+        assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+        assert r.headers["content-type"].startswith("text/javascript")
+        stable = await client.get("/rindle/static/rindle.js")
+        assert stable.status_code == 200 and "immutable" not in stable.headers["cache-control"]
+        assert "Rindle" in stable.text
+        assert (await client.get("/rindle/static/..%2Fapp.py")).status_code == 404
+        assert (await client.get("/rindle/static/nope.js")).status_code == 404
