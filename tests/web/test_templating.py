@@ -134,3 +134,14 @@ async def test_static_files_are_served_with_cache_busting_names(photos_media: Ri
         assert "Rindle" in stable.text
         assert (await client.get("/rindle/static/..%2Fapp.py")).status_code == 404
         assert (await client.get("/rindle/static/nope.js")).status_code == 404
+
+
+async def test_video_macro(photos_media: Rindle) -> None:
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        html = await media.html.video_tag(Photos, aid, variants=["large"],
+                                          poster="/p.jpg", controls=True, muted=True)
+    assert html.startswith("<video") and " controls" in html and 'poster="/p.jpg"' in html
+    assert html.count("<source") == 2  # the variant, then the original as a fallback
+    assert " muted" in html and 'preload="metadata"' in html
