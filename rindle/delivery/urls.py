@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeliveryUnsupported, Forbidden, NotFound
-from ..model.records import Asset
+from ..model.records import Asset, AssetVariant
 from ..storage.base import Capability
 from .authorizer import AuthRequest, is_allowed
 
@@ -35,11 +35,9 @@ async def authorize_view(media: Rindle, profile: type[Profile], asset: Asset, *,
         raise Forbidden(f"viewing asset {asset.id} is not allowed by the profile's Authorizer")
 
 
-async def _deliver(media: Rindle, profile: type[Profile], asset: Asset, key: str,
-                   content_type: str | None, filename: str | None, *, actor: Any,
-                   request: HTTPConnection | None, expires_in: int | None,
-                   disposition: str | None) -> str:
-    await authorize_view(media, profile, asset, actor=actor, request=request)
+async def _sign(media: Rindle, profile: type[Profile], key: str, content_type: str | None,
+                filename: str | None, *, request: HTTPConnection | None,
+                expires_in: int | None, disposition: str | None) -> str:
     storage = media.storage_for(profile)
     if profile.delivery.public:
         return absolute_url(request, storage.public_url(key))
@@ -53,6 +51,28 @@ async def _deliver(media: Rindle, profile: type[Profile], asset: Asset, key: str
     return absolute_url(request, signed)
 
 
+def _check_deliverable(asset: Asset) -> None:
+    if asset.state not in DELIVERABLE:
+        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
+                                  "are delivered", code="asset_not_deliverable")
+
+
+def servable(row: AssetVariant | None) -> bool:
+    """Whether a variant row has a file to serve. One being rebuilt keeps serving its
+    previous file until the new one is ready."""
+    return row is not None and bool(row.storage_key) and (
+        row.state == "ready" or (row.state in ("stale", "queued", "processing")
+                                 and row.generated_at is not None))
+
+
+def _variant_filename(asset: Asset, row: AssetVariant) -> str | None:
+    if not asset.filename or not row.storage_key:
+        return None
+    stem = asset.filename.rsplit(".", 1)[0]
+    ext = row.storage_key.rsplit(".", 1)[-1] if "." in row.storage_key else ""
+    return f"{stem}-{row.name}.{ext}" if ext else f"{stem}-{row.name}"
+
+
 async def url(media: Rindle, profile: type[Profile], asset: Asset, *, actor: Any = None,
               request: HTTPConnection | None = None, expires_in: int | None = None,
               disposition: str | None = None) -> str:
@@ -60,12 +80,10 @@ async def url(media: Rindle, profile: type[Profile], asset: Asset, *, actor: Any
     if asset.profile != profile.name:
         raise NotFound(f"asset {asset.id} belongs to profile {asset.profile!r}, "
                        f"not {profile.name!r}")
-    if asset.state not in DELIVERABLE:
-        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
-                                  "are delivered", code="asset_not_deliverable")
-    return await _deliver(media, profile, asset, asset.storage_key, asset.content_type,
-                          asset.filename, actor=actor, request=request, expires_in=expires_in,
-                          disposition=disposition)
+    _check_deliverable(asset)
+    await authorize_view(media, profile, asset, actor=actor, request=request)
+    return await _sign(media, profile, asset.storage_key, asset.content_type, asset.filename,
+                       request=request, expires_in=expires_in, disposition=disposition)
 
 
 async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name: str, *,
@@ -73,21 +91,41 @@ async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name:
                       expires_in: int | None = None) -> str:
     """A ready variant's URL; NotFound (code ``variant_not_ready``) while it is building."""
     profile.variant(name)
-    if asset.state not in DELIVERABLE:
-        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
-                                  "are delivered", code="asset_not_deliverable")
+    _check_deliverable(asset)
     row = await media.repo.get_variant(asset.id, name)
-    # A variant being rebuilt keeps serving its previous file until the new one is ready.
-    servable = row is not None and row.storage_key and (
-        row.state == "ready" or (row.state in ("stale", "queued", "processing")
-                                 and row.generated_at is not None))
-    if row is None or not servable or not row.storage_key:
+    if row is None or not servable(row):
         raise NotFound(f"variant {name!r} of asset {asset.id} is not ready",
                        code="variant_not_ready")
-    filename = None
-    if asset.filename:
-        stem = asset.filename.rsplit(".", 1)[0]
-        ext = row.storage_key.rsplit(".", 1)[-1] if "." in row.storage_key else ""
-        filename = f"{stem}-{name}.{ext}" if ext else f"{stem}-{name}"
-    return await _deliver(media, profile, asset, row.storage_key, row.content_type, filename,
-                          actor=actor, request=request, expires_in=expires_in, disposition=None)
+    await authorize_view(media, profile, asset, actor=actor, request=request)
+    return await _sign(media, profile, str(row.storage_key), row.content_type,
+                       _variant_filename(asset, row), request=request, expires_in=expires_in,
+                       disposition=None)
+
+
+async def delivery_urls(media: Rindle, profile: type[Profile], asset: Asset,
+                        rows: list[AssetVariant], *, actor: Any = None,
+                        request: HTTPConnection | None = None,
+                        expires_in: int | None = None) -> tuple[str | None, dict[str, str]]:
+    """The original's URL and every servable variant's, for one viewer.
+
+    For rendering a whole asset: the Authorizer runs once (not once per URL) and the
+    variant rows the caller already read are not read again. A refused viewer or an asset
+    not yet deliverable gets ``(None, {})``.
+    """
+    if asset.state not in DELIVERABLE:
+        return None, {}
+    try:
+        await authorize_view(media, profile, asset, actor=actor, request=request)
+    except Forbidden:
+        return None, {}
+    original = await _sign(media, profile, asset.storage_key, asset.content_type,
+                           asset.filename, request=request, expires_in=expires_in,
+                           disposition=None)
+    variants = {}
+    for row in rows:
+        if servable(row) and row.name in profile.variants:
+            variants[row.name] = await _sign(
+                media, profile, str(row.storage_key), row.content_type,
+                _variant_filename(asset, row), request=request, expires_in=expires_in,
+                disposition=None)
+    return original, variants

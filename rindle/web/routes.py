@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from ..delivery.authorizer import require_allowed
 from ..delivery.urls import absolute_url
-from ..errors import RindleError, UploadUnsupported, ValidationError
+from ..errors import DeliveryUnsupported, RindleError, ValidationError
 from ..model.records import Asset
 from ._files import object_response
 from .serialize import asset_json
@@ -152,8 +152,7 @@ def build_router(media: Rindle) -> Router:
                 content_type=grant.content_type, filename=grant.filename,
                 disposition=grant.disposition, max_age=max(0, max_age),
             )
-        raise UploadUnsupported("no storage here serves files through Rindle",
-                                code="delivery_unsupported")
+        raise DeliveryUnsupported("no storage here serves files through Rindle")
 
     @_errors
     async def upload_options(request: Request) -> Response:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..delivery.urls import DELIVERABLE
-from ..errors import RindleError
+from ..delivery.urls import delivery_urls
 from ..model.records import Asset
 
 if TYPE_CHECKING:
@@ -31,22 +30,18 @@ async def asset_json(media: Rindle, asset: Asset, *, request: Request | None = N
     }
     if asset.quarantine_reason:
         body["quarantine_reason"] = asset.quarantine_reason
+    rows = await media.repo.list_variants(asset.id)
+    original, urls = await delivery_urls(media, media.profile(asset.profile), asset, rows,
+                                         actor=actor, request=request)
     variants: dict[str, Any] = {}
-    for row in await media.repo.list_variants(asset.id):
+    for row in rows:
         item: dict[str, Any] = {"state": row.state}
         if row.width:
             item["width"], item["height"] = row.width, row.height
-        if row.state == "ready":
-            try:
-                item["url"] = await media.variant_url(asset.profile, asset, row.name,
-                                                      actor=actor, request=request)
-            except RindleError:
-                pass  # not allowed or not deliverable: the state alone is still useful
+        if row.state == "ready" and row.name in urls:
+            item["url"] = urls[row.name]
         variants[row.name] = item
     body["variants"] = variants
-    if asset.state in DELIVERABLE:
-        try:
-            body["url"] = await media.url(asset.profile, asset, actor=actor, request=request)
-        except RindleError:
-            pass
+    if original is not None:
+        body["url"] = original
     return body

@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..delivery.authorizer import AuthRequest, is_allowed
-from ..delivery.urls import DELIVERABLE
+from ..delivery.urls import delivery_urls
 from ..errors import RindleError
 from ..model.records import Asset
 
@@ -98,25 +98,13 @@ class Html:
         profile = media.profile(row.profile)
         allowed = await is_allowed(media.authorizer_for(profile), AuthRequest(
             action="view", profile=profile.name, asset=row, actor=actor, request=request))
-        variants: dict[str, VariantView] = {}
-        for v in await media.repo.list_variants(row.id):
-            url = None
-            if allowed:
-                try:
-                    url = await media.variant_url(profile, row, v.name, actor=actor,
-                                                  request=request, expires_in=expires_in)
-                except RindleError:
-                    url = None
-            variants[v.name] = VariantView(name=v.name, state=v.state, url=url,
-                                           content_type=v.content_type, width=v.width,
-                                           height=v.height)
-        url = None
-        if allowed and row.state in DELIVERABLE:
-            try:
-                url = await media.url(profile, row, actor=actor, request=request,
-                                      expires_in=expires_in)
-            except RindleError:
-                url = None
+        rows = await media.repo.list_variants(row.id)
+        url, urls = (await delivery_urls(media, profile, row, rows, actor=actor,
+                                         request=request, expires_in=expires_in)
+                     if allowed else (None, {}))
+        variants = {v.name: VariantView(name=v.name, state=v.state, url=urls.get(v.name),
+                                        content_type=v.content_type, width=v.width,
+                                        height=v.height) for v in rows}
         events_url = fragment_url = None
         if allowed and (row.state in _UNSETTLED or any(
                 v.state in ("planned", "queued", "processing") for v in variants.values())):

@@ -39,3 +39,11 @@ def jpeg(width: int = 32, height: int = 16) -> bytes:
 
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+
+
+def png_of_size(size: int) -> bytes:
+    """A PNG header padded with a repeating pattern to exactly ``size`` bytes: sniffs as a
+    PNG, and any lost or reordered part shows up as different bytes."""
+    head = png(16, 16)
+    pattern = bytes(range(3, 250))
+    return head + (pattern * (size // len(pattern) + 1))[: size - len(head)]

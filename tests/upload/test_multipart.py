@@ -24,7 +24,7 @@ from rindle import (
 from rindle.upload import multipart as mp
 from rindle.upload.multipart import MultipartSession, plan_parts
 from tests.conftest import MakeMedia
-from tests.support.images import png
+from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
 MiB = 1024 * 1024
@@ -52,10 +52,6 @@ class LocalOnlyProfile(Profile):
     allow_mime = ["image/png"]
 
 
-def _data(size: int) -> bytes:
-    head = png(16, 16)
-    pattern = bytes(range(7, 256))
-    return head + (pattern * (size // len(pattern) + 1))[: size - len(head)]
 
 
 @pytest.fixture
@@ -99,7 +95,7 @@ def test_plan_parts_within_s3_limits() -> None:
 
 async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
     """Runs on SQLite and PostgreSQL: 5 MiB + 5 MiB + the rest, resumed after a 'reload'."""
-    data = _data(10 * MiB + 4321)
+    data = png_of_size(10 * MiB + 4321)
     started = await mp.initiate_multipart_upload(media, "clip", filename="clip.png",
                                                  byte_size=len(data), content_type="image/png",
                                                  part_size=5 * MiB)
@@ -146,7 +142,7 @@ async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
 
 @SQLITE
 async def test_abort_leaves_nothing_behind(media: Rindle, s3: S3Bucket) -> None:
-    data = _data(9 * MiB)
+    data = png_of_size(9 * MiB)
     started = await mp.initiate_multipart_upload(media, "clip", filename="a.png",
                                                  byte_size=len(data), content_type="image/png")
     assert started.part_count == 2
@@ -170,7 +166,7 @@ async def test_abort_leaves_nothing_behind(media: Rindle, s3: S3Bucket) -> None:
 
 @SQLITE
 async def test_wrong_etag_keeps_the_session_completable(media: Rindle, s3: S3Bucket) -> None:
-    data = _data(6 * MiB)
+    data = png_of_size(6 * MiB)
     started = await mp.initiate_multipart_upload(media, "clip", filename="a.png",
                                                  byte_size=len(data), content_type="image/png",
                                                  part_size=5 * MiB)

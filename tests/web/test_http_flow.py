@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from rindle import Rindle
+from rindle import Rindle, RindleError
 from tests.conftest import LiveServer, MakeMedia
 from tests.support.images import HTML, png, png_claiming
 
@@ -232,9 +232,9 @@ async def test_bad_files_end_in_quarantine(server_media: Rindle, data: bytes, fi
         assert shown["state"] == "quarantined"
         assert shown["quarantine_reason"] == reason
         assert "url" not in shown
-        with pytest.raises(Exception) as err:
+        with pytest.raises(RindleError) as err:
             await server_media.url("image", body["asset_id"])
-        assert getattr(err.value, "code", None) == "asset_not_deliverable"
+        assert err.value.code == "asset_not_deliverable"
 
 
 async def test_completing_twice_and_after_expiry(server_media: Rindle) -> None:

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Router
 from rindle import DenyAll, LocalStorage, Profile, Rindle
 from rindle.web.multipart_routes import multipart_routes
 from tests.conftest import LiveServer, MakeMedia
-from tests.support.images import png
+from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
 MiB = 1024 * 1024
@@ -34,10 +34,6 @@ class LocalProfile(Profile):
     allow_mime = ["image/png"]
 
 
-def _data(size: int) -> bytes:
-    head = png(16, 16)
-    pattern = bytes(range(3, 250))
-    return head + (pattern * (size // len(pattern) + 1))[: size - len(head)]
 
 
 def app_for(media: Rindle) -> Starlette:
@@ -90,7 +86,7 @@ async def _send(client: httpx.AsyncClient, session_id: str, data: bytes, part_si
 
 async def test_multipart_flow_with_resume(client: httpx.AsyncClient, runtime: Rindle,
                                           s3: S3Bucket) -> None:
-    data = _data(9 * MiB + 77)
+    data = png_of_size(9 * MiB + 77)
     r = await _create(client, len(data))
     assert r.status_code == 201, r.text
     body = r.json()
@@ -127,7 +123,7 @@ async def test_multipart_flow_with_resume(client: httpx.AsyncClient, runtime: Ri
 
 async def test_abort_over_http(client: httpx.AsyncClient, runtime: Rindle,
                                s3: S3Bucket) -> None:
-    data = _data(9 * MiB)
+    data = png_of_size(9 * MiB)
     body = (await _create(client, len(data))).json()
     await _send(client, body["session_id"], data, body["part_size"], [1])
     r = await client.delete(f"/rindle/multipart/{body['session_id']}")

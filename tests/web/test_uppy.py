@@ -20,7 +20,7 @@ from starlette.routing import Mount, Router
 from rindle import DenyAll, Profile, Rindle
 from rindle.web.uppy_routes import uppy_part_size, uppy_routes
 from tests.conftest import LiveServer, MakeMedia
-from tests.support.images import png
+from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
 MiB = 1024 * 1024
@@ -38,10 +38,6 @@ class ClipProfile(Profile):
     max_bytes = 32 * MiB
 
 
-def _data(size: int) -> bytes:
-    head = png(16, 16)
-    pattern = bytes(range(3, 250))
-    return head + (pattern * (size // len(pattern) + 1))[: size - len(head)]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +109,7 @@ async def assert_available(runtime: Rindle, s3: S3Bucket, asset_id: str, data: b
 @sqlite
 async def test_multipart_upload_unmodified(server: LiveServer, runtime: Rindle, s3: S3Bucket,
                                            tmp_path: Path, uppy_installed: Path) -> None:
-    data = _data(12 * MiB)
+    data = png_of_size(12 * MiB)
     result = await run_uppy(server, tmp_path, data, "multipart")
     assert result["failed"] == [] and result["errors"] == [], result
     [ok] = result["successful"]
@@ -139,7 +135,7 @@ async def test_multipart_upload_unmodified(server: LiveServer, runtime: Rindle, 
 @sqlite
 async def test_small_file_as_one_part(server: LiveServer, runtime: Rindle, s3: S3Bucket,
                                       tmp_path: Path, uppy_installed: Path) -> None:
-    data = _data(40_000)
+    data = png_of_size(40_000)
     result = await run_uppy(server, tmp_path, data, "multipart")
     [ok] = result["successful"]
     assert [m for m, _ in calls(result, server)] == ["POST", "GET", "PUT", "POST"]
@@ -151,7 +147,7 @@ async def test_small_file_as_one_part(server: LiveServer, runtime: Rindle, s3: S
 async def test_single_request_upload_with_hook(server: LiveServer, runtime: Rindle,
                                                s3: S3Bucket, tmp_path: Path,
                                                uppy_installed: Path) -> None:
-    data = _data(40_000)
+    data = png_of_size(40_000)
     result = await run_uppy(server, tmp_path, data, "single")
     assert result["failed"] == [] and result["errors"] == [], result
     [ok] = result["successful"]
@@ -169,7 +165,7 @@ async def test_single_request_upload_with_hook(server: LiveServer, runtime: Rind
 @sqlite
 async def test_removing_the_file_aborts(server: LiveServer, runtime: Rindle, s3: S3Bucket,
                                         tmp_path: Path, uppy_installed: Path) -> None:
-    result = await run_uppy(server, tmp_path, _data(12 * MiB), "abort")
+    result = await run_uppy(server, tmp_path, png_of_size(12 * MiB), "abort")
     assert result["successful"] == []
     deletes = [r for r in result["requests"] if r["method"] == "DELETE"]
     assert len(deletes) == 1 and deletes[0]["status"] == 200, result["requests"]
