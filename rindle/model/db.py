@@ -1,19 +1,32 @@
-"""The database: an async SQLAlchemy engine, transactions, changes published after commit."""
+"""The database: raw async drivers, transactions, changes published after commit.
+
+SQLite runs on aiosqlite and PostgreSQL on asyncpg, driven directly. SQLAlchemy is *not*
+used at run time: importing it (with the asyncio extension an async engine needs) costs
+about 26 MiB of RSS in every process -- more than libvips itself -- and a variant worker
+would carry it for nothing but a handful of short statements. The schema is still declared
+with SQLAlchemy (``tables.py``) and evolved by Alembic, both loaded only when migrating.
+
+Statements are plain SQL written in ``repo.py`` with ``:name`` placeholders; this module
+adapts them to each driver (``$1`` for asyncpg) and adapts values (JSON as text,
+timestamps as UTC).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
-from sqlalchemy.sql.base import Executable
+import anyio
 
 from ..errors import ConfigurationError
 from .records import Change
@@ -21,13 +34,25 @@ from .records import Change
 log = logging.getLogger("rindle.model")
 
 Listener = Callable[[Change], Awaitable[None]]
+Row = dict[str, Any]
+
+
+class _Tx:
+    """The connection of a task's open transaction, and how deep its savepoints go."""
+
+    __slots__ = ("conn", "depth")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.depth = 0
+
 
 # The changes made inside the current task's outermost transaction, published after commit.
 _pending: contextvars.ContextVar[list[Change] | None] = contextvars.ContextVar(
     "rindle_pending_changes", default=None
 )
 # The connection of the current task's transaction, if any.
-_conn: contextvars.ContextVar[AsyncConnection | None] = contextvars.ContextVar(
+_tx: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar(
     "rindle_tx_connection", default=None
 )
 # Work to run once the outermost transaction has committed (dispatching outbox rows).
@@ -37,7 +62,7 @@ _after: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = (
 
 
 def normalize_url(url: str) -> tuple[str, str]:
-    """The async driver URL (aiosqlite/asyncpg) and the dialect name, from any spelling."""
+    """The SQLAlchemy async URL (for Alembic) and the dialect name, from any spelling."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a database URL: {url!r}")
@@ -46,7 +71,7 @@ def normalize_url(url: str) -> tuple[str, str]:
         return f"postgresql+asyncpg://{rest}", "postgresql"
     if base == "sqlite":
         if rest in ("/:memory:", "") or ":memory:" in rest and "cache=shared" not in rest:
-            # Each aiosqlite connection would get its own empty in-memory database.
+            # Each connection would get its own empty in-memory database.
             raise ValueError(
                 "an in-memory SQLite database is per-connection: use a file "
                 "(sqlite:///./rindle.db) or a shared cache (sqlite:///file:x?mode=memory"
@@ -66,22 +91,249 @@ def redact_url(url: str) -> str:
     return url
 
 
-class Store:
-    """Owns the SQLAlchemy async engine; runs statements and hands out transactions.
+def _sqlite_target(url: str) -> tuple[str, bool]:
+    """(database, uri) for ``sqlite3.connect`` from a SQLAlchemy-style SQLite URL.
 
-    Statements outside ``transaction()`` run in their own short transaction. Inside one,
-    every statement of the task uses the transaction's connection (a context variable), so
-    repository code never passes connections around. On SQLite, transactions begin with
-    ``BEGIN IMMEDIATE``: a transaction that reads and then writes would otherwise fail at
-    once with "database is locked" when another connection wrote in between; taking the
-    write lock up front makes it wait (``busy_timeout``) instead.
+    ``sqlite:///rel.db`` is relative to the working directory, ``sqlite:////abs.db``
+    absolute; ``?uri=true`` passes the rest as an SQLite URI (``file:x?mode=memory``).
+    """
+    rest = url.partition("://")[2]
+    database, _, query = rest[1:].partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    uri = any(k == "uri" and v.lower() in ("1", "true", "yes") for k, v in params)
+    others = [(k, v) for k, v in params if k != "uri"]
+    if others and not uri:
+        raise ValueError(f"unsupported SQLite URL options {urlencode(others)!r}: only "
+                         "uri=true (with the options of an SQLite URI) is understood")
+    if uri and others:
+        database = f"{database}?{urlencode(others)}"
+    return database, uri
+
+
+def _pg_dsn(url: str) -> str:
+    return "postgresql://" + url.partition("://")[2]
+
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=512)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` placeholders -> asyncpg's ``$1``; the names in argument order.
+
+    Rindle's SQL never puts a colon inside a string literal or uses ``::`` casts, so a
+    regular expression is enough here.
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql), tuple(names)
+
+
+def _sqlite_value(value: Any) -> Any:
+    # The text form SQLAlchemy wrote before Rindle dropped it, so existing databases keep
+    # comparing correctly: fixed-width UTC, no zone suffix (sorts as text).
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def _pg_value(value: Any) -> Any:
+    # asyncpg takes and returns json columns as text unless a codec is set; text both ways
+    # keeps the two dialects alike (records decode it).
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+class _SqlitePool:
+    """At most ``size`` aiosqlite connections, opened on demand and reused.
+
+    Written here because aiosqlite has no pool; each connection owns a thread, which must be
+    joined (closed) before the process can exit.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
-        self.url, self.dialect = normalize_url(url)
+    def __init__(self, database: str, uri: bool, size: int) -> None:
+        self._database = database
+        self._uri = uri
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Any] = []
+        self._closed = False
+
+    async def _open(self) -> Any:
+        import aiosqlite
+
+        conn = await aiosqlite.connect(self._database, uri=self._uri, timeout=30,
+                                       isolation_level=None, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA busy_timeout = 30000")
+            # WAL lets readers go on while one writer commits; NORMAL skips the fsync per
+            # commit (a power cut may lose the last commits, never consistency).
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def acquire(self) -> Any:
+        if self._closed:
+            raise ConfigurationError("the database is disconnected", code="not_connected")
+        await self._slots.acquire()
+        try:
+            return self._idle.pop() if self._idle else await self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, conn: Any, *, discard: bool = False) -> None:
+        try:
+            if discard or self._closed:
+                await conn.close()
+            else:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+class _Sqlite:
+    dialect = "sqlite"
+
+    def __init__(self, url: str, size: int) -> None:
+        database, uri = _sqlite_target(url)
+        self.pool = _SqlitePool(database, uri, size)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        conn = await self.pool.acquire()
+        discard = False
+        try:
+            yield conn
+        except BaseException:
+            discard = conn.in_transaction
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                if discard:  # a statement was cut off mid-transaction
+                    try:
+                        await conn.rollback()
+                        discard = False
+                    except Exception:
+                        log.warning("could not roll back an SQLite connection; closing it")
+                await self.pool.release(conn, discard=discard)
+
+    async def fetch(self, conn: Any, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        rows = await conn.execute_fetchall(sql, {k: _sqlite_value(v) for k, v in params.items()})
+        return [dict(r) for r in rows]
+
+    async def execute(self, conn: Any, sql: str, params: Mapping[str, Any]) -> None:
+        await conn.execute(sql, {k: _sqlite_value(v) for k, v in params.items()})
+
+    @asynccontextmanager
+    async def transaction(self, tx: _Tx) -> AsyncIterator[None]:
+        conn = tx.conn
+        if tx.depth == 0:
+            # BEGIN IMMEDIATE takes the write lock up front: a transaction that reads and
+            # then writes would otherwise fail at once with "database is locked" when
+            # another connection wrote in between; this way it waits (busy_timeout).
+            begin, commit, rollback = "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"
+        else:
+            name = f"rindle_sp_{tx.depth}"
+            begin, commit = f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"
+            rollback = f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        await conn.execute(begin)
+        tx.depth += 1
+        try:
+            yield
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for statement in rollback.split("; "):
+                    await conn.execute(statement)
+            raise
+        finally:
+            tx.depth -= 1
+        await conn.execute(commit)
+
+
+class _Postgres:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, size: int) -> None:
+        self._dsn = _pg_dsn(url)
+        self._size = size
+        self.pool: Any = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self.pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._size)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        conn = await self.pool.acquire()
+        try:
+            yield conn
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.pool.release(conn)  # resets an unfinished transaction
+
+    async def fetch(self, conn: Any, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        text, names = _numbered(sql)
+        rows = await conn.fetch(text, *(_pg_value(params[n]) for n in names))
+        return [dict(r) for r in rows]
+
+    async def execute(self, conn: Any, sql: str, params: Mapping[str, Any]) -> None:
+        text, names = _numbered(sql)
+        await conn.execute(text, *(_pg_value(params[n]) for n in names))
+
+    @asynccontextmanager
+    async def transaction(self, tx: _Tx) -> AsyncIterator[None]:
+        tx.depth += 1
+        try:
+            async with tx.conn.transaction():  # nested ones are savepoints
+                yield
+        finally:
+            tx.depth -= 1
+
+
+class Store:
+    """Owns the driver's connection pool; runs statements and hands out transactions.
+
+    Statements outside ``transaction()`` run on their own (autocommit). Inside one, every
+    statement of the task uses the transaction's connection (a context variable), so
+    repository code never passes connections around.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+        self.url = url
+        self.dialect = normalize_url(url)[1]
         self._pool_size = pool_size
-        self._max_overflow = max_overflow
-        self.engine: AsyncEngine | None = None
+        self._driver: _Sqlite | _Postgres | None = None
         self.listeners: list[Listener] = []
 
     def __repr__(self) -> str:
@@ -89,62 +341,67 @@ class Store:
 
     @property
     def connected(self) -> bool:
-        return self.engine is not None
+        return self._driver is not None
 
     async def connect(self) -> None:
-        if self.engine is not None:
+        if self._driver is not None:
             return
-        if self.dialect == "sqlite":
-            engine = create_async_engine(self.url, connect_args={"timeout": 30},
-                                         pool_size=self._pool_size,
-                                         max_overflow=self._max_overflow,
-                                         poolclass=AsyncAdaptedQueuePool)
-            _sqlite_events(engine)
-        else:
-            engine = create_async_engine(self.url, pool_size=self._pool_size,
-                                         max_overflow=self._max_overflow, pool_pre_ping=True)
+        driver: _Sqlite | _Postgres | None = None
         try:
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+            if self.dialect == "sqlite":
+                driver = _Sqlite(self.url, self._pool_size)
+            else:
+                driver = _Postgres(self.url, self._pool_size)
+                await driver.open()
+            async with driver.connection() as conn:
+                await driver.fetch(conn, "SELECT 1", {})
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the database driver is not installed ({exc.name}): pip install "
+                "'rindle[postgres]' for PostgreSQL", code="database_driver_missing") from exc
         except Exception as exc:
-            await engine.dispose()
+            if driver is not None:
+                await driver.close()
             raise ConfigurationError(
                 f"cannot connect to the database {redact_url(self.url)}: "
                 f"{type(exc).__name__}", code="database_unreachable") from exc
-        self.engine = engine
+        self._driver = driver
 
     async def disconnect(self) -> None:
-        if self.engine is not None:
-            engine, self.engine = self.engine, None
-            await engine.dispose()
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            await driver.close()
 
-    def _engine(self) -> AsyncEngine:
-        if self.engine is None:
+    def _require(self) -> _Sqlite | _Postgres:
+        if self._driver is None:
             raise ConfigurationError("the database is not connected: use `async with "
                                      "media.connected():` or mount media.lifespan",
                                      code="not_connected")
-        return self.engine
+        return self._driver
 
     # --- statements ----------------------------------------------------------------------
 
-    async def fetch_all(self, stmt: Executable) -> list[Row[Any]]:
-        conn = _conn.get()
-        if conn is not None:
-            return list((await conn.execute(stmt)).all())
-        async with self._engine().begin() as own:
-            return list((await own.execute(stmt)).all())
+    async def fetch_all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """The rows of ``sql`` (``:name`` placeholders) as dicts of column -> value."""
+        driver = self._require()
+        tx = _tx.get()
+        if tx is not None:
+            return await driver.fetch(tx.conn, sql, params or {})
+        async with driver.connection() as conn:
+            return await driver.fetch(conn, sql, params or {})
 
-    async def fetch_one(self, stmt: Executable) -> Row[Any] | None:
-        rows = await self.fetch_all(stmt)
+    async def fetch_one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def execute(self, stmt: Executable) -> None:
-        conn = _conn.get()
-        if conn is not None:
-            await conn.execute(stmt)
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        driver = self._require()
+        tx = _tx.get()
+        if tx is not None:
+            await driver.execute(tx.conn, sql, params or {})
             return
-        async with self._engine().begin() as own:
-            await own.execute(stmt)
+        async with driver.connection() as conn:
+            await driver.execute(conn, sql, params or {})
 
     # --- transactions --------------------------------------------------------------------
 
@@ -154,9 +411,10 @@ class Store:
 
         Nested calls become savepoints of the outer transaction.
         """
-        outer = _conn.get()
+        driver = self._require()
+        outer = _tx.get()
         if outer is not None:
-            async with outer.begin_nested():
+            async with driver.transaction(outer):
                 yield
             return
         pending: list[Change] = []
@@ -164,14 +422,14 @@ class Store:
         p_token = _pending.set(pending)
         a_token = _after.set(after)
         try:
-            async with self._engine().connect() as conn:
-                conn = await conn.execution_options(rindle_immediate=True)
-                c_token = _conn.set(conn)
+            async with driver.connection() as conn:
+                tx = _Tx(conn)
+                t_token = _tx.set(tx)
                 try:
-                    async with conn.begin():
+                    async with driver.transaction(tx):
                         yield
                 finally:
-                    _conn.reset(c_token)
+                    _tx.reset(t_token)
         finally:
             _pending.reset(p_token)
             _after.reset(a_token)
@@ -206,24 +464,3 @@ class Store:
                 except Exception:  # a listener must never undo a committed change
                     log.exception("change listener failed for %s %s", change.entity,
                                   change.entity_id)
-
-
-def _sqlite_events(engine: AsyncEngine) -> None:
-    # SQLAlchemy's documented recipe for pysqlite/aiosqlite: stop the driver from emitting
-    # its own BEGIN, and emit it ourselves, so savepoints work and we choose the lock mode.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        # WAL lets readers go on while one writer commits; NORMAL skips the fsync per commit
-        # (a power cut may lose the last commits, never consistency).
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("rindle_immediate")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from ..errors import InvalidTransition, NotFound
 from . import states
-from .db import Store
+from .db import Row, Store
 from .records import (
     Asset,
     AssetVariant,
@@ -23,25 +22,21 @@ from .records import (
     UploadSession,
     json_value,
 )
-from .tables import (
-    assets,
-    attachments,
-    outbox,
-    processing_runs,
-    provider_assets,
-    purge_log,
-    upload_sessions,
-    variants,
-)
 
-_TABLES: dict[str, sa.Table] = {
-    "asset": assets,
-    "variant": variants,
-    "session": upload_sessions,
-    "provider_asset": provider_assets,
-}
+ASSETS = "rindle_assets"
+VARIANTS = "rindle_variants"
+SESSIONS = "rindle_upload_sessions"
+ATTACHMENTS = "rindle_attachments"
+RUNS = "rindle_processing_runs"
+PROVIDER_ASSETS = "rindle_provider_assets"
+OUTBOX = "rindle_outbox"
+PURGE_LOG = "rindle_purge_log"
+
+_TABLES = {"asset": ASSETS, "variant": VARIANTS, "session": SESSIONS,
+           "provider_asset": PROVIDER_ASSETS}
 _LABELS = {"asset": "asset", "variant": "variant", "session": "upload session",
            "provider_asset": "provider asset"}
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 def now() -> datetime:
@@ -52,12 +47,46 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _row(record: Any) -> dict[str, Any]:
-    return dict(record._mapping)
+def _column(name: str) -> str:
+    # Column names in built statements come from keyword arguments: refuse anything that
+    # is not a plain identifier rather than splice it into SQL.
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a column name: {name!r}")
+    return f'"{name}"'
+
+
+def _insert(table: str, row: dict[str, Any], *, suffix: str = "") -> tuple[str, dict[str, Any]]:
+    columns = ", ".join(_column(k) for k in row)
+    values = ", ".join(f":{k}" for k in row)
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}", row
+
+
+def _update(table: str, values: dict[str, Any], where: dict[str, Any],
+            suffix: str = "") -> tuple[str, dict[str, Any]]:
+    """``UPDATE table SET ... WHERE`` every ``where`` column equals its value."""
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update({f"w_{k}": v for k, v in where.items()})
+    sets = ", ".join(f"{_column(k)} = :v_{k}" for k in values)
+    conds = " AND ".join(f"{_column(k)} = :w_{k}" for k in where)
+    return f"UPDATE {table} SET {sets} WHERE {conds}{suffix}", params
+
+
+def _in(prefix: str, items: Iterable[Any], params: dict[str, Any]) -> str:
+    """``(:p0, :p1, ...)`` for an IN list, adding the values to ``params``."""
+    names = []
+    for i, item in enumerate(items):
+        params[f"{prefix}{i}"] = item
+        names.append(f":{prefix}{i}")
+    return "(" + ", ".join(names or ["NULL"]) + ")"
 
 
 class Repo:
-    """The only place SQL is written. Methods are small and named for what they change."""
+    """The only place SQL is written. Methods are small and named for what they change.
+
+    Statements are plain SQL in the subset SQLite and PostgreSQL share (``RETURNING``,
+    ``ON CONFLICT ... DO NOTHING``), with ``:name`` placeholders; ``db.Store`` adapts them
+    to the driver.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -65,8 +94,8 @@ class Repo:
 
     # --- generic -------------------------------------------------------------------------
 
-    async def _transition(self, entity: str, where: sa.ColumnElement[bool], label_id: str,
-                          from_state: str, to_state: str, values: dict[str, Any]) -> dict[str, Any]:
+    async def _transition(self, entity: str, where: dict[str, Any], label_id: str,
+                          from_state: str, to_state: str, values: dict[str, Any]) -> Row:
         if not states.allowed(entity, from_state, to_state):
             raise InvalidTransition(_LABELS[entity], label_id, from_state, to_state)
         table = _TABLES[entity]
@@ -74,20 +103,17 @@ class Repo:
         values = {**values, "state": to_state, "updated_at": ts}
         if entity == "asset":
             values["state_changed_at"] = ts
-        stmt = (
-            table.update()
-            .where(where, table.c.state == from_state)
-            .values(**values)
-            .returning(*table.c)
-        )
-        rows = await self.db.fetch_all(stmt)
+        sql, params = _update(table, values, {**where, "state": from_state},
+                              suffix=" RETURNING *")
+        rows = await self.db.fetch_all(sql, params)
         if not rows:
-            current = await self.db.fetch_one(sa.select(table.c.state).where(where))
+            conds = " AND ".join(f"{_column(k)} = :{k}" for k in where)
+            current = await self.db.fetch_one(f"SELECT state FROM {table} WHERE {conds}", where)
             if current is None:
                 raise NotFound(f"{_LABELS[entity]} {label_id} does not exist")
             raise InvalidTransition(_LABELS[entity], label_id, from_state, to_state,
-                                    actual=current._mapping["state"])
-        row = _row(rows[0])
+                                    actual=current["state"])
+        row = rows[0]
         await self.store.record(
             Change(
                 entity=entity,
@@ -104,6 +130,21 @@ class Repo:
         )
         return row
 
+    async def _select(self, table: str, where: dict[str, Any], *, order: str | None = None,
+                      limit: int | None = None, lock: bool = False) -> list[Row]:
+        params = dict(where)
+        sql = f"SELECT * FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{_column(k)} = :{k}" for k in where)
+        if order:
+            sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        if lock and self.store.dialect == "postgresql":  # SQLite locks the whole file anyway
+            sql += " FOR UPDATE"
+        return await self.db.fetch_all(sql, params)
+
     # --- assets --------------------------------------------------------------------------
 
     async def insert_asset(self, **values: Any) -> Asset:
@@ -112,12 +153,12 @@ class Repo:
         values.setdefault("state", "staged")
         values.setdefault("metadata", {})
         row = {**values, "created_at": ts, "updated_at": ts, "state_changed_at": ts}
-        await self.db.execute(assets.insert().values(**row))
+        await self.db.execute(*_insert(ASSETS, row))
         return Asset.from_row(row)
 
     async def get_asset(self, asset_id: str) -> Asset | None:
-        r = await self.db.fetch_one(assets.select().where(assets.c.id == asset_id))
-        return Asset.from_row(_row(r)) if r else None
+        rows = await self._select(ASSETS, {"id": asset_id})
+        return Asset.from_row(rows[0]) if rows else None
 
     async def require_asset(self, asset_id: str) -> Asset:
         asset = await self.get_asset(asset_id)
@@ -126,40 +167,37 @@ class Repo:
         return asset
 
     async def update_asset(self, asset_id: str, **values: Any) -> None:
-        await self.db.execute(
-            assets.update().where(assets.c.id == asset_id).values(**values, updated_at=now())
-        )
+        await self.db.execute(*_update(ASSETS, {**values, "updated_at": now()}, {"id": asset_id}))
 
     async def merge_asset_metadata(self, asset_id: str, values: dict[str, Any]) -> None:
         """Merge keys into the asset's metadata (read-modify-write in one transaction)."""
         async with self.store.transaction():
-            r = await self.db.fetch_one(sa.select(assets.c.metadata).where(assets.c.id == asset_id))
+            r = await self.db.fetch_one(f"SELECT metadata FROM {ASSETS} WHERE id = :id",
+                                        {"id": asset_id})
             if r is None:
                 return
-            current = json_value(r._mapping["metadata"], {})
-            await self.db.execute(assets.update().where(assets.c.id == asset_id)
-                                  .values(metadata={**current, **values}, updated_at=now()))
+            current = json_value(r["metadata"], {})
+            await self.db.execute(*_update(
+                ASSETS, {"metadata": {**current, **values}, "updated_at": now()},
+                {"id": asset_id}))
 
     async def transition_asset(self, asset_id: str, from_state: str, to_state: str,
                                **values: Any) -> Asset:
-        row = await self._transition("asset", assets.c.id == asset_id, asset_id, from_state,
+        row = await self._transition("asset", {"id": asset_id}, asset_id, from_state,
                                      to_state, values)
         return Asset.from_row(row)
 
     async def list_assets(self, *, state: str | None = None, profile: str | None = None,
                           limit: int = 100) -> list[Asset]:
-        q = assets.select().order_by(assets.c.created_at).limit(limit)
-        if state:
-            q = q.where(assets.c.state == state)
-        if profile:
-            q = q.where(assets.c.profile == profile)
-        return [Asset.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        where = {k: v for k, v in (("state", state), ("profile", profile)) if v}
+        rows = await self._select(ASSETS, where, order="created_at", limit=limit)
+        return [Asset.from_row(r) for r in rows]
 
     async def delete_asset_rows(self, asset_id: str) -> None:
         """Remove an asset and everything hanging off it (explicitly: SQLite may not cascade)."""
-        for table in (processing_runs, variants, upload_sessions, provider_assets, attachments):
-            await self.db.execute(table.delete().where(table.c.asset_id == asset_id))
-        await self.db.execute(assets.delete().where(assets.c.id == asset_id))
+        for table in (RUNS, VARIANTS, SESSIONS, PROVIDER_ASSETS, ATTACHMENTS):
+            await self.db.execute(f"DELETE FROM {table} WHERE asset_id = :id", {"id": asset_id})
+        await self.db.execute(f"DELETE FROM {ASSETS} WHERE id = :id", {"id": asset_id})
 
     # --- variants ------------------------------------------------------------------------
 
@@ -171,80 +209,68 @@ class Repo:
         for name, digest, kind in planned:
             if name in existing:
                 continue
-            await self.db.execute(
-                variants.insert().values(
-                    id=new_id(), asset_id=asset_id, name=name, state="planned",
-                    recipe_digest=digest, output_kind=kind, attempts=0,
-                    created_at=ts, updated_at=ts,
-                )
-            )
+            await self.db.execute(*_insert(VARIANTS, dict(
+                id=new_id(), asset_id=asset_id, name=name, state="planned",
+                recipe_digest=digest, output_kind=kind, attempts=0,
+                created_at=ts, updated_at=ts,
+            )))
         return await self.list_variants(asset_id)
 
     async def list_variants(self, asset_id: str) -> list[AssetVariant]:
-        q = variants.select().where(variants.c.asset_id == asset_id).order_by(variants.c.name)
-        return [AssetVariant.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self._select(VARIANTS, {"asset_id": asset_id}, order="name")
+        return [AssetVariant.from_row(r) for r in rows]
 
     async def get_variant(self, asset_id: str, name: str) -> AssetVariant | None:
-        r = await self.db.fetch_one(
-            variants.select().where(variants.c.asset_id == asset_id, variants.c.name == name)
-        )
-        return AssetVariant.from_row(_row(r)) if r else None
+        rows = await self._select(VARIANTS, {"asset_id": asset_id, "name": name})
+        return AssetVariant.from_row(rows[0]) if rows else None
 
     async def transition_variant(self, asset_id: str, name: str, from_state: str,
                                  to_state: str, **values: Any) -> AssetVariant:
-        where = sa.and_(variants.c.asset_id == asset_id, variants.c.name == name)
-        row = await self._transition("variant", where, f"{asset_id}/{name}", from_state,
-                                     to_state, values)
+        row = await self._transition("variant", {"asset_id": asset_id, "name": name},
+                                     f"{asset_id}/{name}", from_state, to_state, values)
         return AssetVariant.from_row(row)
 
     async def update_variant(self, asset_id: str, name: str, **values: Any) -> None:
-        await self.db.execute(
-            variants.update().where(variants.c.asset_id == asset_id, variants.c.name == name)
-            .values(**values, updated_at=now())
-        )
+        await self.db.execute(*_update(VARIANTS, {**values, "updated_at": now()},
+                                       {"asset_id": asset_id, "name": name}))
 
     async def mark_stale(self, profile: str, name: str, digest: str) -> int:
         """Ready variants of ``profile`` named ``name`` built from another recipe -> stale."""
         ts = now()
-        stale_ids = sa.select(variants.c.id).join(assets, assets.c.id == variants.c.asset_id).where(
-            assets.c.profile == profile, variants.c.name == name, variants.c.state == "ready",
-            variants.c.recipe_digest != digest)
         rows = await self.db.fetch_all(
-            variants.update().where(variants.c.id.in_(stale_ids), variants.c.state == "ready")
-            .values(state="stale", updated_at=ts).returning(variants.c.id, variants.c.asset_id)
-        )
+            f"UPDATE {VARIANTS} SET state = 'stale', updated_at = :ts"
+            " WHERE state = 'ready' AND name = :name AND recipe_digest <> :digest"
+            f" AND asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
+            " RETURNING id, asset_id",
+            {"ts": ts, "name": name, "digest": digest, "profile": profile})
         for r in rows:
-            m = r._mapping
-            await self.store.record(Change(entity="variant", entity_id=m["id"],
-                                           asset_id=m["asset_id"], from_state="ready",
+            await self.store.record(Change(entity="variant", entity_id=r["id"],
+                                           asset_id=r["asset_id"], from_state="ready",
                                            to_state="stale", at=ts, profile=profile, name=name))
         return len(rows)
 
     async def asset_ids_needing(self, profile: str, names: Sequence[str], *,
                                 after: str | None, limit: int) -> list[str]:
         """Settled assets of ``profile`` lacking one of ``names`` or holding a stale one."""
-        have = sa.select(sa.func.count()).select_from(variants).where(
-            variants.c.asset_id == assets.c.id, variants.c.name.in_(list(names)),
-            variants.c.state.notin_(["stale", "missing"])).scalar_subquery()
-        q = (sa.select(assets.c.id)
-             .where(assets.c.profile == profile,
-                    assets.c.state.in_(["processing", "ready", "degraded"]),
-                    have < len(set(names)))
-             .order_by(assets.c.id).limit(limit))
+        params: dict[str, Any] = {"profile": profile, "need": len(set(names)), "limit": limit}
+        sql = (f"SELECT a.id FROM {ASSETS} a"
+               " WHERE a.profile = :profile"
+               " AND a.state IN ('processing', 'ready', 'degraded')"
+               f" AND (SELECT count(*) FROM {VARIANTS} v WHERE v.asset_id = a.id"
+               f" AND v.name IN {_in('n', names, params)}"
+               " AND v.state NOT IN ('stale', 'missing')) < :need")
         if after is not None:
-            q = q.where(assets.c.id > after)
-        return [r._mapping["id"] for r in await self.db.fetch_all(q)]
+            sql += " AND a.id > :after"
+            params["after"] = after
+        sql += " ORDER BY a.id LIMIT :limit"
+        return [r["id"] for r in await self.db.fetch_all(sql, params)]
 
     async def abandon_runs(self, asset_id: str, name: str) -> None:
         """Close runs a dead worker left ``running`` for this variant."""
-        await self.db.execute(
-            processing_runs.update().where(
-                processing_runs.c.asset_id == asset_id,
-                processing_runs.c.variant_name == name,
-                processing_runs.c.state == "running",
-            ).values(state="abandoned", finished_at=now(),
-                     error_reason="the worker stopped before finishing")
-        )
+        await self.db.execute(*_update(
+            RUNS, {"state": "abandoned", "finished_at": now(),
+                   "error_reason": "the worker stopped before finishing"},
+            {"asset_id": asset_id, "variant_name": name, "state": "running"}))
 
     # --- upload sessions -----------------------------------------------------------------
 
@@ -255,44 +281,34 @@ class Repo:
         values.setdefault("multipart_parts", {})
         values.setdefault("last_known_offset", 0)
         row = {**values, "created_at": ts, "updated_at": ts}
-        await self.db.execute(upload_sessions.insert().values(**row))
+        await self.db.execute(*_insert(SESSIONS, row))
         return UploadSession.from_row(row)
 
     async def get_session(self, session_id: str) -> UploadSession | None:
-        r = await self.db.fetch_one(
-            upload_sessions.select().where(upload_sessions.c.id == session_id)
-        )
-        return UploadSession.from_row(_row(r)) if r else None
+        rows = await self._select(SESSIONS, {"id": session_id})
+        return UploadSession.from_row(rows[0]) if rows else None
 
     async def transition_session(self, session_id: str, from_state: str, to_state: str,
                                  **values: Any) -> UploadSession:
-        row = await self._transition("session", upload_sessions.c.id == session_id, session_id,
+        row = await self._transition("session", {"id": session_id}, session_id,
                                      from_state, to_state, values)
         return UploadSession.from_row(row)
 
     async def update_session(self, session_id: str, **values: Any) -> None:
-        await self.db.execute(
-            upload_sessions.update().where(upload_sessions.c.id == session_id)
-            .values(**values, updated_at=now())
-        )
+        await self.db.execute(*_update(SESSIONS, {**values, "updated_at": now()},
+                                       {"id": session_id}))
 
     async def sessions_for_asset(self, asset_id: str) -> list[UploadSession]:
-        q = upload_sessions.select().where(upload_sessions.c.asset_id == asset_id)
-        return [UploadSession.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self._select(SESSIONS, {"asset_id": asset_id}, order="created_at")
+        return [UploadSession.from_row(r) for r in rows]
 
     # --- attachments ---------------------------------------------------------------------
 
     async def get_attachment(self, owner_type: str, owner_id: str, slot: str, *,
                              for_update: bool = False) -> Attachment | None:
-        q = attachments.select().where(
-            attachments.c.owner_type == owner_type,
-            attachments.c.owner_id == owner_id,
-            attachments.c.slot == slot,
-        )
-        if for_update:
-            q = q.with_for_update()
-        r = await self.db.fetch_one(q)
-        return Attachment.from_row(_row(r)) if r else None
+        rows = await self._select(ATTACHMENTS, {"owner_type": owner_type, "owner_id": owner_id,
+                                                "slot": slot}, lock=for_update)
+        return Attachment.from_row(rows[0]) if rows else None
 
     async def insert_attachment_if_absent(self, asset_id: str, owner_type: str, owner_id: str,
                                           slot: str) -> Attachment | None:
@@ -300,37 +316,31 @@ class Repo:
         ts = now()
         row = dict(id=new_id(), asset_id=asset_id, owner_type=owner_type, owner_id=owner_id,
                    slot=slot, created_at=ts, updated_at=ts)
-        insert = _insert_ignore(self.store.dialect, attachments, row,
-                                ["owner_type", "owner_id", "slot"])
-        rows = await self.db.fetch_all(insert.returning(attachments.c.id))
+        rows = await self.db.fetch_all(*_insert(
+            ATTACHMENTS, row,
+            suffix=" ON CONFLICT (owner_type, owner_id, slot) DO NOTHING RETURNING id"))
         return Attachment.from_row(row) if rows else None
 
     async def repoint_attachment(self, attachment_id: str, asset_id: str) -> None:
-        await self.db.execute(
-            attachments.update().where(attachments.c.id == attachment_id)
-            .values(asset_id=asset_id, updated_at=now())
-        )
+        await self.db.execute(*_update(ATTACHMENTS, {"asset_id": asset_id, "updated_at": now()},
+                                       {"id": attachment_id}))
 
     async def delete_attachment(self, owner_type: str, owner_id: str,
                                 slot: str) -> Attachment | None:
         rows = await self.db.fetch_all(
-            attachments.delete().where(
-                attachments.c.owner_type == owner_type,
-                attachments.c.owner_id == owner_id,
-                attachments.c.slot == slot,
-            ).returning(*attachments.c)
-        )
-        return Attachment.from_row(_row(rows[0])) if rows else None
+            f"DELETE FROM {ATTACHMENTS} WHERE owner_type = :owner_type"
+            " AND owner_id = :owner_id AND slot = :slot RETURNING *",
+            {"owner_type": owner_type, "owner_id": owner_id, "slot": slot})
+        return Attachment.from_row(rows[0]) if rows else None
 
     async def attachments_for_asset(self, asset_id: str) -> list[Attachment]:
-        q = attachments.select().where(attachments.c.asset_id == asset_id)
-        return [Attachment.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self._select(ATTACHMENTS, {"asset_id": asset_id}, order="created_at")
+        return [Attachment.from_row(r) for r in rows]
 
     async def attachments_for_owner(self, owner_type: str, owner_id: str) -> list[Attachment]:
-        q = attachments.select().where(
-            attachments.c.owner_type == owner_type, attachments.c.owner_id == owner_id
-        ).order_by(attachments.c.slot)
-        return [Attachment.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self._select(ATTACHMENTS, {"owner_type": owner_type, "owner_id": owner_id},
+                                  order="slot")
+        return [Attachment.from_row(r) for r in rows]
 
     # --- outbox --------------------------------------------------------------------------
 
@@ -339,33 +349,30 @@ class Repo:
         ts = now()
         row = dict(id=new_id(), kind=kind, payload=payload, state="pending", attempts=0,
                    available_at=ts + timedelta(seconds=delay_seconds), created_at=ts)
-        await self.db.execute(outbox.insert().values(**row))
+        await self.db.execute(*_insert(OUTBOX, row))
         return OutboxEntry.from_row(row)
 
     async def get_outbox(self, entry_id: str) -> OutboxEntry | None:
-        r = await self.db.fetch_one(outbox.select().where(outbox.c.id == entry_id))
-        return OutboxEntry.from_row(_row(r)) if r else None
+        rows = await self._select(OUTBOX, {"id": entry_id})
+        return OutboxEntry.from_row(rows[0]) if rows else None
 
     async def mark_outbox_dispatched(self, entry_id: str) -> None:
         await self.db.execute(
-            outbox.update().where(outbox.c.id == entry_id, outbox.c.state.in_(["pending",
-                                                                              "dispatched"]))
-            .values(state="dispatched", dispatched_at=now())
-        )
+            f"UPDATE {OUTBOX} SET state = 'dispatched', dispatched_at = :ts"
+            " WHERE id = :id AND state IN ('pending', 'dispatched')",
+            {"ts": now(), "id": entry_id})
 
     async def start_outbox_attempt(self, entry_id: str) -> int:
         """Count one more attempt; returns the attempt number (1 for the first)."""
         rows = await self.db.fetch_all(
-            outbox.update().where(outbox.c.id == entry_id)
-            .values(attempts=outbox.c.attempts + 1).returning(outbox.c.attempts)
-        )
-        return int(rows[0]._mapping["attempts"]) if rows else 1
+            f"UPDATE {OUTBOX} SET attempts = attempts + 1 WHERE id = :id RETURNING attempts",
+            {"id": entry_id})
+        return int(rows[0]["attempts"]) if rows else 1
 
     async def mark_outbox_done(self, entry_id: str) -> None:
-        await self.db.execute(
-            outbox.update().where(outbox.c.id == entry_id)
-            .values(state="done", completed_at=now(), last_error=None)
-        )
+        await self.db.execute(*_update(
+            OUTBOX, {"state": "done", "completed_at": now(), "last_error": None},
+            {"id": entry_id}))
 
     async def mark_outbox_failed(self, entry_id: str, error: str, *, final: bool,
                                  retry_in: float = 0) -> None:
@@ -374,38 +381,29 @@ class Repo:
             values.update(state="failed", completed_at=now())
         else:
             values.update(available_at=now() + timedelta(seconds=retry_in))
-        await self.db.execute(outbox.update().where(outbox.c.id == entry_id).values(**values))
+        await self.db.execute(*_update(OUTBOX, values, {"id": entry_id}))
 
     async def due_outbox(self, *, pending_before: datetime, dispatched_before: datetime,
                          limit: int = 100) -> list[OutboxEntry]:
         """Rows that should be (re)dispatched: pending ones past their time, and dispatched
         ones that no worker finished within the stale window."""
-        q = (
-            outbox.select()
-            .where(
-                sa.or_(
-                    sa.and_(outbox.c.state == "pending", outbox.c.available_at <= pending_before),
-                    sa.and_(outbox.c.state == "dispatched",
-                            outbox.c.dispatched_at <= dispatched_before),
-                )
-            )
-            .order_by(outbox.c.available_at)
-            .limit(limit)
-        )
-        return [OutboxEntry.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {OUTBOX}"
+            " WHERE (state = 'pending' AND available_at <= :pending_before)"
+            " OR (state = 'dispatched' AND dispatched_at <= :dispatched_before)"
+            " ORDER BY available_at LIMIT :limit",
+            {"pending_before": pending_before, "dispatched_before": dispatched_before,
+             "limit": limit})
+        return [OutboxEntry.from_row(r) for r in rows]
 
     async def list_outbox(self, *, kind: str | None = None, state: str | None = None,
                           limit: int = 1000) -> list[OutboxEntry]:
-        q = outbox.select().order_by(outbox.c.created_at).limit(limit)
-        if kind:
-            q = q.where(outbox.c.kind == kind)
-        if state:
-            q = q.where(outbox.c.state == state)
-        return [OutboxEntry.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        where = {k: v for k, v in (("kind", kind), ("state", state)) if v}
+        rows = await self._select(OUTBOX, where, order="created_at", limit=limit)
+        return [OutboxEntry.from_row(r) for r in rows]
 
     async def count_outbox(self) -> dict[str, int]:
-        q = sa.select(outbox.c.state, sa.func.count().label("n")).group_by(outbox.c.state)
-        return {str(r._mapping["state"]): int(r._mapping["n"]) for r in await self.db.fetch_all(q)}
+        return await self._count_states(OUTBOX)
 
     # --- processing runs -----------------------------------------------------------------
 
@@ -415,22 +413,18 @@ class Repo:
         row = dict(id=new_id(), asset_id=asset_id, variant_name=variant_name, job=job,
                    worker=worker, state="running", attempt=attempt, started_at=ts,
                    timings={}, created_at=ts)
-        await self.db.execute(processing_runs.insert().values(**row))
+        await self.db.execute(*_insert(RUNS, row))
         return ProcessingRun.from_row(row)
 
     async def finish_run(self, run_id: str, *, state: str, error_reason: str | None = None,
                          timings: dict[str, Any] | None = None) -> None:
-        await self.db.execute(
-            processing_runs.update().where(processing_runs.c.id == run_id).values(
-                state=state, finished_at=now(), error_reason=error_reason,
-                timings=timings or {},
-            )
-        )
+        await self.db.execute(*_update(
+            RUNS, {"state": state, "finished_at": now(), "error_reason": error_reason,
+                   "timings": timings or {}}, {"id": run_id}))
 
     async def runs_for_asset(self, asset_id: str) -> list[ProcessingRun]:
-        q = processing_runs.select().where(processing_runs.c.asset_id == asset_id).order_by(
-            processing_runs.c.created_at)
-        return [ProcessingRun.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        rows = await self._select(RUNS, {"asset_id": asset_id}, order="created_at")
+        return [ProcessingRun.from_row(r) for r in rows]
 
     # --- purge log -----------------------------------------------------------------------
 
@@ -438,29 +432,19 @@ class Repo:
         row = dict(id=new_id(), asset_id=asset.id, profile=asset.profile, storage=asset.storage,
                    storage_keys=list(keys), reason=reason, asset_state=asset.state,
                    purged_at=now())
-        await self.db.execute(purge_log.insert().values(**row))
+        await self.db.execute(*_insert(PURGE_LOG, row))
         return PurgeRecord.from_row(row)
 
     async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[PurgeRecord]:
-        q = purge_log.select().order_by(purge_log.c.purged_at.desc()).limit(limit)
-        if asset_id:
-            q = q.where(purge_log.c.asset_id == asset_id)
-        return [PurgeRecord.from_row(_row(r)) for r in await self.db.fetch_all(q)]
+        where = {"asset_id": asset_id} if asset_id else {}
+        rows = await self._select(PURGE_LOG, where, order="purged_at DESC", limit=limit)
+        return [PurgeRecord.from_row(r) for r in rows]
 
     # --- counts for status ---------------------------------------------------------------
 
     async def count_by_state(self, entity: str) -> dict[str, int]:
-        table = _TABLES[entity]
-        q = sa.select(table.c.state, sa.func.count().label("n")).group_by(table.c.state)
-        return {str(r._mapping["state"]): int(r._mapping["n"]) for r in await self.db.fetch_all(q)}
+        return await self._count_states(_TABLES[entity])
 
-
-def _insert_ignore(dialect: str, table: sa.Table, row: dict[str, Any],
-                   conflict: list[str]) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).values(**row).on_conflict_do_nothing(index_elements=conflict)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).values(**row).on_conflict_do_nothing(index_elements=conflict)
+    async def _count_states(self, table: str) -> dict[str, int]:
+        rows = await self.db.fetch_all(f"SELECT state, count(*) AS n FROM {table} GROUP BY state")
+        return {str(r["state"]): int(r["n"]) for r in rows}

@@ -48,10 +48,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import ctypes
 import functools
+import logging
 import os
+import platform
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +84,8 @@ else:
     _IMPORT_ERROR = None
 
 __all__ = ["DEFAULT_INPUTS", "ImageProcessor", "capabilities"]
+
+log = logging.getLogger("rindle.processing")
 
 Checkpoint = Callable[[str], Awaitable[bool]]
 
@@ -504,10 +510,13 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
     except _vips.Error as exc:
         raise _decode_failed(exc, workdir) from None
     native = scale >= 1.0
-    try:
-        facts["placeholder"] = _placeholder(base)
-    except _vips.Error:
-        pass  # a preview is a nicety; the variants still get built
+
+    def placeholder() -> None:
+        try:
+            facts["placeholder"] = _placeholder(base)
+        except _vips.Error:
+            pass  # a preview is a nicety; the variants still get built
+
     def build(name: str, variant: Variant) -> tuple[str, _Rendered] | RindleError:
         try:
             image = _without_metadata(_derive(base, variant, native))
@@ -521,16 +530,49 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
             return exc
 
     # Encoders (WebP, AVIF) are single-threaded and release the GIL: encode the outputs
-    # side by side, the slowest first, so the cores stay busy after the shared decode.
+    # side by side, the slowest first (the placeholder last), so the cores stay busy after
+    # the shared decode.
     order = sorted(items, key=lambda item: -_needed_scale(item[1], ow, oh))
     workers = min(len(order), os.cpu_count() or 1)
     if workers <= 1:
         outputs = {name: build(name, variant) for name, variant in order}
+        placeholder()
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rindle-encode") as pool:
             futures = {name: pool.submit(build, name, variant) for name, variant in order}
+            pool.submit(placeholder).result()
             outputs = {name: futures[name].result() for name, _ in items}
     return _Batch(outputs, facts)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+_arena_lock = threading.Lock()
+_arena_cap: int | None = None
+
+
+def _cap_malloc_arenas(limit: int) -> None:
+    """Cap glibc's malloc arenas for this process, once, unless the operator set it.
+
+    glibc gives each new thread that allocates its own arena (up to 8 per core) and keeps
+    freed memory in it. libvips decodes and encodes on several threads (ours and its own
+    pool), so every job leaves megabytes stranded in per-thread arenas: measured here, a
+    24 MP JPEG's variants grew the process by 27 MiB with the default and 14 MiB with two
+    arenas, at the same speed. Long-running workers creep up the same way. This is the
+    remedy libvips users apply with ``MALLOC_ARENA_MAX=2`` (imgproxy's image does); an
+    explicit ``MALLOC_ARENA_MAX`` in the environment always wins.
+    """
+    global _arena_cap
+    with _arena_lock:
+        if _arena_cap is not None or "MALLOC_ARENA_MAX" in os.environ:
+            return
+        _arena_cap = limit
+        if platform.libc_ver()[0] != "glibc":
+            return
+        try:
+            ok = ctypes.CDLL(None).mallopt(_M_ARENA_MAX, limit)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc after all
+            return
+        log.debug("malloc arenas capped at %d (mallopt returned %d)", limit, ok)
 
 
 def _make_workdir(parent: str | None) -> str:
@@ -549,14 +591,22 @@ class ImageProcessor:
     ``None``); ``allowed_inputs`` names the libvips loaders accepted (``DEFAULT_INPUTS``:
     jpeg, png, webp, gif, heif, tiff; ``svg`` and ``jxl`` may be added); ``chunk_size`` is
     the read/write granularity of the storage streams.
+
+    ``malloc_arena_max`` (default 2) caps glibc's malloc arenas for the whole process when
+    the first image is processed, so memory freed by libvips' threads is reused instead of
+    stranded per thread; ``None`` leaves the allocator alone. ``MALLOC_ARENA_MAX`` in the
+    environment takes precedence; other C libraries are not touched.
     """
 
     def __init__(self, *, temp_dir: str | Path | None = None,
                  allowed_inputs: Iterable[str] = DEFAULT_INPUTS,
-                 chunk_size: int = _CHUNK) -> None:
+                 chunk_size: int = _CHUNK, malloc_arena_max: int | None = 2) -> None:
+        if malloc_arena_max is not None and malloc_arena_max < 1:
+            raise ValueError("malloc_arena_max must be at least 1 (or None)")
         self.temp_dir = str(temp_dir) if temp_dir is not None else None
         self.allowed_inputs = frozenset(allowed_inputs)
         self.chunk_size = chunk_size
+        self.malloc_arena_max = malloc_arena_max
 
     def __repr__(self) -> str:
         return f"ImageProcessor(allowed_inputs={sorted(self.allowed_inputs)})"
@@ -584,6 +634,8 @@ class ImageProcessor:
             raise RindleError(f"pyvips cannot load libvips ({_IMPORT_ERROR}); install the "
                               "system libvips (Debian: libvips42)",
                               code="image_processor_unavailable")
+        if self.malloc_arena_max is not None:
+            _cap_malloc_arenas(self.malloc_arena_max)
         storage = media.storage_for(profile)
         workdir = await anyio.to_thread.run_sync(_make_workdir, self.temp_dir)
         results: dict[str, dict[str, Any] | BaseException] = {}
