@@ -14,6 +14,7 @@ timestamps as UTC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import json
@@ -293,9 +294,38 @@ class _Postgres:
             pool, self.pool = self.pool, None
             await pool.close()
 
+    async def _acquire(self) -> Any:
+        """A pooled connection that answers.
+
+        asyncpg notices a connection the server dropped (a restart, an idle timeout, a
+        failover) only when it is used, so each checkout is pinged first, as SQLAlchemy's
+        ``pool_pre_ping`` did: the dead one is discarded and the caller gets a live one
+        instead of an error.
+        """
+        for _ in range(self._size + 1):
+            conn = await self.pool.acquire()
+            try:
+                await conn.execute("SELECT 1")
+                return conn
+            except Exception as exc:
+                # Whatever the server's goodbye left behind (a closed socket, an admin
+                # shutdown notice, a protocol in a state asyncpg can't leave), SELECT 1
+                # failing means this connection is done for.
+                log.info("dropping a PostgreSQL connection that failed a ping: %s",
+                         type(exc).__name__)
+                with contextlib.suppress(Exception):  # the pool may have let go of it
+                    conn.terminate()
+                with contextlib.suppress(Exception):  # it reopens the slot on next use
+                    await self.pool.release(conn)
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+        raise ConfigurationError("no PostgreSQL connection answers",
+                                 code="database_unreachable")
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
-        conn = await self.pool.acquire()
+        conn = await self._acquire()
         try:
             yield conn
         finally:

@@ -118,3 +118,20 @@ async def test_queries_need_a_connection(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as err:
         await store.fetch_all("SELECT 1")
     assert err.value.code == "not_connected"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_connections_the_server_dropped_are_replaced(media: Rindle) -> None:
+    import asyncpg
+
+    await asyncio.gather(*(media.repo.add_outbox("warm", {}) for _ in range(5)))
+    # Kill every pooled connection server-side, as a PostgreSQL restart would.
+    admin = await asyncpg.connect(media.database_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await admin.close()
+    await asyncio.gather(*(media.repo.add_outbox("after", {}) for _ in range(5)))
+    assert len(await media.repo.list_outbox(kind="after")) == 5
