@@ -1,0 +1,1 @@
+"""Operator tooling: doctor, runtime status and upload clean-up."""
