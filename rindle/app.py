@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import attachments as _attachments
@@ -169,6 +170,11 @@ class Rindle:
     def authorizer_for(self, profile: type[Profile]) -> Authorizer:
         return profile.delivery.authorizer or self.authorizer
 
+    @property
+    def processors(self) -> Mapping[str, Processor]:
+        """The processors registered or loaded so far, by variant kind (read-only)."""
+        return MappingProxyType(self._processors)
+
     def processor_for(self, kind: str) -> Processor | None:
         """The processor registered for a variant kind; the built-in ones load lazily."""
         proc = self._processors.get(kind)
@@ -239,12 +245,21 @@ class Rindle:
             yield
 
     async def _sweep_forever(self) -> None:
+        from .ops.cleanup import expire_uploads
+
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
                 await self.outbox.sweep()
             except Exception:
                 log.exception("outbox sweep failed; trying again in %ss", self.sweep_interval)
+            try:
+                # Abandoned uploads are purged a sweep after they expire; rows and objects
+                # of a user who closed the tab never pile up.
+                await expire_uploads(self, limit=200)
+            except Exception:
+                log.exception("expiring abandoned uploads failed; trying again in %ss",
+                              self.sweep_interval)
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the database to the newest schema (runs Alembic in a thread)."""
@@ -449,6 +464,36 @@ class Rindle:
     async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[Any]:
         """What was purged and why, newest first."""
         return await self.repo.purges(asset_id=asset_id, limit=limit)
+
+    # --- operating ---------------------------------------------------------------------
+
+    async def runtime_status(self, *, profile: type[Profile] | str | None = None,
+                             limit: int = 5) -> dict[str, Any]:
+        """Counts by state, stuck or failed work with samples, and the repair for each.
+
+        See ``rindle.ops.status``; ``rindle status`` prints the same report.
+        """
+        from .ops.status import runtime_status
+
+        name = None if profile is None else self.profile(profile).name
+        return await runtime_status(self, profile=name, limit=limit)
+
+    async def expire_uploads(self, *, dry_run: bool = False, limit: int = 1000) -> Any:
+        """Expire upload sessions abandoned past their expiry and queue their purge.
+
+        The runtime's sweeper already does this every ``sweep_interval``; returns a
+        ``rindle.ops.cleanup.CleanupReport``.
+        """
+        from .ops.cleanup import expire_uploads
+
+        return await expire_uploads(self, dry_run=dry_run, limit=limit)
+
+    async def doctor(self) -> Any:
+        """Check the configuration and every service it depends on; never raises for a
+        service that is down. Returns a ``rindle.ops.doctor.DoctorReport``."""
+        from .ops.doctor import run_doctor
+
+        return await run_doctor(self)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for in-process jobs to finish (inline queue only; a no-op for rq)."""

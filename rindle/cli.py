@@ -1,4 +1,4 @@
-"""``rindle ...``: the operator's commands (migrate, worker, sweep)."""
+"""``rindle ...``: the operator's commands (migrate, worker, sweep, status, cleanup, doctor)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,135 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_json(data: object) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    media = _runtime(args.app)
+
+    async def run() -> dict[str, object]:
+        async with media.connected(start_queue=False):
+            return await media.runtime_status(profile=args.profile, limit=args.limit)
+
+    report = asyncio.run(run())
+    if args.json:
+        _print_json(report)
+        return 0
+    out = Console()
+    counts = Table(title="rows by state", show_lines=False)
+    counts.add_column("table")
+    counts.add_column("total", justify="right")
+    counts.add_column("states")
+    for section in ("assets", "variants", "upload_sessions", "outbox"):
+        data = report[section]
+        assert isinstance(data, dict)
+        states = ", ".join(f"{k} {v}" for k, v in data["counts"].items()) or "none"
+        counts.add_row(section, str(data["total"]), states)
+    out.print(counts)
+    recommendations = report["recommendations"]
+    assert isinstance(recommendations, list)
+    if not recommendations:
+        out.print("[green]nothing needs attention[/]")
+        return 0
+    found = Table(title="findings")
+    for column in ("class", "count", "oldest", "samples", "what to do"):
+        found.add_column(column)
+    for section in ("variants", "upload_sessions", "assets", "outbox"):
+        data = report[section]
+        assert isinstance(data, dict)
+        for f in data["findings"]:
+            action = next(r for r in recommendations if r["class"] == f["class"])
+            samples = "\n".join(_describe(s) for s in f["samples"])
+            found.add_row(f["class"], str(f["count"]), _duration(f["oldest_age_seconds"]),
+                          samples, f"{action['action']}: {action['how']}")
+    out.print(found)
+    return 0
+
+
+def _describe(sample: dict[str, object]) -> str:
+    who = sample.get("variant") and f"{sample['asset_id']}/{sample['variant']}"
+    who = who or sample.get("session_id") or sample.get("job_id") or sample.get("asset_id")
+    error = sample.get("error")
+    return f"{who}" + (f" ({error})" if error else "")
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .ops.cleanup import expire_uploads, sweep_scratch_dirs
+
+    media = _runtime(args.app)
+
+    async def run() -> object:
+        async with media.connected(start_queue=True):
+            with Progress(console=console, transient=True, disable=args.json) as bar:
+                task = bar.add_task("expiring abandoned uploads", total=None)
+                report = await expire_uploads(
+                    media, dry_run=args.dry_run, limit=args.limit,
+                    progress=lambda n: bar.advance(task, n))
+            if args.scratch_older_than is not None:
+                await asyncio.to_thread(sweep_scratch_dirs, media, dry_run=args.dry_run,
+                                        older_than=args.scratch_older_than, report=report)
+            if not args.dry_run:
+                await media.drain(timeout=args.timeout)  # inline queue: purge before exit
+            return report
+
+    report = asyncio.run(run())
+    from .ops.cleanup import CleanupReport
+
+    assert isinstance(report, CleanupReport)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        verb = "would expire" if report.dry_run else "expired"
+        console.print(f"{'[DRY RUN] ' if report.dry_run else ''}{verb} "
+                      f"{report.sessions_expired} of {report.sessions_found} abandoned upload "
+                      f"session(s); {report.sessions_skipped} finished meanwhile")
+        if args.scratch_older_than is not None:
+            verb = "would remove" if report.dry_run else "removed"
+            console.print(f"{verb} {report.scratch_dirs_removed} scratch director"
+                          f"{'y' if report.scratch_dirs_removed == 1 else 'ies'}")
+        for error in report.errors:
+            console.print(f"[red]error:[/] {error}")
+    return 1 if report.errors else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    media = _runtime(args.app)
+    report = asyncio.run(media.doctor())
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        out = Console()
+        table = Table(title=f"rindle doctor: {args.app}")
+        for column in ("status", "check", "summary", "fix"):
+            table.add_column(column)
+        style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "error": "[red]error[/]"}
+        for check in report.checks:
+            table.add_row(style[check.status], check.id, check.summary, check.fix or "")
+        out.print(table)
+        out.print(f"{len(report.checks)} checks: {len(report.errors)} error(s), "
+                  f"{len(report.warnings)} warning(s)")
+    failed = bool(report.errors) or (args.strict and bool(report.warnings))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rindle", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +243,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include entries written just now")
     p.add_argument("--timeout", type=float, default=300.0)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="counts by state, stuck or failed work, what to do")
+    p.add_argument("--app", required=True)
+    p.add_argument("--profile", default=None, help="only this profile's rows")
+    p.add_argument("--limit", type=int, default=5, help="samples per finding")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cleanup", help="expire abandoned uploads and purge what they left")
+    p.add_argument("--app", required=True)
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument("--limit", type=int, default=10_000)
+    p.add_argument("--scratch-older-than", type=float, default=None, metavar="SECONDS",
+                   help="also remove image-job scratch directories older than this")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="how long to wait for in-process purges to finish")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cleanup)
+
+    p = sub.add_parser("doctor", help="check the configuration and the services it needs")
+    p.add_argument("--app", required=True)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

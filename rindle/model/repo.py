@@ -21,6 +21,7 @@ from .records import (
     PurgeRecord,
     UploadSession,
     json_value,
+    utc,
 )
 
 ASSETS = "rindle_assets"
@@ -33,9 +34,11 @@ OUTBOX = "rindle_outbox"
 PURGE_LOG = "rindle_purge_log"
 
 _TABLES = {"asset": ASSETS, "variant": VARIANTS, "session": SESSIONS,
-           "provider_asset": PROVIDER_ASSETS}
+           "provider_asset": PROVIDER_ASSETS, "outbox": OUTBOX}
 _LABELS = {"asset": "asset", "variant": "variant", "session": "upload session",
            "provider_asset": "provider asset"}
+# Sessions an upload can still finish; past expires_at they are abandoned.
+OPEN_SESSION_STATES = ("initialized", "signed", "resuming", "uploading", "uploaded")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
@@ -440,11 +443,60 @@ class Repo:
         rows = await self._select(PURGE_LOG, where, order="purged_at DESC", limit=limit)
         return [PurgeRecord.from_row(r) for r in rows]
 
-    # --- counts for status ---------------------------------------------------------------
+    # --- counts and findings for status and clean-up -------------------------------------
 
-    async def count_by_state(self, entity: str) -> dict[str, int]:
-        return await self._count_states(_TABLES[entity])
+    async def count_by_state(self, entity: str, *, profile: str | None = None) -> dict[str, int]:
+        """How many rows of ``entity`` are in each state (of one profile, if given)."""
+        return await self._count_states(_TABLES[entity], profile=profile)
 
-    async def _count_states(self, table: str) -> dict[str, int]:
-        rows = await self.db.fetch_all(f"SELECT state, count(*) AS n FROM {table} GROUP BY state")
+    async def _count_states(self, table: str, *, profile: str | None = None) -> dict[str, int]:
+        params: dict[str, Any] = {}
+        where = ""
+        if profile is not None:
+            params["profile"] = profile
+            where = (" WHERE asset_id IN (SELECT id FROM rindle_assets WHERE profile = :profile)"
+                     if table == VARIANTS else " WHERE profile = :profile")
+        rows = await self.db.fetch_all(
+            f"SELECT state, count(*) AS n FROM {table}{where} GROUP BY state", params)
         return {str(r["state"]): int(r["n"]) for r in rows}
+
+    async def findings(self, entity: str, states: Sequence[str], *, since_column: str,
+                       before: datetime | None = None, profile: str | None = None,
+                       limit: int = 5) -> tuple[int, datetime | None, list[Row]]:
+        """Rows of ``entity`` in ``states`` whose ``since_column`` is before ``before``:
+        how many, the oldest ``since_column``, and up to ``limit`` of them, oldest first."""
+        table = _TABLES[entity]
+        column = _column(since_column)
+        params: dict[str, Any] = {}
+        conds = [f"state IN {_in('s', states, params)}"]
+        if before is not None:
+            conds.append(f"{column} < :before")
+            params["before"] = before
+        if profile is not None:
+            params["profile"] = profile
+            conds.append("asset_id IN (SELECT id FROM rindle_assets WHERE profile = :profile)"
+                         if table == VARIANTS else "profile = :profile")
+        where = " AND ".join(conds)
+        head = await self.db.fetch_one(
+            f"SELECT count(*) AS n, min({column}) AS oldest FROM {table} WHERE {where}", params)
+        count = int(head["n"]) if head else 0
+        if not count:
+            return 0, None, []
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {table} WHERE {where} ORDER BY {column} LIMIT :limit",
+            {**params, "limit": limit})
+        return count, utc(head["oldest"]) if head else None, rows
+
+    async def expired_open_sessions(self, *, now: datetime, limit: int) -> list[UploadSession]:
+        """Upload sessions past their expiry that nobody finished or aborted."""
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {SESSIONS} WHERE state IN {_in('s', OPEN_SESSION_STATES, params)}"
+            " AND expires_at < :now ORDER BY expires_at LIMIT :limit", params)
+        return [UploadSession.from_row(r) for r in rows]
+
+    async def oldest_outbox(self, state: str) -> datetime | None:
+        row = await self.db.fetch_one(
+            f"SELECT min(created_at) AS oldest FROM {OUTBOX} WHERE state = :state",
+            {"state": state})
+        return utc(row["oldest"]) if row else None

@@ -144,13 +144,16 @@ class Broker:
             raise NotFound(f"upload session {session_id} does not exist",
                            code="session_not_found")
         if session.state not in TERMINAL_SESSION_STATES and session.expires_at <= now():
-            await self._expire(session)
+            await self.expire(session)
             raise SessionExpired(f"upload session {session_id} has expired; start a new upload")
         if session.state == "expired" or session.failure_reason == "expired":
             raise SessionExpired(f"upload session {session_id} has expired; start a new upload")
         return session
 
-    async def _expire(self, session: UploadSession) -> None:
+    async def expire(self, session: UploadSession) -> bool:
+        """End an upload abandoned past its expiry: the session expires (an uploaded one
+        fails as expired) and a purge of its staged asset is queued in the same commit,
+        which also aborts a multipart upload. False when someone moved it first."""
         try:
             async with self.repo.store.transaction():
                 if session.state == "uploaded":
@@ -165,7 +168,8 @@ class Broker:
                 await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
                                                             "reason": "upload_expired"})
         except RindleError:
-            pass  # someone else moved it first; their outcome stands
+            return False  # someone else moved it first; their outcome stands
+        return True
 
     async def sign_url(self, session_id: str) -> UploadTicket:
         """Where the client PUTs the bytes: bound to the declared type and size, expiring

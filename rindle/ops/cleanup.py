@@ -1,0 +1,136 @@
+"""Clean-up of what abandoned work leaves behind: expired uploads and scratch directories.
+
+An upload whose client vanished keeps a staged asset row, maybe an object or the parts of a
+multipart upload (which the cloud bills for until aborted). Past ``expires_at`` such a
+session is expired and its asset purged through the outbox, so the storage deletes happen
+after the commit and are retried until they succeed. The sweeper of a connected runtime
+does this every ``sweep_interval``; ``rindle cleanup`` does it on demand, with a dry run.
+
+A worker killed in the middle of an image job leaves its private scratch directory in the
+temporary folder; those older than a day are removed here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+
+log = logging.getLogger("rindle.ops")
+
+__all__ = ["CleanupReport", "expire_uploads", "sweep_scratch_dirs"]
+
+SCRATCH_PREFIXES = ("rindle-image-",)
+
+
+@dataclass
+class CleanupReport:
+    """What a clean-up found and did. In a dry run nothing is changed and ``expired``
+    counts what would be."""
+
+    dry_run: bool
+    sessions_found: int = 0
+    sessions_expired: int = 0
+    sessions_skipped: int = 0  # finished or moved by someone else in between
+    scratch_dirs_removed: int = 0
+    errors: list[str] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "sessions_found": self.sessions_found,
+                "sessions_expired": self.sessions_expired,
+                "sessions_skipped": self.sessions_skipped,
+                "scratch_dirs_removed": self.scratch_dirs_removed, "errors": self.errors,
+                "session_ids": self.session_ids}
+
+
+async def expire_uploads(media: Rindle, *, dry_run: bool = False, limit: int = 1000,
+                         batch: int = 100, now: datetime | None = None,
+                         progress: Callable[[int], None] | None = None) -> CleanupReport:
+    """Expire every open upload session past its ``expires_at`` and queue its purge.
+
+    Works in batches of ``batch`` sessions, at most ``limit`` in all; ``progress(n)`` is
+    called as sessions are handled. A session finished or aborted concurrently is skipped,
+    never overwritten; one that fails is reported and left for the next run.
+    """
+    cutoff = now or datetime.now(UTC)
+    report = CleanupReport(dry_run=dry_run)
+    if dry_run:
+        sessions = await media.repo.expired_open_sessions(now=cutoff, limit=limit)
+        report.sessions_found = report.sessions_expired = len(sessions)
+        report.session_ids = [s.id for s in sessions]
+        return report
+    failed: set[str] = set()  # still open: excluded so the loop moves on
+    while report.sessions_found < limit:
+        room = min(batch, limit - report.sessions_found)
+        sessions = [s for s in await media.repo.expired_open_sessions(
+            now=cutoff, limit=room + len(failed)) if s.id not in failed][:room]
+        if not sessions:
+            break
+        for session in sessions:
+            report.sessions_found += 1
+            report.session_ids.append(session.id)
+            try:
+                if await media.broker.expire(session):
+                    report.sessions_expired += 1
+                else:
+                    report.sessions_skipped += 1
+            except Exception as exc:  # one bad row must not stop the rest
+                log.exception("could not expire upload session %s", session.id)
+                failed.add(session.id)
+                report.errors.append(f"session {session.id}: {type(exc).__name__}: {exc}")
+            if progress is not None:
+                progress(1)
+    if report.sessions_expired:
+        log.info("expired %d abandoned upload sessions", report.sessions_expired)
+    return report
+
+
+def sweep_scratch_dirs(media: Rindle, *, older_than: float = 86400.0, dry_run: bool = False,
+                       report: CleanupReport | None = None) -> CleanupReport:
+    """Remove image-job scratch directories older than ``older_than`` seconds.
+
+    Only directories named like Rindle's own (``rindle-image-*``) at the top of the
+    processors' temporary folders are considered; symlinks are never followed. Blocking:
+    run it in a thread from async code.
+    """
+    report = report or CleanupReport(dry_run=dry_run)
+    cutoff = time.time() - older_than
+    for root in _scratch_roots(media):
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.startswith(SCRATCH_PREFIXES):
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                    continue
+                if not dry_run:
+                    shutil.rmtree(entry.path)
+                report.scratch_dirs_removed += 1
+            except OSError as exc:
+                report.errors.append(f"{entry.path}: {exc.strerror or exc}")
+    return report
+
+
+def _scratch_roots(media: Rindle) -> list[Path]:
+    roots = {Path(tempfile.gettempdir())}
+    for processor in media.processors.values():  # only those loaded: no libvips import
+        temp_dir = getattr(processor, "temp_dir", None)
+        if temp_dir:
+            roots.add(Path(temp_dir))
+    return sorted(roots)

@@ -1,0 +1,151 @@
+"""Runtime status: what the rows say about the health of uploads, variants and jobs.
+
+``media.runtime_status()`` (and ``rindle status``) counts rows by state and looks for work
+that is stuck or needs an operator: failed, cancelled, stale or missing variants, variants
+queued or processing for too long, uploads abandoned past their expiry, assets stuck
+between upload and promotion, and jobs that failed for good. Each finding carries its
+count, the age of the oldest row and a few samples (oldest first); each class of finding
+comes with the repair that fixes it. Reading it never changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+from ..model.records import utc
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+
+__all__ = ["runtime_status"]
+
+QUEUED_TOO_LONG = 300.0  # seconds a variant may wait in the queue before it looks starved
+IN_FLIGHT_TOO_LONG = 900.0  # seconds an asset may sit between upload and promotion
+
+# class -> (what to do, how)
+_REPAIRS: dict[str, tuple[str, str]] = {
+    "failed": ("requeue", "media.requeue_variants(asset_id) once the cause is fixed"),
+    "cancelled": ("requeue", "media.requeue_variants(asset_id) if the work is still wanted"),
+    "missing": ("requeue", "media.requeue_variants(asset_id) rebuilds the lost file"),
+    "stale": ("regenerate", "media.regenerate_variants(profile=...) rebuilds old recipes"),
+    "queue_starved": ("check workers", "is a worker running for this queue? then "
+                      "`rindle sweep --app ...` re-sends the jobs"),
+    "stuck_processing": ("sweep", "the worker probably died; `rindle sweep --app ...` hands "
+                         "the job to another worker"),
+    "abandoned_uploads": ("cleanup", "`rindle cleanup --app ...` expires them and purges "
+                          "what they left in storage"),
+    "stuck_assets": ("sweep", "`rindle sweep --app ...` re-sends their promotion"),
+    "failed_jobs": ("inspect", "read last_error, fix the cause, then requeue the asset's "
+                    "variants"),
+}
+
+
+async def runtime_status(media: Rindle, *, profile: str | None = None, limit: int = 5,
+                         now: datetime | None = None) -> dict[str, Any]:
+    """A JSON-ready report of counts, findings and recommended repairs.
+
+    ``profile`` narrows assets, variants and sessions to one profile; ``limit`` is the
+    number of samples per finding. The runtime must be connected.
+    """
+    if limit < 1:
+        raise ValidationError("limit must be at least 1", code="invalid_limit")
+    if profile is not None:
+        media.profile(profile)  # an unknown name is an error, not an empty report
+    at = now or datetime.now(UTC)
+    repo = media.repo
+    stale_after = media.outbox.stale_after
+
+    async def finding(cls: str, entity: str, states: Sequence[str], since: str,
+                      older_than: float | None = None) -> dict[str, Any] | None:
+        before = at - timedelta(seconds=older_than) if older_than is not None else None
+        count, oldest, rows = await repo.findings(
+            entity, states, since_column=since, before=before,
+            profile=profile if entity != "outbox" else None, limit=limit)
+        if not count:
+            return None
+        return {"class": cls, "count": count, "oldest_age_seconds": _age(at, oldest),
+                "samples": [_sample(entity, row, since, at) for row in rows]}
+
+    variant_findings = [f for f in [
+        await finding("failed", "variant", ["failed"], "updated_at"),
+        await finding("cancelled", "variant", ["cancelled"], "updated_at"),
+        await finding("missing", "variant", ["missing"], "updated_at"),
+        await finding("stale", "variant", ["stale"], "updated_at"),
+        await finding("queue_starved", "variant", ["queued"], "updated_at", QUEUED_TOO_LONG),
+        await finding("stuck_processing", "variant", ["processing"], "updated_at", stale_after),
+    ] if f]
+    session_findings = [f for f in [
+        await _abandoned_uploads(media, at, profile, limit),
+    ] if f]
+    asset_findings = [f for f in [
+        # "staged" is left out: an asset waits there legitimately until its upload
+        # session expires, and the abandoned-upload finding covers it after that.
+        await finding("stuck_assets", "asset", ["validating", "analyzing", "promoting"],
+                      "state_changed_at", IN_FLIGHT_TOO_LONG),
+    ] if f]
+    job_findings = [f for f in [await finding("failed_jobs", "outbox", ["failed"], "created_at")]
+                    if f]
+
+    outbox_counts = await repo.count_by_state("outbox")
+    oldest_pending = await repo.oldest_outbox("pending")
+    report: dict[str, Any] = {
+        "generated_at": at.isoformat(),
+        "filters": {"profile": profile, "limit": limit},
+        "assets": _section(await repo.count_by_state("asset", profile=profile), asset_findings),
+        "variants": _section(await repo.count_by_state("variant", profile=profile),
+                             variant_findings),
+        "upload_sessions": _section(await repo.count_by_state("session", profile=profile),
+                                    session_findings),
+        "outbox": {**_section(outbox_counts, job_findings),
+                   "oldest_pending_age_seconds": _age(at, oldest_pending)},
+    }
+    everything = variant_findings + session_findings + asset_findings + job_findings
+    report["recommendations"] = [
+        {"class": f["class"], "count": f["count"], "action": _REPAIRS[f["class"]][0],
+         "how": _REPAIRS[f["class"]][1]} for f in everything]
+    report["healthy"] = not any(f["class"] not in ("stale", "cancelled") for f in everything)
+    return report
+
+
+async def _abandoned_uploads(media: Rindle, at: datetime, profile: str | None,
+                             limit: int) -> dict[str, Any] | None:
+    from ..model.repo import OPEN_SESSION_STATES
+
+    count, oldest, rows = await media.repo.findings(
+        "session", OPEN_SESSION_STATES, since_column="expires_at", before=at, profile=profile,
+        limit=limit)
+    if not count:
+        return None
+    return {"class": "abandoned_uploads", "count": count,
+            "oldest_age_seconds": _age(at, oldest),
+            "samples": [_sample("session", row, "expires_at", at) for row in rows]}
+
+
+def _section(counts: dict[str, int], findings: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"counts": dict(sorted(counts.items())), "total": sum(counts.values()),
+            "findings": findings}
+
+
+def _age(at: datetime, then: Any) -> float | None:
+    moment = utc(then)
+    return None if moment is None else round((at - moment).total_seconds(), 1)
+
+
+def _sample(entity: str, row: dict[str, Any], since: str, at: datetime) -> dict[str, Any]:
+    # Only identifiers, states and reasons: never a storage key's signed URL or a session URI.
+    sample: dict[str, Any] = {"state": row["state"], "age_seconds": _age(at, row[since])}
+    if entity == "variant":
+        sample.update(asset_id=row["asset_id"], variant=row["name"],
+                      attempts=row["attempts"], error=row["error_reason"])
+    elif entity == "asset":
+        sample.update(asset_id=row["id"], profile=row["profile"], error=row["error_reason"])
+    elif entity == "session":
+        sample.update(session_id=row["id"], asset_id=row["asset_id"],
+                      strategy=row["strategy"])
+    else:
+        sample.update(job_id=row["id"], kind=row["kind"], attempts=row["attempts"],
+                      error=(row["last_error"] or "")[:500] or None)
+    return sample
