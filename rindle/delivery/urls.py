@@ -105,19 +105,22 @@ async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name:
 async def delivery_urls(media: Rindle, profile: type[Profile], asset: Asset,
                         rows: list[AssetVariant], *, actor: Any = None,
                         request: HTTPConnection | None = None,
-                        expires_in: int | None = None) -> tuple[str | None, dict[str, str]]:
+                        expires_in: int | None = None,
+                        authorized: bool = False) -> tuple[str | None, dict[str, str]]:
     """The original's URL and every servable variant's, for one viewer.
 
-    For rendering a whole asset: the Authorizer runs once (not once per URL) and the
-    variant rows the caller already read are not read again. A refused viewer or an asset
-    not yet deliverable gets ``(None, {})``.
+    For rendering a whole asset: the Authorizer runs once (not once per URL), or not at
+    all when the caller already asked it (``authorized=True``), and the variant rows the
+    caller already read are not read again. A refused viewer or an asset not yet
+    deliverable gets ``(None, {})``.
     """
     if asset.state not in DELIVERABLE:
         return None, {}
-    try:
-        await authorize_view(media, profile, asset, actor=actor, request=request)
-    except Forbidden:
-        return None, {}
+    if not authorized:
+        try:
+            await authorize_view(media, profile, asset, actor=actor, request=request)
+        except Forbidden:
+            return None, {}
     original = await _sign(media, profile, asset.storage_key, asset.content_type,
                            asset.filename, request=request, expires_in=expires_in,
                            disposition=None)

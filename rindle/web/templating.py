@@ -100,7 +100,8 @@ class Html:
             action="view", profile=profile.name, asset=row, actor=actor, request=request))
         rows = await media.repo.list_variants(row.id)
         url, urls = (await delivery_urls(media, profile, row, rows, actor=actor,
-                                         request=request, expires_in=expires_in)
+                                         request=request, expires_in=expires_in,
+                                         authorized=True)
                      if allowed else (None, {}))
         variants = {v.name: VariantView(name=v.name, state=v.state, url=urls.get(v.name),
                                         content_type=v.content_type, width=v.width,

@@ -8,7 +8,7 @@ import pytest
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from rindle import DenyAll, Profile, Rindle, Variant
+from rindle import AuthRequest, DenyAll, Profile, Rindle, Variant
 from rindle.web.templating import install
 from tests.conftest import MakeMedia
 from tests.support.images import png
@@ -78,6 +78,25 @@ async def test_no_signed_url_for_a_refused_viewer(make_media: MakeMedia) -> None
         badge = media.html._macro("badge")(view)
     assert not view.allowed and view.url is None
     assert "/files/" not in html and "token=" not in html and "token=" not in badge
+
+
+async def test_a_view_asks_the_authorizer_once(make_media: MakeMedia) -> None:
+    asked: list[str] = []
+
+    class Counting:
+        """Allows everything and remembers each question."""
+
+        def authorize(self, request: AuthRequest) -> bool:
+            asked.append(request.action)
+            return True
+
+    media = make_media(profiles=[Photos], authorizer=Counting())
+    async with media.connected():
+        aid = await _ready_asset(media)
+        asked.clear()
+        view = await media.html.view(aid)
+    assert view.url is not None and len([v for v in view.variants.values() if v.url]) == 4
+    assert asked == ["view"]
 
 
 async def test_badge_and_uploader_markup(photos_media: Rindle) -> None:
