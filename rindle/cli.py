@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from .app import Rindle
+    from .processing.repair import RegenerateReport
 
 console = Console(stderr=True)
 
@@ -62,8 +64,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     media = _runtime(args.app)
     queue = media.queue
     if not isinstance(queue, RQQueue):
-        console.print(f"[red]error:[/] {args.app} uses {queue!r}; workers are for rq "
-                      "(Rindle(queue='redis://...'))")
+        console.print(f"[red]error:[/] {escape(args.app)} uses {escape(repr(queue))}; "
+                      "workers are for rq (Rindle(queue='redis://...'))")
         return 2
     if queue.app_path is None:
         queue.app_path = args.app
@@ -195,8 +197,70 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             console.print(f"{verb} {report.scratch_dirs_removed} scratch director"
                           f"{'y' if report.scratch_dirs_removed == 1 else 'ies'}")
         for error in report.errors:
-            console.print(f"[red]error:[/] {error}")
+            console.print(f"[red]error:[/] {escape(error)}")
     return 1 if report.errors else 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .errors import RindleError
+
+    if not args.asset and not args.failed:
+        console.print("[red]error:[/] give --asset ID (repeatable) or --failed")
+        return 2
+    media = _runtime(args.app)
+    names = args.variant or None
+
+    async def run() -> tuple[int, int, list[str]]:
+        assets = queued = 0
+        problems: list[str] = []
+        async with media.connected():
+            ids: list[str] = list(args.asset or [])
+            if args.failed:
+                after = None
+                while batch := await media.repo.asset_ids_with_variants_in(
+                        ["failed"], profile=args.profile, after=after, limit=500):
+                    ids.extend(batch)
+                    after = batch[-1]
+            columns = (TextColumn("requeueing"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, console=console, transient=True) as bar:
+                task = bar.add_task("requeue", total=len(ids))
+                for asset_id in ids:
+                    try:
+                        done = await media.requeue_variants(asset_id, names, force=args.force)
+                    except RindleError as exc:
+                        problems.append(f"{asset_id}: [{exc.code}] {exc.message}")
+                    else:
+                        assets += 1 if done else 0
+                        queued += len(done)
+                    bar.advance(task)
+            await media.drain(timeout=args.timeout)
+        return assets, queued, problems
+
+    assets, queued, problems = asyncio.run(run())
+    console.print(f"queued {queued} variant(s) of {assets} asset(s)")
+    for problem in problems:
+        console.print(f"[red]error:[/] {escape(problem)}")
+    return 1 if problems else 0
+
+
+def cmd_regenerate(args: argparse.Namespace) -> int:
+
+    media = _runtime(args.app)
+
+    async def run() -> RegenerateReport:
+        async with media.connected():
+            with console.status(f"regenerating {args.profile} variants"):
+                report = await media.regenerate_variants(profile=args.profile,
+                                                         variant=args.variant)
+                await media.drain(timeout=args.timeout)
+            return report
+
+    report = asyncio.run(run())
+    console.print(f"{report.marked_stale} marked stale, {report.planned_missing} missing "
+                  f"planned, {report.queued} queued")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -262,6 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cleanup)
 
+    p = sub.add_parser("requeue", help="queue failed, stale, missing or cancelled variants again")
+    p.add_argument("--app", required=True)
+    p.add_argument("--asset", action="append", help="an asset id (repeatable)")
+    p.add_argument("--failed", action="store_true", help="every asset with a failed variant")
+    p.add_argument("--profile", default=None, help="with --failed: only this profile")
+    p.add_argument("--variant", action="append", help="only this variant (repeatable)")
+    p.add_argument("--force", action="store_true", help="rebuild ready variants too")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="how long to wait for in-process jobs to finish")
+    p.set_defaults(func=cmd_requeue)
+
+    p = sub.add_parser("regenerate", help="rebuild variants after a recipe changed")
+    p.add_argument("--app", required=True)
+    p.add_argument("--profile", required=True)
+    p.add_argument("--variant", default=None)
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.set_defaults(func=cmd_regenerate)
+
     p = sub.add_parser("doctor", help="check the configuration and the services it needs")
     p.add_argument("--app", required=True)
     p.add_argument("--json", action="store_true")
@@ -280,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .errors import RindleError
 
         if isinstance(exc, RindleError):
-            console.print(f"[red]error[/] [{exc.code}]: {exc.message}")
+            console.print(f"[red]error[/] {escape(f'[{exc.code}]: {exc.message}')}")
             return 1
         raise
 

@@ -268,6 +268,22 @@ class Repo:
         sql += " ORDER BY a.id LIMIT :limit"
         return [r["id"] for r in await self.db.fetch_all(sql, params)]
 
+    async def asset_ids_with_variants_in(self, states: Sequence[str], *,
+                                         profile: str | None = None, after: str | None = None,
+                                         limit: int = 200) -> list[str]:
+        """Assets (by id, ascending, after ``after``) holding a variant in one of ``states``."""
+        params: dict[str, Any] = {"limit": limit}
+        sql = (f"SELECT DISTINCT v.asset_id FROM {VARIANTS} v"
+               f" WHERE v.state IN {_in('s', states, params)}")
+        if profile is not None:
+            sql += f" AND v.asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
+            params["profile"] = profile
+        if after is not None:
+            sql += " AND v.asset_id > :after"
+            params["after"] = after
+        sql += " ORDER BY v.asset_id LIMIT :limit"
+        return [r["asset_id"] for r in await self.db.fetch_all(sql, params)]
+
     async def abandon_runs(self, asset_id: str, name: str) -> None:
         """Close runs a dead worker left ``running`` for this variant."""
         await self.db.execute(*_update(

@@ -137,7 +137,7 @@ def test_old_scratch_directories_are_removed(make_media: MakeMedia, tmp_path: Pa
 
 def _cli(database_url: str, files: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RINDLE_TEST_DATABASE_URL": database_url,
-           "RINDLE_TEST_FILES": str(files)}
+           "RINDLE_TEST_FILES": str(files), "COLUMNS": "250"}
     return subprocess.run([sys.executable, "-m", "rindle.cli", *args,
                            "--app", "tests.support.ops_app:media"],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
