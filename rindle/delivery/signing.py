@@ -42,6 +42,11 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(<{len(self._keys)} keys>)"
 
+    @property
+    def key_lengths(self) -> list[int]:
+        """Each key's length, in the order given (the signing key first); never the keys."""
+        return [len(k) for k in reversed(self._keys)]
+
     def _serializer(self, purpose: str) -> URLSafeSerializer:
         s = self._serializers.get(purpose)
         if s is None:

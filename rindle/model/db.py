@@ -389,9 +389,12 @@ class Store:
             raise ConfigurationError(
                 f"the database driver is not installed ({exc.name}): pip install "
                 "'rindle[postgres]' for PostgreSQL", code="database_driver_missing") from exc
-        except Exception as exc:
-            if driver is not None:
-                await driver.close()
+        except BaseException as exc:
+            if driver is not None:  # a timeout or cancellation must not leak the pool
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await driver.close()
+            if not isinstance(exc, Exception):
+                raise
             raise ConfigurationError(
                 f"cannot connect to the database {redact_url(self.url)}: "
                 f"{type(exc).__name__}", code="database_unreachable") from exc

@@ -42,6 +42,12 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision shipped with this version of Rindle."""
+    script = ScriptDirectory.from_config(_config("sqlite:///unused.db"))
+    return {s.revision for s in script.walk_revisions()}
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database is at, or ``None`` when Rindle's tables are absent."""
     import asyncio

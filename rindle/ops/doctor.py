@@ -1,0 +1,552 @@
+"""``rindle doctor``: inspect a runtime's configuration and the services it needs.
+
+Most of what goes wrong with Rindle in a new deployment is not a bug but a mismatch
+between the configuration and the machine: a database nobody migrated, a bucket the
+credentials cannot write, rq workers whose live events go to a ``memory://`` broadcast no
+other process hears, a libvips without an AV1 encoder for AVIF variants. Each of those
+otherwise surfaces much later, as a job failing for good or a badge that never changes.
+The doctor asks each question once, up front, and answers with what it found and what to
+do about it.
+
+It must be safe to run anywhere, so:
+
+* it works on a runtime that is not connected, opening what it needs itself (its own
+  database pool; each storage opened and closed again) and leaving the runtime as it was;
+  on a connected runtime it uses the storages as they are, because closing them would pull
+  them from under the application;
+* one failing service never stops the others being checked: every check catches its own
+  failure, has a time limit, and ``run_doctor`` does not raise because something is down;
+* nothing secret reaches the report: database and Redis URLs are redacted, error messages
+  are scrubbed of credentials and signed query strings, and secret keys are only measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from ..delivery.authorizer import AllowAll, DenyAll
+from ..errors import ConfigurationError, RindleError
+from ..model import migrate
+from ..model.db import Store, redact_url
+from ..model.repo import Repo
+from ..processing.queue import InlineQueue, RQQueue
+from ..storage.base import Capability, Storage, StorageContext
+
+if TYPE_CHECKING:
+    from ..app import Rindle
+    from ..profile import Profile
+
+__all__ = ["Check", "CheckStatus", "DoctorReport", "run_doctor"]
+
+CheckStatus = Literal["ok", "warn", "error"]
+
+#: Longest a single check may take; a blackholed host must not hang the whole report.
+CHECK_TIMEOUT = 20.0
+#: Connect and read timeout of the Redis pings (queue and broadcast).
+REDIS_TIMEOUT = 2.0
+#: Shorter than ``CHECK_TIMEOUT``: asyncpg would otherwise wait 60 s for an unreachable host.
+DATABASE_TIMEOUT = 10.0
+#: Below this, a key is guessable enough to forge delivery and upload tokens offline.
+MIN_SECRET_KEY_LENGTH = 32
+
+_PROBE_PREFIX = "_rindle_doctor"
+_DB_FIX = "check database_url; is the server running?"
+_STORAGE_FIX = "check the bucket/root exists and the credentials allow put/get/delete"
+_LIBVIPS_FIX = ("install libvips (Debian: apt install libvips42) — not pyvips-binary, "
+                "it cannot decode HEIC")
+_KEY_FIX = ("use 32+ random characters, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'")
+_SKIPPED_DB = "not checked: the database is unreachable"
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+_SECRET_FIELD = re.compile(
+    r"(?i)\b(password|passwd|secret|token|signature|credential|access_key|api_key)"
+    r"(\w*\s*[=:]\s*)(['\"]?)[^\s'\",)]+")
+_SUMMARY_LIMIT = 240
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: what was checked, how it went, and what to do about it."""
+
+    id: str
+    status: CheckStatus
+    component: str
+    summary: str
+    fix: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "component": self.component,
+                "summary": self.summary, "fix": self.fix, "seconds": round(self.seconds, 4)}
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """Every check in the order it ran. Only errors fail a report; warnings never do."""
+
+    checks: list[Check]
+
+    @property
+    def errors(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "error"]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``rindle doctor --json``)."""
+        return {"ok": self.ok, "total": len(self.checks), "errors": len(self.errors),
+                "warnings": len(self.warnings), "checks": [c.to_dict() for c in self.checks]}
+
+
+async def run_doctor(media: Rindle) -> DoctorReport:
+    """Check ``media``'s configuration and services; never raises because one is down."""
+    run = _Doctor(media)
+    try:
+        return DoctorReport(await run.checks())
+    finally:
+        await run.close()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+Outcome = tuple[CheckStatus, str, str | None]
+
+
+def _scrub(text: str) -> str:
+    """``text`` without URL credentials, query strings (signatures live there) or secrets."""
+
+    def clean(match: re.Match[str]) -> str:
+        url = match.group(0).split("?", 1)[0].split("#", 1)[0]
+        return redact_url(url)
+
+    text = _SECRET_FIELD.sub(r"\1\2\3***", _URL.sub(clean, text))
+    text = " ".join(text.split())
+    return text if len(text) <= _SUMMARY_LIMIT else text[:_SUMMARY_LIMIT - 1] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    message = exc.message if isinstance(exc, RindleError) else str(exc)
+    name = type(exc).__name__
+    return f"{name}: {_scrub(message)}" if message.strip() else name
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _Findings:
+    """Problems found by one check; the worst decides its status, all are reported."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[CheckStatus, str, str]] = []
+
+    def error(self, summary: str, fix: str) -> None:
+        self.items.append(("error", summary, fix))
+
+    def warn(self, summary: str, fix: str) -> None:
+        self.items.append(("warn", summary, fix))
+
+    def outcome(self, ok_summary: str) -> Outcome:
+        if not self.items:
+            return "ok", ok_summary, None
+        ordered = sorted(self.items, key=lambda item: item[0] != "error")
+        status: CheckStatus = ordered[0][0]
+        fixes = dict.fromkeys(fix for _, _, fix in ordered)
+        return status, "; ".join(s for _, s, _ in ordered), "; ".join(fixes)
+
+
+async def _timed(check_id: str, component: str, run: Callable[[], Awaitable[Outcome]], *,
+                 fix: str, timeout: float = CHECK_TIMEOUT) -> Check:
+    started = time.perf_counter()
+    limit = asyncio.timeout(timeout)
+    try:
+        async with limit:
+            status, summary, found_fix = await run()
+    except TimeoutError as exc:
+        if limit.expired():
+            status, summary, found_fix = "error", f"no answer within {timeout:g} s", fix
+        else:  # raised by the service itself, not by our time limit
+            status, summary, found_fix = "error", f"the check failed: {_describe(exc)}", fix
+    except Exception as exc:
+        status, summary, found_fix = "error", f"the check failed: {_describe(exc)}", fix
+    return Check(id=check_id, status=status, component=component, summary=summary,
+                 fix=None if status == "ok" else found_fix,
+                 seconds=time.perf_counter() - started)
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file ``url`` names when it does not exist (connecting would create it)."""
+    if not url.startswith("sqlite"):
+        return None
+    database, _, query = url.partition("://")[2][1:].partition("?")
+    if "uri=" in query.lower() or not database:
+        return None  # an SQLite URI (shared memory, mode=ro...): let the driver judge it
+    path = Path(database)
+    return None if path.exists() else path.resolve()
+
+
+def _redis_status(url: str, rq_name: str | None) -> tuple[int, int] | None:
+    """Ping Redis at ``url``; with ``rq_name``, also (workers listening, jobs waiting).
+
+    Blocking, so run in a thread. A fresh client with short timeouts, not the queue's own,
+    which has none and which the runtime may be using.
+    """
+    from redis import Redis
+
+    conn = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT,
+                          socket_timeout=REDIS_TIMEOUT)
+    try:
+        conn.ping()
+        if rq_name is None:
+            return None
+        from rq import Queue as RQ
+        from rq import Worker
+
+        queue = RQ(rq_name, connection=conn)
+        return Worker.count(connection=conn, queue=queue), int(queue.count)
+    finally:
+        conn.close()
+
+
+def _revisions() -> tuple[str, set[str]]:
+    """(head, every revision shipped): reading the migration scripts is blocking."""
+    return migrate.head_revision(), migrate.known_revisions()
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+
+class _Doctor:
+    """One run: the checks in order, and what they share (the doctor's own database pool)."""
+
+    def __init__(self, media: Rindle) -> None:
+        self.media = media
+        self.store: Store | None = None
+        self.database_ok = False
+        self.schema_at_head = False
+
+    async def checks(self) -> list[Check]:
+        media = self.media
+        out = [
+            await _timed("doctor.database", "database", self.database, fix=_DB_FIX,
+                         timeout=DATABASE_TIMEOUT),
+            await _timed("doctor.migrations", "migrations", self.migrations,
+                         fix=self._migrate_fix()),
+        ]
+        for name, storage in media.storages.items():
+            out.append(await _timed(f"doctor.storage.{name}", "storage",
+                                    functools.partial(self.storage, storage),
+                                    fix=_STORAGE_FIX))
+        out += [
+            await _timed("doctor.delivery", "delivery", self.delivery,
+                         fix="give private profiles a storage that can sign URLs"),
+            await _timed("doctor.images", "images", self.images, fix=_LIBVIPS_FIX),
+            await _timed("doctor.processors", "processing", self.processors,
+                         fix="register a processor for every variant kind"),
+            await _timed("doctor.queue", "queue", self.queue,
+                         fix="check the queue URL; is Redis running?"),
+            await _timed("doctor.broadcast", "broadcast", self.broadcast,
+                         fix="check broadcast_url; is Redis running?"),
+            await _timed("doctor.secret_keys", "security", self.secret_keys, fix=_KEY_FIX),
+            await _timed("doctor.authorizer", "security", self.authorizer,
+                         fix="pass authorizer=... to Rindle"),
+            await _timed("doctor.outbox", "outbox", self.outbox,
+                         fix="inspect them (rindle status) and requeue the variants"),
+        ]
+        return out
+
+    async def close(self) -> None:
+        if self.store is not None:
+            store, self.store = self.store, None
+            with contextlib.suppress(Exception):
+                await store.disconnect()
+
+    def _migrate_fix(self) -> str:
+        app = self.media.app_path or "module:media"
+        return f"run `rindle migrate --app {app}` or `await media.migrate()`"
+
+    # 1 ---------------------------------------------------------------------------------------
+    async def database(self) -> Outcome:
+        url = self.media.database_url
+        shown = redact_url(url)
+        missing = _missing_sqlite_file(url)
+        if missing is not None:
+            # Connecting would silently create an empty file at a mistyped path.
+            return ("error", f"the SQLite file {missing} does not exist",
+                    f"check database_url (a relative sqlite:/// path is relative to the "
+                    f"working directory, here {os.getcwd()}); to create a new database, "
+                    f"{self._migrate_fix()}")
+        # Assigned before connecting, so close() releases whatever a timeout left half-open.
+        store = self.store = Store(url, pool_size=2)
+        try:
+            await store.connect()
+            await store.fetch_one("SELECT 1")
+        except ConfigurationError as exc:
+            if exc.code == "database_driver_missing":
+                return "error", exc.message, "pip install 'rindle[postgres]'"
+            # The cause's type, not its message: driver messages may quote the DSN.
+            cause = exc.__cause__ or exc
+            detail = type(cause).__name__
+            if isinstance(cause, OSError) and cause.strerror:
+                detail += f" ({cause.strerror})"
+            return "error", f"cannot connect to {shown}: {detail}", _DB_FIX
+        self.database_ok = True
+        return "ok", f"connected to {shown} ({store.dialect})", None
+
+    # 2 ---------------------------------------------------------------------------------------
+    async def migrations(self) -> Outcome:
+        fix = self._migrate_fix()
+        if not self.database_ok:
+            return "error", _SKIPPED_DB, "fix doctor.database first"
+        current = await asyncio.to_thread(migrate.current_revision, self.media.database_url)
+        head, known = await asyncio.to_thread(_revisions)
+        if current == head:
+            self.schema_at_head = True
+            return "ok", f"schema at {head}, the newest this Rindle knows", None
+        if current is None:
+            return "error", "Rindle's tables are missing", fix
+        if current in known:
+            return "error", f"schema at {current}, this Rindle needs {head}", fix
+        return ("error", f"the database is at revision {current!r}, which this version of "
+                "Rindle does not know (newer Rindle?)",
+                "run the Rindle version that migrated it, or upgrade Rindle here")
+
+    # 3 ---------------------------------------------------------------------------------------
+    async def storage(self, storage: Storage) -> Outcome:
+        media = self.media
+        # A connected runtime has its storages open; reopening and closing them would
+        # close the clients the application is using.
+        opened = False
+        try:
+            if not media.store.connected:
+                await storage.open(StorageContext(router_path=media.router_path,
+                                                  sign=media.signer))
+                opened = True
+            return await self._probe(storage)
+        except Exception as exc:
+            return "error", _describe(exc), _STORAGE_FIX
+        finally:
+            if opened:
+                with contextlib.suppress(Exception):
+                    await storage.close()
+
+    async def _probe(self, storage: Storage) -> Outcome:
+        key = f"{_PROBE_PREFIX}/{uuid.uuid4()}.txt"
+        data = f"rindle doctor probe {key}\n".encode()
+        written = False
+        try:
+            await storage.write(key, _once(data), content_type="text/plain",
+                                max_bytes=len(data))
+            written = True
+            back = b"".join([chunk async for chunk in storage.stream(key)])
+            if back != data:
+                return ("error", f"a probe object of {len(data)} bytes read back as "
+                        f"{len(back)} different bytes", _STORAGE_FIX)
+            written = not await storage.delete(key)
+            if written:
+                return "error", "the probe object could not be deleted", _STORAGE_FIX
+            if await storage.head(key) is not None:
+                return "error", "the probe object is still there after delete", _STORAGE_FIX
+        finally:
+            if written:  # a failed read must not leave the probe behind
+                with contextlib.suppress(Exception):
+                    await storage.delete(key)
+        return ("ok", f"{_scrub(repr(storage))}: wrote, read back and deleted a probe object "
+                f"under {_PROBE_PREFIX}/", None)
+
+    # 4 ---------------------------------------------------------------------------------------
+    async def delivery(self) -> Outcome:
+        found = _Findings()
+        private = public = 0
+        for name, profile in sorted(self.media.profiles.items()):
+            storage = self.media.storages[profile.storage]
+            if not profile.delivery.public:
+                private += 1
+                if Capability.SIGNED_URL not in storage.capabilities:
+                    found.error(f"profile {name!r} is private but its storage "
+                                f"{profile.storage!r} cannot sign URLs",
+                                "give it a storage with signed URLs, or make it public")
+                continue
+            public += 1
+            try:
+                storage.public_url(f"{_PROBE_PREFIX}/probe.txt")
+            except Exception as exc:
+                found.error(f"profile {name!r} is public but its storage {profile.storage!r} "
+                            f"has no public URL ({type(exc).__name__})",
+                            "set public_base_url on the storage, or make the profile private")
+        parts = [f"{_plural(private, 'private profile')} with signed URLs" if private else "",
+                 f"{_plural(public, 'public profile')} with public URLs" if public else ""]
+        return found.outcome(", ".join(p for p in parts if p) or "no profiles")
+
+    # 5 ---------------------------------------------------------------------------------------
+    async def images(self) -> Outcome:
+        recipes = [(pname, vname, variant)
+                   for pname, profile in sorted(self.media.profiles.items())
+                   for vname, variant in profile.variants.items() if variant.kind == "image"]
+        if not recipes:
+            return "ok", "no image variants configured", None
+        from ..processing.image import capabilities
+
+        caps = await asyncio.to_thread(capabilities)  # probes libvips once: blocking
+        if not caps["available"]:
+            error = _scrub(str(caps.get("error") or "pyvips could not load libvips"))
+            return ("error", f"image variants are configured but libvips is missing ({error})",
+                    _LIBVIPS_FIX)
+        found = _Findings()
+        outputs = set(caps["outputs"])
+        for pname, vname, variant in recipes:
+            if variant.format == "avif" and not caps["avif_encode"]:
+                found.error(f"variant {pname}.{vname} is AVIF but this libvips cannot encode "
+                            "AVIF", "install libheif with an AV1 encoder (Debian 12: libheif1 "
+                            "and libaom3; Debian 13: libheif-plugin-aomenc), or use "
+                            "format='webp'")
+            elif variant.format is not None and variant.format not in outputs:
+                found.error(f"variant {pname}.{vname} is {variant.format} but this libvips "
+                            f"cannot write it", _LIBVIPS_FIX)
+        profiles = self.media.profiles
+        heic = {"image/heic", "image/heif"}
+        heic_profiles = sorted({p for p, _, _ in recipes if heic & set(profiles[p].allow_mime)})
+        if heic_profiles and not caps["heic_decode"]:
+            found.warn(f"profile(s) {', '.join(heic_profiles)} accept HEIC but this libvips "
+                       "cannot decode it: their variants will fail", _LIBVIPS_FIX)
+        return found.outcome(f"libvips {caps['libvips_version']} builds "
+                             f"{_plural(len(recipes), 'image variant')} "
+                             f"(writes {', '.join(caps['outputs'])}; HEIC decode "
+                             f"{'yes' if caps['heic_decode'] else 'no'})")
+
+    async def processors(self) -> Outcome:
+        # A typo in Variant(kind=...) would otherwise surface only when every job of that
+        # variant has failed for good.
+        kinds: dict[str, list[str]] = {}
+        for pname, profile in sorted(self.media.profiles.items()):
+            for vname, variant in profile.variants.items():
+                kinds.setdefault(variant.kind, []).append(f"{pname}.{vname}")
+        if not kinds:
+            return "ok", "no variants configured", None
+        found = _Findings()
+        for kind, users in sorted(kinds.items()):
+            if self.media.processor_for(kind) is None:
+                found.error(f"no processor builds {kind!r} variants ({', '.join(users)})",
+                            "register one: Rindle(processors={" + repr(kind) + ": ...}), or "
+                            "fix the variant's kind")
+        return found.outcome(f"a processor for every variant kind ({', '.join(sorted(kinds))})")
+
+    # 6 ---------------------------------------------------------------------------------------
+    async def queue(self) -> Outcome:
+        queue = self.media.queue
+        if isinstance(queue, InlineQueue):
+            return "ok", "in-process queue: jobs run inside this process", None
+        if not isinstance(queue, RQQueue):
+            return "ok", f"custom queue {_scrub(repr(queue))}", None
+        shown = redact_url(queue.redis_url)
+        try:
+            status = await asyncio.to_thread(_redis_status, queue.redis_url, queue.name)
+        except ImportError as exc:
+            return ("error", f"the rq queue needs {exc.name or 'rq and redis'}, which is not "
+                    "installed", "pip install 'rindle[rq]'")
+        except Exception as exc:
+            return ("error", f"cannot reach Redis at {shown}: {_describe(exc)}",
+                    "check the queue's redis:// URL; is Redis running and reachable from here?")
+        assert status is not None
+        workers, waiting = status
+        facts = f"rq queue {queue.name!r} on Redis at {shown}: {_plural(waiting, 'job')} waiting"
+        if workers == 0:
+            # Jobs would wait forever; a warning only, since workers may start after the web.
+            return ("warn", f"{facts}, but no rq worker listens on it",
+                    f"start workers: rindle worker --app {self.media.app_path or 'module:media'}")
+        return "ok", f"{facts}, {_plural(workers, 'worker')} listening", None
+
+    # 7 ---------------------------------------------------------------------------------------
+    async def broadcast(self) -> Outcome:
+        url = self.media.live.url
+        scheme = urlparse(url).scheme
+        if scheme == "memory":
+            if isinstance(self.media.queue, RQQueue):
+                return ("error", "workers run in other processes but broadcast_url is "
+                        "memory://: their live events never reach the web process",
+                        "set broadcast_url to the same redis:// URL")
+            return ("ok", "memory://: live events reach subscribers in this process "
+                    "(use redis:// once you run several web processes)", None)
+        shown = redact_url(url)
+        if scheme not in ("redis", "rediss"):
+            return "ok", f"broadcast through {scheme}:// (not checked by the doctor)", None
+        try:
+            await asyncio.to_thread(_redis_status, url, None)
+        except ImportError:
+            return "error", "redis:// broadcast needs redis-py", "pip install 'rindle[rq]'"
+        except Exception as exc:
+            return ("error", f"cannot reach Redis at {shown}: {_describe(exc)}",
+                    "check broadcast_url; is Redis running and reachable from here?")
+        return "ok", f"live events go through Redis at {shown}", None
+
+    # 8 ---------------------------------------------------------------------------------------
+    async def secret_keys(self) -> Outcome:
+        # Numbered as the adopter wrote them; only lengths are ever seen here. Rindle
+        # refuses keys under 16 characters outright; under 32 still works but is weak.
+        lengths = self.media.signer.key_lengths
+        found = _Findings()
+        for n, length in enumerate(lengths, start=1):
+            if length < MIN_SECRET_KEY_LENGTH:
+                found.warn(f"secret key #{n} is only {length} characters", _KEY_FIX)
+        return found.outcome(f"{_plural(len(lengths), 'secret key')}, each "
+                             f"{MIN_SECRET_KEY_LENGTH}+ characters")
+
+    # 9 ---------------------------------------------------------------------------------------
+    async def authorizer(self) -> Outcome:
+        media = self.media
+        default = media.authorizer
+        profiles: dict[str, type[Profile]] = media.profiles
+        own = {name: p.delivery.authorizer for name, p in sorted(profiles.items())
+               if p.delivery.authorizer is not None}
+        uses_default = [name for name in sorted(profiles) if name not in own]
+        found = _Findings()
+        if isinstance(default, DenyAll) and uses_default:
+            scope = f" (profiles {', '.join(uses_default)})" if own else ""
+            found.warn(f"every delivery and upload is refused (DenyAll){scope}",
+                       "pass authorizer=... to Rindle")
+        allow_all = [name for name, a in own.items() if isinstance(a, AllowAll)]
+        if isinstance(default, AllowAll) and uses_default:
+            allow_all = sorted([*allow_all, *uses_default])
+        if allow_all:
+            scope = "" if len(allow_all) == len(profiles) else f" (profiles {', '.join(allow_all)})"
+            found.warn("AllowAll lets anyone who knows an asset id get its URLs; fine for "
+                       f"demos, not for production{scope}",
+                       "pass an Authorizer that checks the actor to Rindle (authorizer=...)")
+        names = sorted({type(a).__name__ for a in own.values()})
+        extra = f"; profiles also use {', '.join(names)}" if names else ""
+        return found.outcome(f"authorizer {type(default).__name__}{extra}")
+
+    # 10 --------------------------------------------------------------------------------------
+    async def outbox(self) -> Outcome:
+        if self.store is None or not self.database_ok:
+            return "ok", _SKIPPED_DB, None
+        if not self.schema_at_head:
+            return "ok", "not checked: the schema is not at head", None
+        counts = await Repo(self.store).count_outbox()
+        failed = counts.get("failed", 0)
+        if failed:
+            return ("warn", f"{_plural(failed, 'job')} failed for good",
+                    "inspect them (rindle status) and requeue the variants")
+        waiting = counts.get("pending", 0) + counts.get("dispatched", 0)
+        return "ok", f"no failed jobs ({_plural(waiting, 'job')} pending or dispatched)", None
