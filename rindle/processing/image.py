@@ -152,10 +152,17 @@ def _optional_args(nickname: str) -> frozenset[str]:
 
 
 def _probe(fn: Any) -> bool:
+    # libvips warns through pyvips' logger about the samples' colour metadata ("ignoring
+    # nclx profile"); a probe's warnings are noise in `rindle doctor`'s output.
+    logger = logging.getLogger("pyvips")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         return bool(fn())
     except Exception:
         return False
+    finally:
+        logger.setLevel(level)
 
 
 def _heic_decodes() -> bool:
