@@ -488,6 +488,38 @@ class Rindle:
 
         return await expire_uploads(self, dry_run=dry_run, limit=limit)
 
+    async def preview_owner_erasure(self, owner: Any) -> Any:
+        """What ``erase_owner`` would detach and purge; changes nothing.
+
+        Returns a ``rindle.ops.erasure.ErasurePlan``.
+        """
+        from .ops.erasure import plan_owner_erasure
+
+        return await plan_owner_erasure(self, owner)
+
+    async def erase_owner(self, owner: Any) -> Any:
+        """Detach all of ``owner``'s slots and purge the assets no other owner uses.
+
+        ``owner`` is an object with an ``id`` or a ``(type, id)`` pair, as for ``attach``.
+        The purges are queued in the same commit and logged with reason ``owner_erased``.
+        """
+        from .ops.erasure import erase_owner
+
+        return await erase_owner(self, owner)
+
+    async def preview_batch_owner_erasure(self, owners: Sequence[Any]) -> Any:
+        """``preview_owner_erasure`` for many owners; a ``rindle.ops.erasure.BatchErasure``."""
+        from .ops.erasure import batch_owner_erasure
+
+        return await batch_owner_erasure(self, owners, preview=True)
+
+    async def erase_batch_owner_erasure(self, owners: Sequence[Any]) -> Any:
+        """``erase_owner`` for many owners, one transaction each; failures are reported
+        per owner and the others still go."""
+        from .ops.erasure import batch_owner_erasure
+
+        return await batch_owner_erasure(self, owners, preview=False)
+
     async def doctor(self) -> Any:
         """Check the configuration and every service it depends on; never raises for a
         service that is down. Returns a ``rindle.ops.doctor.DoctorReport``."""

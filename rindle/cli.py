@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -263,6 +263,56 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owners(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from .ops.erasure import parse_owner
+
+    texts = list(args.owner or [])
+    if args.owners_file:
+        with open(args.owners_file, encoding="utf-8") as f:
+            texts += [line for line in f if line.strip() and not line.lstrip().startswith("#")]
+    return [parse_owner(t) for t in texts]
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .ops.erasure import batch_owner_erasure
+
+    owners = _owners(args)
+    if not owners:
+        console.print("[red]error:[/] give --owner type:id (repeatable) or --owners-file")
+        return 2
+    media = _runtime(args.app)
+
+    async def run() -> Any:
+        async with media.connected():
+            columns = (TextColumn("previewing" if args.dry_run else "erasing"), BarColumn(),
+                       MofNCompleteColumn())
+            with Progress(*columns, console=console, transient=True,
+                          disable=args.json) as bar:
+                task = bar.add_task("erase", total=len(owners))
+                result = await batch_owner_erasure(media, owners, preview=args.dry_run,
+                                                   progress=lambda n: bar.advance(task, n))
+            if not args.dry_run:
+                await media.drain(timeout=args.timeout)  # inline queue: purge before exit
+            return result
+
+    result = asyncio.run(run())
+    summary = result.to_dict()
+    if args.json:
+        _print_json(summary)
+    else:
+        verb = "would purge" if args.dry_run else "purged"
+        console.print(f"{'[DRY RUN] ' if args.dry_run else ''}{summary['owners']} owner(s): "
+                      f"{summary['slots']} slot(s) detached, {verb} {summary['assets_purged']} "
+                      f"asset(s) ({summary['stored_objects']} stored object(s)), kept "
+                      f"{summary['assets_kept']} shared with other owners")
+    for failure in result.failures:
+        console.print(f"[red]error:[/] {escape(failure['owner'])}: "
+                      f"{escape('[' + failure['code'] + '] ' + failure['message'])}")
+    return 1 if result.failures else 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -343,6 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default=None)
     p.add_argument("--timeout", type=float, default=300.0)
     p.set_defaults(func=cmd_regenerate)
+
+    p = sub.add_parser("erase", help="detach an owner's media and purge what nobody else uses")
+    p.add_argument("--app", required=True)
+    p.add_argument("--owner", action="append", help="type:id, e.g. User:42 (repeatable)")
+    p.add_argument("--owners-file", help="a file of type:id lines (# comments allowed)")
+    p.add_argument("--dry-run", action="store_true", help="preview, change nothing")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="how long to wait for in-process purges to finish")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("doctor", help="check the configuration and the services it needs")
     p.add_argument("--app", required=True)

@@ -1,0 +1,119 @@
+"""Owner erasure: an owner's media goes, what other owners still use stays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rindle import Rindle
+from tests.conftest import ImageProfile, MakeMedia
+from tests.support.images import png
+from tests.support.ops_app import OpsPhotos
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE, BOB = ("User", "alice"), ("User", "bob")
+
+
+async def _world(media: Rindle) -> tuple[str, str, str]:
+    """Alice has an avatar of her own and a cover she shares with Bob; Bob has his own."""
+    ids = []
+    for n in range(3):
+        result = await media.upload(OpsPhotos, png(30 + n, 20), filename=f"{n}.png")
+        ids.append(result.asset.id)
+    await media.drain()
+    own, shared, bobs = ids
+    await media.attach(own, ALICE, "avatar")
+    await media.attach(shared, ALICE, "cover")
+    await media.attach(shared, BOB, "cover")
+    await media.attach(bobs, BOB, "avatar")
+    return own, shared, bobs
+
+
+def _runtime(make_media: MakeMedia) -> Rindle:
+    return make_media(profiles=[ImageProfile, OpsPhotos])
+
+
+async def test_a_preview_changes_nothing(make_media: MakeMedia) -> None:
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, _ = await _world(media)
+        plan = await media.preview_owner_erasure(ALICE)
+        assert plan.to_dict() == {
+            "owner_type": "User", "owner_id": "alice",
+            "slots": [{"slot": "avatar", "asset_id": own}, {"slot": "cover", "asset_id": shared}],
+            "assets_purged": [own], "assets_kept": [{"asset_id": shared, "other_owners": 1}],
+            "stored_objects": 2,  # the original and its thumb
+            "done": False}
+        assert len(await media.repo.attachments_for_owner(*ALICE)) == 2
+
+
+async def test_erasing_an_owner_purges_only_what_nobody_else_uses(make_media: MakeMedia) -> None:
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, bobs = await _world(media)
+        own_keys = [(await media.asset(own)).storage_key] + [
+            v.storage_key for v in await media.repo.list_variants(own) if v.storage_key]
+        storage = media.storage_for(OpsPhotos)
+        plan = await media.erase_owner(ALICE)
+        assert plan.done and plan.assets_purged == [own]
+        await media.drain()
+        assert await media.repo.attachments_for_owner(*ALICE) == []
+        assert await media.repo.get_asset(own) is None
+        for key in own_keys:
+            assert await storage.head(key) is None
+        [record] = await media.purges(asset_id=own)
+        assert record.reason == "owner_erased" and sorted(record.storage_keys) == sorted(own_keys)
+        # Bob's page still works: his avatar and the cover he shares.
+        assert {a.slot: a.asset_id for a in await media.repo.attachments_for_owner(*BOB)} == {
+            "avatar": bobs, "cover": shared}
+        assert (await media.asset(shared)).state == "ready"
+        again = await media.erase_owner(ALICE)
+        assert (again.slots, again.assets_purged) == ([], [])
+
+
+async def test_a_batch_reports_bad_owners_and_erases_the_rest(make_media: MakeMedia) -> None:
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, bobs = await _world(media)
+        result = await media.erase_batch_owner_erasure([("User",), ALICE, BOB])  # type: ignore[list-item]
+        await media.drain()
+        assert [f["code"] for f in result.failures] == ["invalid_owner"]
+        summary = result.to_dict()
+        assert (summary["owners"], summary["slots"], summary["assets_purged"]) == (3, 4, 3)
+        # Once Alice is gone, Bob is the cover's only owner: erasing him purges it too.
+        for aid in (own, shared, bobs):
+            assert await media.repo.get_asset(aid) is None
+
+
+def _cli(media: Rindle, files: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RINDLE_TEST_DATABASE_URL": media.database_url,
+           "RINDLE_TEST_FILES": str(files), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "rindle.cli", "erase", *args, "--app",
+                           "tests.support.ops_app:media"], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120)
+
+
+async def test_the_erase_command_reads_a_file_of_owners(make_media: MakeMedia,
+                                                       tmp_path: Path) -> None:
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, _ = await _world(media)
+        owners = tmp_path / "owners.txt"
+        owners.write_text("# erasure requests of 27 Nov\nUser:alice\n\n")
+        files = tmp_path / "files"
+        preview = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners),
+                                          "--dry-run", "--json")
+        assert preview.returncode == 0, preview.stderr
+        assert json.loads(preview.stdout)["plans"][0]["assets_purged"] == [own]
+        assert await media.repo.get_asset(own) is not None
+        done = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners))
+        assert done.returncode == 0, done.stderr
+        assert ("1 owner(s): 2 slot(s) detached, purged 1 asset(s) (2 stored object(s)), "
+                "kept 1 shared with other owners") in done.stderr
+        assert await media.repo.get_asset(own) is None  # purged before the command ended
+        bad = await asyncio.to_thread(_cli, media, files, "--owner", "alice")
+        assert bad.returncode == 1 and "[invalid_owner]" in bad.stderr
