@@ -72,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     set_worker_runtime(media)
     from rq import Worker
 
-    rq_queue = queue.rq_queue()
+    rq_queue = queue.rq_queue(for_worker=True)
     worker = Worker([rq_queue], connection=rq_queue.connection, name=args.name)
     console.print(f"[green]rindle worker[/] on queue {queue.name!r} ({queue!r})")
     worker.work(burst=args.burst, with_scheduler=not args.burst,

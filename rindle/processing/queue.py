@@ -113,12 +113,19 @@ class RQQueue:
         self.max_retries = max_retries
         self.retry_intervals = retry_intervals
         self.app_path = app_path
+        self.socket_timeout = 10.0  # seconds the web process waits on a silent Redis
         self._queue: Any = None
 
     def __repr__(self) -> str:
         return f"RQQueue({self.redis_url.split('@')[-1]!r}, name={self.name!r})"
 
-    def rq_queue(self) -> Any:
+    def rq_queue(self, *, for_worker: bool = False) -> Any:
+        """The rq queue on its own Redis connection.
+
+        The web process's connection gives up on a Redis that stops answering (a host that
+        drops packets would otherwise hang every enqueue forever; the outbox sweeper sends
+        the job again). A worker's must not: it blocks in BLPOP for minutes by design.
+        """
         if self._queue is None:
             try:
                 from redis import Redis
@@ -126,7 +133,10 @@ class RQQueue:
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise RuntimeError("the rq queue needs the 'rq' extra: pip install "
                                    "'rindle[rq]'") from exc
-            self._queue = _RQ(self.name, connection=Redis.from_url(self.redis_url))
+            connection = Redis.from_url(self.redis_url, socket_connect_timeout=5,
+                                        socket_timeout=None if for_worker else self.socket_timeout,
+                                        health_check_interval=30)
+            self._queue = _RQ(self.name, connection=connection)
         return self._queue
 
     async def start(self, media: Rindle) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,28 @@ async def test_killing_a_worker_mid_job_loses_nothing(rq_env: dict[str, str],
                 proc.wait(10)
         os.environ.pop("RINDLE_TEST_SLEEP", None)
         os.environ.pop("RINDLE_TEST_STALE_AFTER", None)
+
+
+async def test_a_silent_redis_fails_an_enqueue_instead_of_hanging_it() -> None:
+    import socket
+
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    from rindle.processing.queue import RQQueue
+
+    # A server that accepts connections and never answers, like a host dropping packets.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    try:
+        queue = RQQueue(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+        queue.socket_timeout = 0.5
+        started = time.monotonic()
+        with pytest.raises(RedisTimeout):
+            await asyncio.to_thread(lambda: queue.rq_queue().connection.ping())
+        assert time.monotonic() - started < 5
+        # A worker's connection has no read timeout: it blocks in BLPOP by design.
+        worker_side = RQQueue(queue.redis_url).rq_queue(for_worker=True)
+        assert worker_side.connection.connection_pool.connection_kwargs["socket_timeout"] is None
+    finally:
+        server.close()
