@@ -488,6 +488,22 @@ class Rindle:
 
         return await expire_uploads(self, dry_run=dry_run, limit=limit)
 
+    async def reconcile_storage(self, *, profile: type[Profile] | str | None = None,
+                                dry_run: bool = True, delete_orphans: bool = False,
+                                orphan_grace: float = 86400.0) -> Any:
+        """Compare rows and stored objects both ways; a dry run unless ``dry_run=False``.
+
+        Lost variant files are marked ``missing`` (``requeue_variants`` rebuilds them), lost
+        originals reported, and objects no row names (older than ``orphan_grace``
+        seconds) listed, or deleted with ``delete_orphans``. Returns a
+        ``rindle.ops.reconcile.ReconcileReport``.
+        """
+        from .ops.reconcile import reconcile_storage
+
+        name = None if profile is None else self.profile(profile).name
+        return await reconcile_storage(self, profile=name, dry_run=dry_run,
+                                       delete_orphans=delete_orphans, orphan_grace=orphan_grace)
+
     async def preview_owner_erasure(self, owner: Any) -> Any:
         """What ``erase_owner`` would detach and purge; changes nothing.
 

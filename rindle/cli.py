@@ -206,8 +206,9 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
     from .errors import RindleError
 
-    if not args.asset and not args.failed:
-        console.print("[red]error:[/] give --asset ID (repeatable) or --failed")
+    states = [s for s, wanted in (("failed", args.failed), ("missing", args.missing)) if wanted]
+    if not args.asset and not states:
+        console.print("[red]error:[/] give --asset ID (repeatable), --failed or --missing")
         return 2
     media = _runtime(args.app)
     names = args.variant or None
@@ -217,10 +218,10 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         problems: list[str] = []
         async with media.connected():
             ids: list[str] = list(args.asset or [])
-            if args.failed:
+            if states:
                 after = None
                 while batch := await media.repo.asset_ids_with_variants_in(
-                        ["failed"], profile=args.profile, after=after, limit=500):
+                        states, profile=args.profile, after=after, limit=500):
                     ids.extend(batch)
                     after = batch[-1]
             columns = (TextColumn("requeueing"), BarColumn(), MofNCompleteColumn())
@@ -261,6 +262,50 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     console.print(f"{report.marked_stale} marked stale, {report.planned_missing} missing "
                   f"planned, {report.queued} queued")
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from .ops.reconcile import reconcile_storage
+
+    media = _runtime(args.app)
+    dry_run = not args.apply
+
+    async def run() -> Any:
+        async with media.connected(start_queue=False):
+            columns = (SpinnerColumn(), TextColumn("checked {task.completed} rows and objects"))
+            with Progress(*columns, console=console, transient=True,
+                          disable=args.json) as bar:
+                task = bar.add_task("reconcile", total=None)
+                return await reconcile_storage(
+                    media, profile=args.profile, dry_run=dry_run,
+                    delete_orphans=args.delete_orphans, orphan_grace=args.orphan_grace,
+                    progress=lambda n: bar.advance(task, n))
+
+    report = asyncio.run(run())
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        prefix = "[DRY RUN] " if dry_run else ""
+        console.print(f"{prefix}checked {report.assets_checked} asset(s) and "
+                      f"{report.variants_checked} variant(s)")
+        for item in report.missing_originals:
+            console.print(f"[red]original missing[/] {escape(item['asset_id'])} "
+                          f"({escape(item['storage_key'])}, {item['state']})")
+        for item in report.missing_variants:
+            console.print(f"[yellow]variant missing[/] {escape(item['asset_id'])}/"
+                          f"{escape(item['variant'])} ({escape(item['storage_key'])})")
+        for item in report.orphans:
+            console.print(f"orphan {escape(item['storage'])}:{escape(item['key'])} "
+                          f"({item['size']} bytes, {_duration(item['age_seconds'])} old)")
+        marked = (f"would mark {len(report.missing_variants)}" if dry_run
+                  else f"marked {report.variants_marked_missing}")
+        console.print(f"{prefix}{marked} variant(s) missing (`rindle requeue` rebuilds them); "
+                      f"{len(report.orphans)} orphan(s), {report.orphans_deleted} deleted")
+        for error in report.errors:
+            console.print(f"[red]error:[/] {escape(error)}")
+    return 1 if report.errors else 0
 
 
 def _owners(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -380,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True)
     p.add_argument("--asset", action="append", help="an asset id (repeatable)")
     p.add_argument("--failed", action="store_true", help="every asset with a failed variant")
-    p.add_argument("--profile", default=None, help="with --failed: only this profile")
+    p.add_argument("--missing", action="store_true",
+                   help="every asset with a missing variant (see rindle reconcile)")
+    p.add_argument("--profile", default=None, help="with --failed/--missing: only this profile")
     p.add_argument("--variant", action="append", help="only this variant (repeatable)")
     p.add_argument("--force", action="store_true", help="rebuild ready variants too")
     p.add_argument("--timeout", type=float, default=300.0,
@@ -393,6 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default=None)
     p.add_argument("--timeout", type=float, default=300.0)
     p.set_defaults(func=cmd_regenerate)
+
+    p = sub.add_parser("reconcile", help="compare rows and stored objects (a dry run by "
+                       "default)")
+    p.add_argument("--app", required=True)
+    p.add_argument("--profile", default=None)
+    p.add_argument("--apply", action="store_true",
+                   help="mark lost variants missing (otherwise only report)")
+    p.add_argument("--delete-orphans", action="store_true",
+                   help="with --apply: delete objects no row names")
+    p.add_argument("--orphan-grace", type=float, default=86400.0, metavar="SECONDS",
+                   help="only objects older than this count as orphans (default a day)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("erase", help="detach an owner's media and purge what nobody else uses")
     p.add_argument("--app", required=True)

@@ -470,7 +470,7 @@ class Repo:
         where = ""
         if profile is not None:
             params["profile"] = profile
-            where = (" WHERE asset_id IN (SELECT id FROM rindle_assets WHERE profile = :profile)"
+            where = (f" WHERE asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
                      if table == VARIANTS else " WHERE profile = :profile")
         rows = await self.db.fetch_all(
             f"SELECT state, count(*) AS n FROM {table}{where} GROUP BY state", params)
@@ -490,7 +490,7 @@ class Repo:
             params["before"] = before
         if profile is not None:
             params["profile"] = profile
-            conds.append("asset_id IN (SELECT id FROM rindle_assets WHERE profile = :profile)"
+            conds.append(f"asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
                          if table == VARIANTS else "profile = :profile")
         where = " AND ".join(conds)
         head = await self.db.fetch_one(
@@ -516,3 +516,46 @@ class Repo:
             f"SELECT min(created_at) AS oldest FROM {OUTBOX} WHERE state = :state",
             {"state": state})
         return utc(row["oldest"]) if row else None
+
+    # --- storage reconciliation ----------------------------------------------------------
+
+    async def assets_page(self, *, states: Sequence[str], profile: str | None = None,
+                          after: str | None = None, limit: int = 500) -> list[Asset]:
+        """Assets in ``states`` (of one profile, if given) by id, after ``after``: one page
+        of a walk through the table that never loads it whole."""
+        params: dict[str, Any] = {"limit": limit}
+        sql = f"SELECT * FROM {ASSETS} WHERE state IN {_in('s', states, params)}"
+        if profile is not None:
+            sql += " AND profile = :profile"
+            params["profile"] = profile
+        if after is not None:
+            sql += " AND id > :after"
+            params["after"] = after
+        sql += " ORDER BY id LIMIT :limit"
+        return [Asset.from_row(r) for r in await self.db.fetch_all(sql, params)]
+
+    async def variants_in_state(self, asset_ids: Sequence[str],
+                                state: str) -> list[AssetVariant]:
+        """The variants of these assets that are in ``state``."""
+        if not asset_ids:
+            return []
+        params: dict[str, Any] = {"state": state}
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {VARIANTS} WHERE asset_id IN {_in('a', asset_ids, params)}"
+            " AND state = :state ORDER BY asset_id, name", params)
+        return [AssetVariant.from_row(r) for r in rows]
+
+    async def referenced_keys(self, asset_ids: Sequence[str]) -> set[str]:
+        """Every storage key that rows of these assets name: the original, each variant's
+        file (in any state) and the target of each open upload session."""
+        if not asset_ids:
+            return set()
+        params: dict[str, Any] = {}
+        ids = _in("a", asset_ids, params)
+        rows = await self.db.fetch_all(
+            f"SELECT storage_key AS k FROM {ASSETS} WHERE id IN {ids}"
+            f" UNION SELECT storage_key AS k FROM {VARIANTS} WHERE asset_id IN {ids}"
+            " AND storage_key IS NOT NULL"
+            f" UNION SELECT upload_key AS k FROM {SESSIONS} WHERE asset_id IN {ids}"
+            f" AND state IN {_in('s', OPEN_SESSION_STATES, params)}", params)
+        return {str(r["k"]) for r in rows}

@@ -1,1 +1,5 @@
-"""Operator tooling: doctor, runtime status and upload clean-up."""
+"""Operator tooling: doctor, runtime status, clean-up, reconciliation and owner erasure."""
+
+#: Where ``rindle doctor`` writes its probe objects; reconciliation treats leftovers there
+#: as orphans.
+PROBE_PREFIX = "_rindle_doctor/"

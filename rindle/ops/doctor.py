@@ -42,6 +42,7 @@ from ..model.db import Store, redact_url
 from ..model.repo import Repo
 from ..processing.queue import InlineQueue, RQQueue
 from ..storage.base import Capability, Storage, StorageContext
+from . import PROBE_PREFIX
 
 if TYPE_CHECKING:
     from ..app import Rindle
@@ -60,7 +61,6 @@ DATABASE_TIMEOUT = 10.0
 #: Below this, a key is guessable enough to forge delivery and upload tokens offline.
 MIN_SECRET_KEY_LENGTH = 32
 
-_PROBE_PREFIX = "_rindle_doctor"
 _DB_FIX = "check database_url; is the server running?"
 _STORAGE_FIX = "check the bucket/root exists and the credentials allow put/get/delete"
 _LIBVIPS_FIX = ("install libvips (Debian: apt install libvips42) — not pyvips-binary, "
@@ -352,7 +352,7 @@ class _Doctor:
                     await storage.close()
 
     async def _probe(self, storage: Storage) -> Outcome:
-        key = f"{_PROBE_PREFIX}/{uuid.uuid4()}.txt"
+        key = f"{PROBE_PREFIX}{uuid.uuid4()}.txt"
         data = f"rindle doctor probe {key}\n".encode()
         written = False
         try:
@@ -373,7 +373,7 @@ class _Doctor:
                 with contextlib.suppress(Exception):
                     await storage.delete(key)
         return ("ok", f"{_scrub(repr(storage))}: wrote, read back and deleted a probe object "
-                f"under {_PROBE_PREFIX}/", None)
+                f"under {PROBE_PREFIX}", None)
 
     # 4 ---------------------------------------------------------------------------------------
     async def delivery(self) -> Outcome:
@@ -390,7 +390,7 @@ class _Doctor:
                 continue
             public += 1
             try:
-                storage.public_url(f"{_PROBE_PREFIX}/probe.txt")
+                storage.public_url(f"{PROBE_PREFIX}probe.txt")
             except Exception as exc:
                 found.error(f"profile {name!r} is public but its storage {profile.storage!r} "
                             f"has no public URL ({type(exc).__name__})",

@@ -33,6 +33,15 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class ObjectListing:
+    """One object found by ``Storage.list_keys``: its key, size and last modification."""
+
+    key: str
+    size: int
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
 class UploadTicket:
     """Where and how a client sends the bytes of one direct upload.
 
@@ -108,6 +117,13 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Delete the object; ``False`` when it was already absent (not an error)."""
+
+    def list_keys(self, prefix: str = "") -> AsyncIterator[ObjectListing]:
+        """Every stored object whose key starts with ``prefix``, fetched in pages.
+
+        Keys come back in the form the other methods accept. Writes still in progress
+        (partial or temporary objects) are never listed.
+        """
 
     async def presign_put(self, key: str, *, content_type: str, byte_size: int,
                           expires_in: int, session_id: str) -> UploadTicket:

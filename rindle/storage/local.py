@@ -8,7 +8,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,14 @@ from ..errors import (
     ObjectNotFound,
     StorageError,
 )
-from .base import Capability, ObjectInfo, StorageContext, TokenSigner, UploadTicket
+from .base import (
+    Capability,
+    ObjectInfo,
+    ObjectListing,
+    StorageContext,
+    TokenSigner,
+    UploadTicket,
+)
 
 # In-flight writes live here, on the same filesystem as the objects, so os.replace() is atomic.
 _TMP_DIR = ".rindle-tmp"
@@ -33,6 +40,8 @@ _DISPOSITIONS = frozenset({"inline", "attachment"})
 _NOT_A_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 # A concurrent delete() may prune the parent directory between our mkdir() and os.replace().
 _REPLACE_ATTEMPTS = 3
+# Objects list_keys() reads from disk per trip to a worker thread.
+_LIST_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class LocalStorage:
         self._public_base_url = public_base_url
         self._create = create
         self._context: StorageContext | None = None
+        self._page_size = _LIST_PAGE_SIZE
 
     def __repr__(self) -> str:
         return f"LocalStorage(root={str(self._root)!r})"
@@ -218,6 +228,26 @@ class LocalStorage:
                 break
             parent = parent.parent
         return True
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def list_keys(self, prefix: str = "") -> AsyncIterator[ObjectListing]:
+        """Every file under ``prefix``, walked a page at a time in a worker thread.
+
+        Symlinks are neither listed nor followed, in-flight writes (``.rindle-tmp``) are
+        skipped, and so are names no key could have (``_is_safe_key``). The order is the
+        file system's.
+        """
+        walk = _walk(self._root, prefix)
+        try:
+            while True:
+                page = await anyio.to_thread.run_sync(_take, walk, self._page_size)
+                for item in page:
+                    yield item
+                if len(page) < self._page_size:
+                    return
+        finally:
+            walk.close()  # closes the directory handles of an abandoned walk
 
     # -- URLs and tokens -------------------------------------------------------------------
 
@@ -457,6 +487,54 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _walk(root: Path, prefix: str) -> Generator[ObjectListing, None, None]:
+    """Depth first from the deepest directory ``prefix`` names, one directory handle open
+    per level, so a directory of a million assets is streamed rather than held."""
+    base = prefix.rpartition("/")[0]
+    start = root
+    if base:
+        if not _is_safe_key(base):
+            return  # no stored key can start with it
+        for part in base.split("/"):
+            start = start / part
+            if start.is_symlink() or not start.is_dir():
+                return
+    yield from _walk_dir(start, f"{base}/" if base else "", prefix)
+
+
+def _walk_dir(directory: Path, key_prefix: str, prefix: str) -> Iterator[ObjectListing]:
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return  # removed meanwhile (a delete prunes empty directories) or unreadable
+    with entries:
+        for entry in entries:
+            key = key_prefix + entry.name
+            if key == _TMP_DIR or not key.startswith(prefix[: len(key)]):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from _walk_dir(Path(entry.path), f"{key}/", prefix)
+                    continue
+                if not entry.is_file(follow_symlinks=False) or not key.startswith(prefix):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if _is_safe_key(key):
+                yield ObjectListing(key=key, size=st.st_size,
+                                    modified_at=_utc(st.st_mtime_ns / 1e9))
+
+
+def _take(items: Iterator[ObjectListing], n: int) -> list[ObjectListing]:
+    page: list[ObjectListing] = []
+    for item in items:
+        page.append(item)
+        if len(page) == n:
+            break
+    return page
 
 
 def _discard(fp: IO[bytes], tmp: Path) -> None:

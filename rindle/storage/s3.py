@@ -29,7 +29,7 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from .base import Capability, ObjectInfo, StorageContext, UploadTicket
+from .base import Capability, ObjectInfo, ObjectListing, StorageContext, UploadTicket
 
 try:
     from aiobotocore.config import AioConfig
@@ -50,6 +50,8 @@ MAX_PARTS = 10_000
 WRITE_PART_SIZE = 8 * MiB
 #: SigV4 presigned URLs live at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+#: S3 returns at most 1000 keys per ListObjectsV2 call.
+LIST_PAGE_SIZE = 1000
 
 _ADDRESSING = ("auto", "path", "virtual")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -117,6 +119,7 @@ class S3Storage:
         self._credentials = (access_key_id, secret_access_key, session_token)
         self._stack: AsyncExitStack | None = None
         self._client: AioBaseClient | None = None
+        self._page_size = LIST_PAGE_SIZE
 
     def __repr__(self) -> str:
         return (f"S3Storage(bucket={self.bucket!r}, region={self.region!r}, "
@@ -310,6 +313,33 @@ class S3Storage:
         with _s3_errors("DeleteObject", key):
             await self._c().delete_object(Bucket=self.bucket, Key=self._key(key))
         return True
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def list_keys(self, prefix: str = "") -> AsyncIterator[ObjectListing]:
+        """Every object under ``key_prefix + prefix``, one ListObjectsV2 page at a time.
+
+        Keys come back without ``key_prefix``, as the other methods take them; "folder"
+        markers (keys ending in ``/``) that consoles create are skipped. Objects of
+        multipart uploads still in progress do not exist yet, so they are never listed.
+        """
+        full = self.key_prefix + prefix
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full,
+                                  "MaxKeys": self._page_size}
+        while True:
+            with _s3_errors("ListObjectsV2", prefix):
+                page = await self._c().list_objects_v2(**params)
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])[len(self.key_prefix):]
+                if not key or key.endswith("/") or key.startswith("/") or "\x00" in key:
+                    continue
+                modified: datetime = obj["LastModified"]
+                yield ObjectListing(key=key, size=int(obj.get("Size", 0)),
+                                    modified_at=modified.astimezone(UTC))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
 
     # -- URLs --------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -58,7 +59,7 @@ async def test_requeue_reports_an_asset_it_cannot_requeue(make_media: MakeMedia,
         assert out.returncode == 1
         assert f"{staged.asset_id}: [invalid_transition]" in out.stderr
         usage = await asyncio.to_thread(_cli, media, tmp_path / "files", "requeue")
-        assert usage.returncode == 2 and "--failed" in usage.stderr
+        assert usage.returncode == 2 and "--failed or --missing" in usage.stderr
 
 
 async def test_regenerate_after_a_recipe_change(make_media: MakeMedia, tmp_path: Path) -> None:
@@ -82,3 +83,33 @@ async def test_regenerate_after_a_recipe_change(make_media: MakeMedia, tmp_path:
         assert "1 marked stale" in out.stderr and "1 queued" in out.stderr
         after = await old.repo.get_variant(result.asset.id, "thumb")
         assert after is not None and (after.state, after.width) == ("ready", 16)
+
+
+async def test_reconcile_then_requeue_the_missing(make_media: MakeMedia, tmp_path: Path) -> None:
+    media = make_media(profiles=[ImageProfile, OpsPhotos])
+    async with media.connected():
+        result = await media.upload(OpsPhotos, png(40, 30), filename="a.png")
+        await media.drain()
+        thumb = await media.repo.get_variant(result.asset.id, "thumb")
+        assert thumb is not None and thumb.storage_key
+        storage = media.storage_for(OpsPhotos)
+        await storage.delete(thumb.storage_key)  # a lifecycle rule, a stray script...
+        files = tmp_path / "files"
+
+        dry = await asyncio.to_thread(_cli, media, files, "reconcile", "--json")
+        assert dry.returncode == 0, dry.stderr
+        found = json.loads(dry.stdout)
+        assert found["dry_run"] is True and found["variants_marked_missing"] == 0
+        assert [v["variant"] for v in found["missing_variants"]] == ["thumb"]
+        assert (await media.repo.get_variant(result.asset.id, "thumb")).state == "ready"  # type: ignore[union-attr]
+
+        applied = await asyncio.to_thread(_cli, media, files, "reconcile", "--apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "marked 1 variant(s) missing" in applied.stderr
+        assert (await media.repo.get_variant(result.asset.id, "thumb")).state == "missing"  # type: ignore[union-attr]
+
+        requeued = await asyncio.to_thread(_cli, media, files, "requeue", "--missing")
+        assert requeued.returncode == 0, requeued.stderr
+        rebuilt = await media.repo.get_variant(result.asset.id, "thumb")
+        assert rebuilt is not None and rebuilt.state == "ready"
+        assert await storage.head(str(rebuilt.storage_key)) is not None
