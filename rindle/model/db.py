@@ -156,6 +156,40 @@ def _pg_value(value: Any) -> Any:
     return value
 
 
+CHECKOUT_TIMEOUT = 30.0  # seconds to wait for a pooled connection before giving up
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def _to_completion(work: Awaitable[None], *, wait: bool = True) -> None:
+    """Run clean-up to its end even if the caller is cancelled (again) meanwhile.
+
+    anyio's shield does not stop a plain ``task.cancel()``; a rollback or a pool release cut
+    short would leave a connection holding SQLite's write lock or a pool slot lost for good.
+    With ``wait=False`` (a cancelled caller) it runs in the background: the rollback may
+    have to wait for the lock a cut-off BEGIN is still queued for, and a cancelled task
+    should end now.
+    """
+    task = asyncio.ensure_future(work)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "unretrieved"
+    if wait:
+        await asyncio.shield(task)
+
+
+async def _drain_cleanups() -> None:
+    if _cleanups:
+        await asyncio.gather(*list(_cleanups), return_exceptions=True)
+
+
+def _pool_timeout(dialect: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"no {dialect} connection became free within {CHECKOUT_TIMEOUT:.0f} s: raise the pool "
+        "size or look for work holding transactions open", code="database_pool_exhausted")
+
+
 class _SqlitePool:
     """At most ``size`` aiosqlite connections, opened on demand and reused.
 
@@ -191,7 +225,11 @@ class _SqlitePool:
     async def acquire(self) -> Any:
         if self._closed:
             raise ConfigurationError("the database is disconnected", code="not_connected")
-        await self._slots.acquire()
+        try:
+            async with asyncio.timeout(CHECKOUT_TIMEOUT):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise _pool_timeout("SQLite") from None
         try:
             return self._idle.pop() if self._idle else await self._open()
         except BaseException:
@@ -209,6 +247,7 @@ class _SqlitePool:
 
     async def close(self) -> None:
         self._closed = True
+        await _drain_cleanups()  # connections still rolling back come home first
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
@@ -227,21 +266,26 @@ class _Sqlite:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         conn = await self.pool.acquire()
-        discard = False
         try:
             yield conn
-        except BaseException:
-            discard = conn.in_transaction
+        except BaseException as exc:
+            # Always roll back, whatever in_transaction says now: a BEGIN cut off by a
+            # cancellation still runs later in aiosqlite's thread, and the rollback, queued
+            # behind it, is what keeps that connection from holding the write lock for
+            # good. It is a no-op when no transaction is open.
+            await _to_completion(self._reset_and_release(conn),
+                                 wait=not isinstance(exc, asyncio.CancelledError))
             raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                if discard:  # a statement was cut off mid-transaction
-                    try:
-                        await conn.rollback()
-                        discard = False
-                    except Exception:
-                        log.warning("could not roll back an SQLite connection; closing it")
-                await self.pool.release(conn, discard=discard)
+        await self.pool.release(conn)
+
+    async def _reset_and_release(self, conn: Any) -> None:
+        discard = False
+        try:
+            await conn.rollback()
+        except Exception:
+            log.warning("could not roll back an SQLite connection; closing it")
+            discard = True
+        await self.pool.release(conn, discard=discard)
 
     async def fetch(self, conn: Any, sql: str, params: Mapping[str, Any]) -> list[Row]:
         rows = await conn.execute_fetchall(sql, {k: _sqlite_value(v) for k, v in params.items()})
@@ -266,10 +310,16 @@ class _Sqlite:
         tx.depth += 1
         try:
             yield
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                for statement in rollback.split("; "):
-                    await conn.execute(statement)
+        except BaseException as exc:
+            outermost = tx.depth == 1
+            if not (outermost and isinstance(exc, asyncio.CancelledError)):
+                # (A cancelled outermost transaction is rolled back by connection(), in
+                # the background, so the cancelled task need not wait for SQLite.)
+                async def undo() -> None:
+                    for statement in rollback.split("; "):
+                        await conn.execute(statement)
+
+                await _to_completion(undo())
             raise
         finally:
             tx.depth -= 1
@@ -303,7 +353,10 @@ class _Postgres:
         instead of an error.
         """
         for _ in range(self._size + 1):
-            conn = await self.pool.acquire()
+            try:
+                conn = await self.pool.acquire(timeout=CHECKOUT_TIMEOUT)
+            except TimeoutError:
+                raise _pool_timeout("PostgreSQL") from None
             try:
                 await conn.execute("SELECT 1")
                 return conn
@@ -329,8 +382,7 @@ class _Postgres:
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.pool.release(conn)  # resets an unfinished transaction
+            await _to_completion(self.pool.release(conn))  # resets an unfinished transaction
 
     async def fetch(self, conn: Any, sql: str, params: Mapping[str, Any]) -> list[Row]:
         text, names = _numbered(sql)

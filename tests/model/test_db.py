@@ -135,3 +135,42 @@ async def test_connections_the_server_dropped_are_replaced(media: Rindle) -> Non
         await admin.close()
     await asyncio.gather(*(media.repo.add_outbox("after", {}) for _ in range(5)))
     assert len(await media.repo.list_outbox(kind="after")) == 5
+
+
+async def test_cancelled_while_waiting_for_the_write_lock_leaves_no_lock_behind(
+        tmp_path: Path) -> None:
+    # A task cancelled while BEGIN IMMEDIATE waits: aiosqlite still runs the BEGIN later in
+    # its thread. The connection must come back to the pool rolled back, or it would hold
+    # the write lock for good and swallow every later write.
+    path = tmp_path / "x.db"
+    store = Store(f"sqlite:///{path}", pool_size=2)
+    await store.connect()
+    try:
+        await store.execute("CREATE TABLE t (x INTEGER)")
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with store.transaction():
+                holding.set()
+                await release.wait()
+
+        async def waiter() -> None:
+            async with store.transaction():
+                pass
+
+        held = asyncio.create_task(holder())
+        await holding.wait()
+        waiting = asyncio.create_task(waiter())
+        await asyncio.sleep(0.3)  # blocked in BEGIN IMMEDIATE (busy_timeout)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        release.set()
+        await held
+        await asyncio.sleep(0.3)
+        for n in range(4):  # every pooled connection in turn
+            await store.execute("INSERT INTO t VALUES (:n)", {"n": n})
+        with sqlite3.connect(path, timeout=1) as other:  # not through the pool
+            assert sorted(r[0] for r in other.execute("SELECT x FROM t")) == [0, 1, 2, 3]
+            other.execute("INSERT INTO t VALUES (9)")  # and the write lock is free
+    finally:
+        await store.disconnect()
