@@ -122,7 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         data = report[section]
         assert isinstance(data, dict)
         states = ", ".join(f"{k} {v}" for k, v in data["counts"].items()) or "none"
-        counts.add_row(section, str(data["total"]), states)
+        counts.add_row(section, str(data["total"]), escape(states))
     out.print(counts)
     recommendations = report["recommendations"]
     assert isinstance(recommendations, list)
@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             action = next(r for r in recommendations if r["class"] == f["class"])
             samples = "\n".join(_describe(s) for s in f["samples"])
             found.add_row(f["class"], str(f["count"]), _duration(f["oldest_age_seconds"]),
-                          samples, f"{action['action']}: {action['how']}")
+                          escape(samples), escape(f"{action['action']}: {action['how']}"))
     out.print(found)
     return 0
 
@@ -322,6 +322,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .ops.erasure import batch_owner_erasure
+    from .processing.queue import InlineQueue
 
     owners = _owners(args)
     if not owners:
@@ -347,7 +348,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        verb = "would purge" if args.dry_run else "purged"
+        verb = ("would purge" if args.dry_run else "purged" if isinstance(
+            media.queue, InlineQueue) else "queued the purge of")
         console.print(f"{'[DRY RUN] ' if args.dry_run else ''}{summary['owners']} owner(s): "
                       f"{summary['slots']} slot(s) detached, {verb} {summary['assets_purged']} "
                       f"asset(s) ({summary['stored_objects']} stored object(s)), kept "
@@ -372,7 +374,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             table.add_column(column)
         style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "error": "[red]error[/]"}
         for check in report.checks:
-            table.add_row(style[check.status], check.id, check.summary, check.fix or "")
+            table.add_row(style[check.status], check.id, escape(check.summary),
+                          escape(check.fix or ""))
         out.print(table)
         out.print(f"{len(report.checks)} checks: {len(report.errors)} error(s), "
                   f"{len(report.warnings)} warning(s)")

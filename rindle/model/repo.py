@@ -503,12 +503,17 @@ class Repo:
             {**params, "limit": limit})
         return count, utc(head["oldest"]) if head else None, rows
 
-    async def expired_open_sessions(self, *, now: datetime, limit: int) -> list[UploadSession]:
-        """Upload sessions past their expiry that nobody finished or aborted."""
-        params: dict[str, Any] = {"now": now, "limit": limit}
+    async def expired_open_sessions(self, *, before: datetime, server_before: datetime,
+                                    limit: int) -> list[UploadSession]:
+        """Upload sessions that nobody finished or aborted, expired before ``before``
+        (streamed server-side uploads: before ``server_before``), oldest first."""
+        params: dict[str, Any] = {"before": before, "server_before": server_before,
+                                  "limit": limit}
         rows = await self.db.fetch_all(
             f"SELECT * FROM {SESSIONS} WHERE state IN {_in('s', OPEN_SESSION_STATES, params)}"
-            " AND expires_at < :now ORDER BY expires_at LIMIT :limit", params)
+            " AND ((strategy <> 'server' AND expires_at < :before)"
+            " OR (strategy = 'server' AND expires_at < :server_before))"
+            " ORDER BY expires_at LIMIT :limit", params)
         return [UploadSession.from_row(r) for r in rows]
 
     async def oldest_outbox(self, state: str) -> datetime | None:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,30 +54,42 @@ class CleanupReport:
                 "session_ids": self.session_ids}
 
 
+# A client that was handed a ticket just before expiry may still be finishing; give it this
+# long before its upload counts as abandoned.
+GRACE = 300.0
+# A server-side upload streams through this process and checks its expiry only at the end,
+# however long the body takes; only one left open this long (its process died) is abandoned.
+SERVER_GRACE = 86400.0
+
+
 async def expire_uploads(media: Rindle, *, dry_run: bool = False, limit: int = 1000,
                          batch: int = 100, now: datetime | None = None,
                          progress: Callable[[int], None] | None = None) -> CleanupReport:
-    """Expire every open upload session past its ``expires_at`` and queue its purge.
+    """Expire every open upload session past its ``expires_at`` (plus ``GRACE``; streamed
+    server-side uploads plus ``SERVER_GRACE``) and queue its purge.
 
     Works in batches of ``batch`` sessions, at most ``limit`` in all; ``progress(n)`` is
     called as sessions are handled. A session finished or aborted concurrently is skipped,
     never overwritten; one that fails is reported and left for the next run.
     """
-    cutoff = now or datetime.now(UTC)
+    at = now or datetime.now(UTC)
+    window = {"before": at - timedelta(seconds=GRACE),
+              "server_before": at - timedelta(seconds=SERVER_GRACE)}
     report = CleanupReport(dry_run=dry_run)
     if dry_run:
-        sessions = await media.repo.expired_open_sessions(now=cutoff, limit=limit)
+        sessions = await media.repo.expired_open_sessions(**window, limit=limit)
         report.sessions_found = report.sessions_expired = len(sessions)
         report.session_ids = [s.id for s in sessions]
         return report
-    failed: set[str] = set()  # still open: excluded so the loop moves on
+    seen: set[str] = set()  # failed or skipped but still open: each counted once
     while report.sessions_found < limit:
         room = min(batch, limit - report.sessions_found)
         sessions = [s for s in await media.repo.expired_open_sessions(
-            now=cutoff, limit=room + len(failed)) if s.id not in failed][:room]
+            **window, limit=room + len(seen)) if s.id not in seen][:room]
         if not sessions:
             break
         for session in sessions:
+            seen.add(session.id)
             report.sessions_found += 1
             report.session_ids.append(session.id)
             try:
@@ -87,7 +99,6 @@ async def expire_uploads(media: Rindle, *, dry_run: bool = False, limit: int = 1
                     report.sessions_skipped += 1
             except Exception as exc:  # one bad row must not stop the rest
                 log.exception("could not expire upload session %s", session.id)
-                failed.add(session.id)
                 report.errors.append(f"session {session.id}: {type(exc).__name__}: {exc}")
             if progress is not None:
                 progress(1)

@@ -97,7 +97,11 @@ async def erase_owner(media: Rindle, owner: Owner) -> ErasurePlan:
         plan = await plan_owner_erasure(media, (owner_type, owner_id))
         for link in plan.slots:
             await repo.delete_attachment(owner_type, owner_id, link["slot"])
-        for asset_id in plan.assets_purged:
+        # Kept assets get a purge too: if their other owner is erased or detached at the
+        # same moment, each side may see the other's link and keep the asset, and nobody
+        # would purge it. The purge job looks again and leaves a still-attached asset alone.
+        kept = [k["asset_id"] for k in plan.assets_kept]
+        for asset_id in plan.assets_purged + kept:
             await media.outbox.add("purge_asset", {"asset_id": asset_id, "reason": REASON})
     plan.done = True
     return plan
@@ -128,9 +132,12 @@ async def batch_owner_erasure(media: Rindle, owners: Iterable[Owner], *, preview
         try:
             plan = (await plan_owner_erasure(media, owner) if preview
                     else await erase_owner(media, owner))
-        except RindleError as exc:
-            shown = ":".join(owner) if isinstance(owner, tuple) else repr(owner)
-            result.failures.append({"owner": shown, "code": exc.code, "message": exc.message})
+        except Exception as exc:  # one owner's failure must not hide the others' outcome
+            shown = ":".join(map(str, owner)) if isinstance(owner, tuple) else repr(owner)
+            code = exc.code if isinstance(exc, RindleError) else "erasure_failed"
+            message = exc.message if isinstance(exc, RindleError) else (
+                f"{type(exc).__name__}: {exc}")
+            result.failures.append({"owner": shown, "code": code, "message": message})
         else:
             result.plans.append(plan)
         if progress is not None:

@@ -566,11 +566,13 @@ def _cap_malloc_arenas(limit: int) -> None:
     24 MP JPEG's variants grew the process by 27 MiB with the default and 14 MiB with two
     arenas, at the same speed. Long-running workers creep up the same way. This is the
     remedy libvips users apply with ``MALLOC_ARENA_MAX=2`` (imgproxy's image does); an
-    explicit ``MALLOC_ARENA_MAX`` in the environment always wins.
+    explicit ``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES=glibc.malloc.arena_max=N`` in the
+    environment always wins.
     """
     global _arena_cap
     with _arena_lock:
-        if _arena_cap is not None or "MALLOC_ARENA_MAX" in os.environ:
+        if (_arena_cap is not None or "MALLOC_ARENA_MAX" in os.environ
+                or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")):
             return
         _arena_cap = limit
         if platform.libc_ver()[0] != "glibc":

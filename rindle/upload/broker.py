@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import telemetry
 from ..errors import (
     FileTooLarge,
+    InvalidTransition,
     NotFound,
     RindleError,
     SessionExpired,
@@ -353,8 +354,15 @@ class Broker:
         if info.size == 0:
             await self._fail(await self._reload(session.id), "empty_file")
             raise UploadRejected("the file is empty; nothing was kept", code="empty_file")
-        await self.repo.transition_session(session.id, "uploading", "uploaded",
-                                           last_known_offset=info.size)
+        try:
+            await self.repo.transition_session(session.id, "uploading", "uploaded",
+                                               last_known_offset=info.size)
+        except (NotFound, InvalidTransition):
+            # Expired and purged while the body streamed: the object landed after the
+            # purge looked, so it is removed here or nothing would ever name it.
+            await storage.delete(session.upload_key)
+            raise SessionExpired(f"upload session {session.id} expired while the file was "
+                                 "being received; nothing was kept") from None
         return await self.verify_completion(session.id)
 
     async def _reload(self, session_id: str) -> UploadSession:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rindle import Rindle
+from rindle import Rindle, SessionExpired
 from rindle.model.records import Change, UploadSession
 from rindle.ops.cleanup import expire_uploads, sweep_scratch_dirs
 from rindle.processing.image import ImageProcessor
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def _abandoned(media: Rindle, *, state: str = "signed",
-                     expired_ago: float = 60) -> UploadSession:
+                     expired_ago: float = 600) -> UploadSession:
     data = png(8, 8)
     session = await media.initiate_upload("image", filename="a.png", content_type="image/png",
                                           byte_size=len(data))
@@ -94,13 +94,62 @@ async def test_a_session_finished_meanwhile_is_skipped(media: Rindle) -> None:
 
 
 async def test_limit_and_batches(media: Rindle) -> None:
-    sessions = [await _abandoned(media, expired_ago=60 + i) for i in range(7)]
+    sessions = [await _abandoned(media, expired_ago=600 + i) for i in range(7)]
     first = await expire_uploads(media, limit=3, batch=2)
     assert (first.sessions_found, first.sessions_expired) == (3, 3)
     # Oldest expiry first.
     assert first.session_ids == [s.id for s in sessions[::-1][:3]]
     rest = await expire_uploads(media, batch=2)
     assert (rest.sessions_found, rest.sessions_expired) == (4, 4)
+
+
+async def test_uploads_just_past_expiry_get_a_grace_period(media: Rindle) -> None:
+    # A client handed a ticket moments before expiry may still be finishing.
+    recent = await _abandoned(media, expired_ago=60)
+    report = await expire_uploads(media)
+    assert report.sessions_found == 0
+    later = await expire_uploads(media, now=datetime.now(UTC) + timedelta(seconds=600))
+    assert later.session_ids == [recent.id]
+
+
+async def test_a_streamed_server_upload_is_not_expired_while_it_may_still_run(
+        media: Rindle) -> None:
+    session = await media.broker.initiate_upload("image", filename="s.png",
+                                                 content_type="image/png", byte_size=10,
+                                                 strategy="server")
+    await media.repo.update_session(session.id,
+                                    expires_at=datetime.now(UTC) - timedelta(hours=2))
+    assert (await expire_uploads(media)).sessions_found == 0
+    two_days = datetime.now(UTC) + timedelta(days=2)
+    assert (await expire_uploads(media, now=two_days)).session_ids == [session.id]
+
+
+async def test_a_server_upload_expired_while_streaming_keeps_nothing(
+        make_media: MakeMedia, tmp_path: Path) -> None:
+    media = make_media()
+    data = png(16, 16)
+    streaming = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield data[:64]
+        streaming.set()
+        await asyncio.sleep(0.5)  # the sweeper runs meanwhile
+        yield data[64:]
+
+    async def sweeper() -> None:
+        await streaming.wait()
+        later = datetime.now(UTC) + timedelta(days=3)  # as if the process hung for days
+        assert (await expire_uploads(media, now=later)).sessions_expired == 1
+        await media.drain()
+
+    async with media.connected():
+        upload = media.upload("image", slow(), filename="a.png", content_type="image/png")
+        results = await asyncio.gather(upload, sweeper(), return_exceptions=True)
+        assert isinstance(results[0], SessionExpired), results
+        assert results[1] is None
+        assert await media.repo.list_assets() == []
+    left = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
+    assert left == []
 
 
 async def test_the_sweeper_expires_abandoned_uploads(make_media: MakeMedia) -> None:

@@ -89,6 +89,20 @@ async def test_a_batch_reports_bad_owners_and_erases_the_rest(make_media: MakeMe
             assert await media.repo.get_asset(aid) is None
 
 
+async def test_erasing_two_sharing_owners_at_once_purges_their_shared_asset(
+        make_media: MakeMedia) -> None:
+    # Each erasure may see the other owner's link and keep the shared asset; neither may
+    # leave it stored once both links are gone.
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, bobs = await _world(media)
+        await asyncio.gather(media.erase_owner(ALICE), media.erase_owner(BOB))
+        await media.drain()
+        for aid in (own, shared, bobs):
+            assert await media.repo.get_asset(aid) is None
+        assert {p.reason for p in await media.purges()} == {"owner_erased"}
+
+
 def _cli(media: Rindle, files: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RINDLE_TEST_DATABASE_URL": media.database_url,
            "RINDLE_TEST_FILES": str(files), "COLUMNS": "250"}

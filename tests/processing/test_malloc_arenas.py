@@ -37,10 +37,14 @@ print(open(sys.argv[2]).read().count("<heap nr="))
 """
 
 
-def _arenas(tmp_path: Path, cap: str, env_max: str | None = None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+def _arenas(tmp_path: Path, cap: str, env_max: str | None = None,
+            tunables: str | None = None) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX",
+                                                             "GLIBC_TUNABLES")}
     if env_max is not None:
         env["MALLOC_ARENA_MAX"] = env_max
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
     out = subprocess.run([sys.executable, "-c", _PROBE, cap, str(tmp_path / "info.xml")],
                          capture_output=True, text=True, env=env, check=True)
     return int(out.stdout)
@@ -53,9 +57,76 @@ def test_the_cap_limits_arenas(tmp_path: Path) -> None:
 
 def test_the_environment_wins(tmp_path: Path) -> None:
     assert _arenas(tmp_path, "2", env_max="3") == 3
+    assert _arenas(tmp_path, "2", tunables="glibc.malloc.arena_max=3") == 3
 
 
 def test_a_cap_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="malloc_arena_max"):
         ImageProcessor(malloc_arena_max=0)
     assert ImageProcessor(malloc_arena_max=None).malloc_arena_max is None
+
+
+_RUNTIME = """
+import asyncio, ctypes, sys, threading
+from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
+from rindle.model import migrate
+from rindle.processing import image
+from rindle.processing.image import ImageProcessor
+from tests.support.images import png
+
+class Photos(Profile):
+    name = "photos"
+    storage = "local"
+    allow_mime = ["image/png"]
+    variants = {"thumb": Variant(width=8)}
+
+root, cap = sys.argv[1], sys.argv[2]
+url = f"sqlite:///{root}/x.db"
+migrate.upgrade(url)
+processor = ImageProcessor(malloc_arena_max=None if cap == "none" else int(cap))
+media = Rindle(database_url=url, storages={"local": LocalStorage(root=f"{root}/files")},
+               profiles=[Photos], secret_keys=["k" * 32], authorizer=AllowAll(),
+               processors={"image": processor})
+
+async def main():
+    async with media.connected():
+        result = await media.upload(Photos, png(32, 32), filename="a.png")
+        await media.drain()
+        assert (await media.asset(result.asset.id)).state == "ready"
+
+asyncio.run(main())
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.fopen.restype = ctypes.c_void_p
+barrier = threading.Barrier(12)
+def work():
+    libc.malloc(4096)
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(12)]
+for t in threads: t.start()
+for t in threads: t.join()
+f = libc.fopen(f"{root}/info.xml".encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(f))
+libc.fclose(ctypes.c_void_p(f))
+print(image._arena_cap, open(f"{root}/info.xml").read().count("<heap nr="))
+"""
+
+
+def _after_a_variant_job(tmp_path: Path, cap: str) -> tuple[str, int]:
+    tmp_path.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX",
+                                                             "GLIBC_TUNABLES")}
+    out = subprocess.run([sys.executable, "-c", _RUNTIME, str(tmp_path), cap],
+                         capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    applied, heaps = out.stdout.split()
+    return applied, int(heaps)
+
+
+def test_building_variants_applies_the_cap_and_none_opts_out(tmp_path: Path) -> None:
+    applied, heaps = _after_a_variant_job(tmp_path / "capped", "2")
+    # Arenas made before the first image (the event loop's, aiosqlite's threads) remain;
+    # every thread after it shares them instead of adding its own.
+    assert applied == "2" and heaps <= 8
+    applied, free_heaps = _after_a_variant_job(tmp_path / "free", "none")
+    assert applied == "None" and free_heaps > heaps
