@@ -113,6 +113,7 @@ upload_sessions = sa.Table(
     _ts("updated_at", False),
     sa.Index(None, "state"),
     sa.Index(None, "expires_at"),
+    sa.Index(None, "asset_id"),
 )
 
 attachments = sa.Table(

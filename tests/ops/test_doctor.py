@@ -4,6 +4,7 @@ report is checked for what an operator would read, not just that a check ran."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
@@ -138,6 +139,17 @@ async def test_an_unmigrated_sqlite_file_is_a_migrations_error(tmp_path: Path) -
     assert (checks["doctor.outbox"].status, checks["doctor.outbox"].summary) == (
         "ok", "not checked: the schema is not at head")
     assert not report.ok and report.errors == [migrations]
+
+
+async def test_a_schema_behind_this_rindle_is_a_migrations_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(migrate.upgrade, url, "0001")  # as an older Rindle left it
+    report = await run_doctor(runtime(tmp_path, url))
+    check = by_id(report)["doctor.migrations"]
+    assert (check.status, check.summary) == (
+        "error", f"schema at 0001, this Rindle needs {migrate.head_revision()}")
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert by_id(await run_doctor(runtime(tmp_path, url)))["doctor.migrations"].status == "ok"
 
 
 async def test_a_missing_sqlite_file_is_reported_and_not_created(tmp_path: Path) -> None:
