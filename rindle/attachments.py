@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidTransition, NotFound, ValidationError
 from .model.records import Attachment
+from .processing.purge import PURGING
 
 if TYPE_CHECKING:
     from .app import Rindle
@@ -53,11 +54,14 @@ async def attach(media: Rindle, asset_id: str, owner: Owner, slot: str) -> Attac
     repo = media.repo
     for _ in range(20):
         async with repo.store.transaction():
-            asset = await repo.get_asset(asset_id)
+            asset = await repo.get_asset(asset_id, for_update=True)
             if asset is None:
                 raise NotFound(f"asset {asset_id} does not exist")
             if asset.state not in _ATTACHABLE:
                 raise InvalidTransition("asset", asset_id, asset.state, "attached")
+            if PURGING in asset.metadata:  # its files may already be going
+                raise InvalidTransition("asset", asset_id, asset.state, "attached",
+                                        actual="purging")
             current = await repo.get_attachment(owner_type, owner_id, slot, for_update=True)
             if current is None:
                 created = await repo.insert_attachment_if_absent(asset_id, owner_type, owner_id,

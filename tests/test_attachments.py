@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rindle import Rindle, ValidationError
+from rindle import InvalidTransition, LocalStorage, Rindle, ValidationError
+from rindle.processing.purge import purge_asset
 from tests.conftest import MakeMedia
 from tests.support.images import png
 
@@ -105,3 +108,44 @@ async def test_fifty_concurrent_attaches_leave_one(make_media: MakeMedia) -> Non
         scheduled = {p.payload["asset_id"] for p in purges}
         assert scheduled == set(ids) - {winner}
         assert len(purges) == 49
+
+
+class _SlowDeletes(LocalStorage):
+    """Local storage whose deletes wait for a signal: the window a purge spends deleting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deleting = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def delete(self, key: str) -> bool:
+        self.deleting.set()
+        await self.go_on.wait()
+        return await super().delete(key)
+
+
+async def test_an_asset_being_purged_cannot_be_attached_again(make_media: MakeMedia,
+                                                              tmp_path: Path) -> None:
+    # Without the guard, an attach landing while the purge deletes files would lose them
+    # and then lose the attachment row with the asset's rows.
+    storage = _SlowDeletes(root=tmp_path / "slow")
+    media = make_media(storages={"local": storage})
+    async with media.connected():
+        aid = await _asset(media)
+        purge = asyncio.create_task(purge_asset(media, aid, "detached"))
+        await storage.deleting.wait()
+        with pytest.raises(InvalidTransition) as err:
+            await media.attach(aid, ("User", "1"), "avatar")
+        assert err.value.actual == "purging"
+        storage.go_on.set()
+        assert await purge is True
+        assert await media.repo.get_asset(aid) is None
+        assert await media.repo.attachments_for_owner("User", "1") == []
+
+
+async def test_an_attached_asset_is_not_purged(media: Rindle) -> None:
+    aid = await _asset(media)
+    await media.attach(aid, ("User", "1"), "avatar")
+    assert await purge_asset(media, aid, "detached") is False
+    assert "purging" not in (await media.asset(aid)).metadata
+    await media.attach(aid, ("User", "2"), "avatar")  # still attachable

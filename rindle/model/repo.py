@@ -159,8 +159,10 @@ class Repo:
         await self.db.execute(*_insert(ASSETS, row))
         return Asset.from_row(row)
 
-    async def get_asset(self, asset_id: str) -> Asset | None:
-        rows = await self._select(ASSETS, {"id": asset_id})
+    async def get_asset(self, asset_id: str, *, for_update: bool = False) -> Asset | None:
+        """The asset row; ``for_update`` locks it until the transaction ends (PostgreSQL;
+        SQLite's transactions hold the whole database's write lock already)."""
+        rows = await self._select(ASSETS, {"id": asset_id}, lock=for_update)
         return Asset.from_row(rows[0]) if rows else None
 
     async def require_asset(self, asset_id: str) -> Asset:

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rindle.purge")
 
+#: Metadata key set on an asset once its purge has begun; ``attach`` refuses such assets.
+PURGING = "purging"
+
 
 async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     """Delete an asset's original and variants from storage, then its rows.
@@ -22,10 +25,17 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     attached to an owner again is left alone. Returns whether anything was purged.
     """
     repo = media.repo
-    asset = await repo.get_asset(asset_id)
-    if asset is None:
-        return False
-    if await repo.attachments_for_asset(asset_id):
+    async with repo.store.transaction():
+        # Decide and mark in one transaction on the locked row, so an attach can't slip in
+        # between this check and the deletes below: attach locks the same row and refuses
+        # an asset marked as being purged.
+        asset = await repo.get_asset(asset_id, for_update=True)
+        if asset is None:
+            return False
+        attached = bool(await repo.attachments_for_asset(asset_id))
+        if not attached and PURGING not in asset.metadata:
+            await repo.merge_asset_metadata(asset_id, {PURGING: reason})
+    if attached:
         log.info("purge of asset %s skipped: it is attached again", asset_id)
         telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
                        outcome="skipped")
