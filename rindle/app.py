@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
     from starlette.routing import Router
 
+    from .ops.cleanup import CleanupReport
+    from .ops.doctor import DoctorReport
+    from .ops.erasure import BatchErasure, ErasurePlan
+    from .ops.reconcile import ReconcileReport
     from .processing.analyzer import Analyzer
     from .processing.processor import Processor
+    from .processing.repair import RegenerateReport
     from .web.templating import Html
 
 log = logging.getLogger("rindle")
@@ -455,7 +460,7 @@ class Rindle:
         return await repair.cancel_processing(self, asset_id)
 
     async def regenerate_variants(self, *, profile: type[Profile] | str,
-                                  variant: str | None = None) -> Any:
+                                  variant: str | None = None) -> RegenerateReport:
         """Mark variants built from an old recipe stale and queue them with missing ones."""
         from .processing import repair
 
@@ -475,10 +480,10 @@ class Rindle:
         """
         from .ops.status import runtime_status
 
-        name = None if profile is None else self.profile(profile).name
-        return await runtime_status(self, profile=name, limit=limit)
+        return await runtime_status(self, profile=profile, limit=limit)
 
-    async def expire_uploads(self, *, dry_run: bool = False, limit: int = 1000) -> Any:
+    async def expire_uploads(self, *, dry_run: bool = False,
+                             limit: int = 1000) -> CleanupReport:
         """Expire upload sessions abandoned past their expiry and queue their purge.
 
         The runtime's sweeper already does this every ``sweep_interval``; returns a
@@ -490,7 +495,7 @@ class Rindle:
 
     async def reconcile_storage(self, *, profile: type[Profile] | str | None = None,
                                 dry_run: bool = True, delete_orphans: bool = False,
-                                orphan_grace: float = 86400.0) -> Any:
+                                orphan_grace: float = 86400.0) -> ReconcileReport:
         """Compare rows and stored objects both ways; a dry run unless ``dry_run=False``.
 
         Lost variant files are marked ``missing`` (``requeue_variants`` rebuilds them), lost
@@ -500,11 +505,10 @@ class Rindle:
         """
         from .ops.reconcile import reconcile_storage
 
-        name = None if profile is None else self.profile(profile).name
-        return await reconcile_storage(self, profile=name, dry_run=dry_run,
+        return await reconcile_storage(self, profile=profile, dry_run=dry_run,
                                        delete_orphans=delete_orphans, orphan_grace=orphan_grace)
 
-    async def preview_owner_erasure(self, owner: Any) -> Any:
+    async def preview_owner_erasure(self, owner: Any) -> ErasurePlan:
         """What ``erase_owner`` would detach and purge; changes nothing.
 
         Returns a ``rindle.ops.erasure.ErasurePlan``.
@@ -513,7 +517,7 @@ class Rindle:
 
         return await plan_owner_erasure(self, owner)
 
-    async def erase_owner(self, owner: Any) -> Any:
+    async def erase_owner(self, owner: Any) -> ErasurePlan:
         """Detach all of ``owner``'s slots and purge the assets no other owner uses.
 
         ``owner`` is an object with an ``id`` or a ``(type, id)`` pair, as for ``attach``.
@@ -523,20 +527,20 @@ class Rindle:
 
         return await erase_owner(self, owner)
 
-    async def preview_batch_owner_erasure(self, owners: Sequence[Any]) -> Any:
+    async def preview_batch_owner_erasure(self, owners: Sequence[Any]) -> BatchErasure:
         """``preview_owner_erasure`` for many owners; a ``rindle.ops.erasure.BatchErasure``."""
         from .ops.erasure import batch_owner_erasure
 
         return await batch_owner_erasure(self, owners, preview=True)
 
-    async def erase_batch_owner_erasure(self, owners: Sequence[Any]) -> Any:
+    async def erase_batch_owner_erasure(self, owners: Sequence[Any]) -> BatchErasure:
         """``erase_owner`` for many owners, one transaction each; failures are reported
         per owner and the others still go."""
         from .ops.erasure import batch_owner_erasure
 
         return await batch_owner_erasure(self, owners, preview=False)
 
-    async def doctor(self) -> Any:
+    async def doctor(self) -> DoctorReport:
         """Check the configuration and every service it depends on; never raises for a
         service that is down. Returns a ``rindle.ops.doctor.DoctorReport``."""
         from .ops.doctor import run_doctor

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
     from .app import Rindle
+    from .ops.cleanup import CleanupReport
+    from .ops.erasure import BatchErasure
+    from .ops.reconcile import ReconcileReport
     from .processing.repair import RegenerateReport
 
 console = Console(stderr=True)
@@ -94,6 +98,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _progress(label: str, *, total: int | None = None,
+              disable: bool = False) -> Iterator[Callable[[int], None]]:
+    """A transient progress bar on stderr (a counting spinner when ``total`` is unknown);
+    yields the ``progress(n)`` callback the ops functions take."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    columns = ((TextColumn(label), BarColumn(), MofNCompleteColumn()) if total is not None
+               else (SpinnerColumn(), TextColumn(label + ": {task.completed}")))
+    with Progress(*columns, console=console, transient=True, disable=disable) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def _print_json(data: object) -> None:
     import json
 
@@ -161,19 +179,15 @@ def _duration(seconds: object) -> str:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from .ops.cleanup import expire_uploads, sweep_scratch_dirs
 
     media = _runtime(args.app)
 
-    async def run() -> object:
+    async def run() -> CleanupReport:
         async with media.connected(start_queue=True):
-            with Progress(console=console, transient=True, disable=args.json) as bar:
-                task = bar.add_task("expiring abandoned uploads", total=None)
-                report = await expire_uploads(
-                    media, dry_run=args.dry_run, limit=args.limit,
-                    progress=lambda n: bar.advance(task, n))
+            with _progress("expiring abandoned uploads", disable=args.json) as advance:
+                report = await expire_uploads(media, dry_run=args.dry_run, limit=args.limit,
+                                              progress=advance)
             if args.scratch_older_than is not None:
                 await asyncio.to_thread(sweep_scratch_dirs, media, dry_run=args.dry_run,
                                         older_than=args.scratch_older_than, report=report)
@@ -182,9 +196,6 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             return report
 
     report = asyncio.run(run())
-    from .ops.cleanup import CleanupReport
-
-    assert isinstance(report, CleanupReport)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -202,8 +213,6 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from .errors import RindleError
 
     states = [s for s, wanted in (("failed", args.failed), ("missing", args.missing)) if wanted]
@@ -224,9 +233,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
                         states, profile=args.profile, after=after, limit=500):
                     ids.extend(batch)
                     after = batch[-1]
-            columns = (TextColumn("requeueing"), BarColumn(), MofNCompleteColumn())
-            with Progress(*columns, console=console, transient=True) as bar:
-                task = bar.add_task("requeue", total=len(ids))
+            with _progress("requeueing", total=len(ids)) as advance:
                 for asset_id in ids:
                     try:
                         done = await media.requeue_variants(asset_id, names, force=args.force)
@@ -235,7 +242,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
                     else:
                         assets += 1 if done else 0
                         queued += len(done)
-                    bar.advance(task)
+                    advance(1)
             await media.drain(timeout=args.timeout)
         return assets, queued, problems
 
@@ -247,7 +254,6 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 def cmd_regenerate(args: argparse.Namespace) -> int:
-
     media = _runtime(args.app)
 
     async def run() -> RegenerateReport:
@@ -265,23 +271,18 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
     from .ops.reconcile import reconcile_storage
 
     media = _runtime(args.app)
     dry_run = not args.apply
 
-    async def run() -> Any:
+    async def run() -> ReconcileReport:
         async with media.connected(start_queue=False):
-            columns = (SpinnerColumn(), TextColumn("checked {task.completed} rows and objects"))
-            with Progress(*columns, console=console, transient=True,
-                          disable=args.json) as bar:
-                task = bar.add_task("reconcile", total=None)
+            with _progress("rows and objects checked", disable=args.json) as advance:
                 return await reconcile_storage(
                     media, profile=args.profile, dry_run=dry_run,
                     delete_orphans=args.delete_orphans, orphan_grace=args.orphan_grace,
-                    progress=lambda n: bar.advance(task, n))
+                    progress=advance)
 
     report = asyncio.run(run())
     if args.json:
@@ -319,8 +320,6 @@ def _owners(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from .ops.erasure import batch_owner_erasure
     from .processing.queue import InlineQueue
 
@@ -330,15 +329,12 @@ def cmd_erase(args: argparse.Namespace) -> int:
         return 2
     media = _runtime(args.app)
 
-    async def run() -> Any:
+    async def run() -> BatchErasure:
         async with media.connected():
-            columns = (TextColumn("previewing" if args.dry_run else "erasing"), BarColumn(),
-                       MofNCompleteColumn())
-            with Progress(*columns, console=console, transient=True,
-                          disable=args.json) as bar:
-                task = bar.add_task("erase", total=len(owners))
+            label = "previewing" if args.dry_run else "erasing"
+            with _progress(label, total=len(owners), disable=args.json) as advance:
                 result = await batch_owner_erasure(media, owners, preview=args.dry_run,
-                                                   progress=lambda n: bar.advance(task, n))
+                                                   progress=advance)
             if not args.dry_run:
                 await media.drain(timeout=args.timeout)  # inline queue: purge before exit
             return result

@@ -92,7 +92,7 @@ def redact_url(url: str) -> str:
     return url
 
 
-def _sqlite_target(url: str) -> tuple[str, bool]:
+def sqlite_target(url: str) -> tuple[str, bool]:
     """(database, uri) for ``sqlite3.connect`` from a SQLAlchemy-style SQLite URL.
 
     ``sqlite:///rel.db`` is relative to the working directory, ``sqlite:////abs.db``
@@ -257,7 +257,7 @@ class _Sqlite:
     dialect = "sqlite"
 
     def __init__(self, url: str, size: int) -> None:
-        database, uri = _sqlite_target(url)
+        database, uri = sqlite_target(url)
         self.pool = _SqlitePool(database, uri, size)
 
     async def close(self) -> None:

@@ -74,6 +74,15 @@ def _update(table: str, values: dict[str, Any], where: dict[str, Any],
     return f"UPDATE {table} SET {sets} WHERE {conds}{suffix}", params
 
 
+def _of_profile(table: str, profile: str, params: dict[str, Any]) -> str:
+    """The condition "belongs to ``profile``": variants through their asset, the others by
+    their own profile column; adds the value to ``params``."""
+    params["profile"] = profile
+    if table == VARIANTS:
+        return f"asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
+    return "profile = :profile"
+
+
 def _in(prefix: str, items: Iterable[Any], params: dict[str, Any]) -> str:
     """``(:p0, :p1, ...)`` for an IN list, adding the values to ``params``."""
     names = []
@@ -278,8 +287,7 @@ class Repo:
         sql = (f"SELECT DISTINCT v.asset_id FROM {VARIANTS} v"
                f" WHERE v.state IN {_in('s', states, params)}")
         if profile is not None:
-            sql += f" AND v.asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
-            params["profile"] = profile
+            sql += f" AND {_of_profile(VARIANTS, profile, params)}"
         if after is not None:
             sql += " AND v.asset_id > :after"
             params["after"] = after
@@ -424,7 +432,7 @@ class Repo:
         return [OutboxEntry.from_row(r) for r in rows]
 
     async def count_outbox(self) -> dict[str, int]:
-        return await self._count_states(OUTBOX)
+        return await self.count_by_state("outbox")
 
     # --- processing runs -----------------------------------------------------------------
 
@@ -465,15 +473,9 @@ class Repo:
 
     async def count_by_state(self, entity: str, *, profile: str | None = None) -> dict[str, int]:
         """How many rows of ``entity`` are in each state (of one profile, if given)."""
-        return await self._count_states(_TABLES[entity], profile=profile)
-
-    async def _count_states(self, table: str, *, profile: str | None = None) -> dict[str, int]:
+        table = _TABLES[entity]
         params: dict[str, Any] = {}
-        where = ""
-        if profile is not None:
-            params["profile"] = profile
-            where = (f" WHERE asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
-                     if table == VARIANTS else " WHERE profile = :profile")
+        where = f" WHERE {_of_profile(table, profile, params)}" if profile is not None else ""
         rows = await self.db.fetch_all(
             f"SELECT state, count(*) AS n FROM {table}{where} GROUP BY state", params)
         return {str(r["state"]): int(r["n"]) for r in rows}
@@ -491,9 +493,7 @@ class Repo:
             conds.append(f"{column} < :before")
             params["before"] = before
         if profile is not None:
-            params["profile"] = profile
-            conds.append(f"asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)"
-                         if table == VARIANTS else "profile = :profile")
+            conds.append(_of_profile(table, profile, params))
         where = " AND ".join(conds)
         head = await self.db.fetch_one(
             f"SELECT count(*) AS n, min({column}) AS oldest FROM {table} WHERE {where}", params)
@@ -518,12 +518,6 @@ class Repo:
             " ORDER BY expires_at LIMIT :limit", params)
         return [UploadSession.from_row(r) for r in rows]
 
-    async def oldest_outbox(self, state: str) -> datetime | None:
-        row = await self.db.fetch_one(
-            f"SELECT min(created_at) AS oldest FROM {OUTBOX} WHERE state = :state",
-            {"state": state})
-        return utc(row["oldest"]) if row else None
-
     # --- storage reconciliation ----------------------------------------------------------
 
     async def assets_page(self, *, states: Sequence[str], profile: str | None = None,
@@ -533,8 +527,7 @@ class Repo:
         params: dict[str, Any] = {"limit": limit}
         sql = f"SELECT * FROM {ASSETS} WHERE state IN {_in('s', states, params)}"
         if profile is not None:
-            sql += " AND profile = :profile"
-            params["profile"] = profile
+            sql += f" AND {_of_profile(ASSETS, profile, params)}"
         if after is not None:
             sql += " AND id > :after"
             params["after"] = after

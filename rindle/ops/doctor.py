@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 from ..delivery.authorizer import AllowAll, DenyAll
 from ..errors import ConfigurationError, RindleError
 from ..model import migrate
-from ..model.db import Store, redact_url
+from ..model.db import Store, redact_url, sqlite_target
 from ..model.repo import Repo
 from ..processing.queue import InlineQueue, RQQueue
 from ..storage.base import Capability, Storage, StorageContext
@@ -195,8 +195,11 @@ def _missing_sqlite_file(url: str) -> Path | None:
     """The SQLite file ``url`` names when it does not exist (connecting would create it)."""
     if not url.startswith("sqlite"):
         return None
-    database, _, query = url.partition("://")[2][1:].partition("?")
-    if "uri=" in query.lower() or not database:
+    try:
+        database, uri = sqlite_target(url)
+    except ValueError:
+        return None  # options the store refuses: its own error says which
+    if uri or not database:
         return None  # an SQLite URI (shared memory, mode=ro...): let the driver judge it
     path = Path(database)
     return None if path.exists() else path.resolve()
@@ -205,8 +208,8 @@ def _missing_sqlite_file(url: str) -> Path | None:
 def _redis_status(url: str, rq_name: str | None) -> tuple[int, int] | None:
     """Ping Redis at ``url``; with ``rq_name``, also (workers listening, jobs waiting).
 
-    Blocking, so run in a thread. A fresh client with short timeouts, not the queue's own,
-    which has none and which the runtime may be using.
+    Blocking, so run in a thread. A fresh client with the doctor's short timeouts, not the
+    queue's own, which a running application may be using.
     """
     from redis import Redis
 

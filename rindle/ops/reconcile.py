@@ -40,6 +40,7 @@ from . import PROBE_PREFIX
 if TYPE_CHECKING:
     from ..app import Rindle
     from ..model.records import Asset, AssetVariant
+    from ..profile import Profile
 
 log = logging.getLogger("rindle.ops")
 
@@ -83,7 +84,7 @@ class ReconcileReport:
                 "errors": list(self.errors)}
 
 
-async def reconcile_storage(media: Rindle, *, profile: str | None = None,
+async def reconcile_storage(media: Rindle, *, profile: type[Profile] | str | None = None,
                             dry_run: bool = True, delete_orphans: bool = False,
                             orphan_grace: float = 86400.0,
                             progress: Callable[[int], None] | None = None,

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..model.records import utc
+from ..model.repo import OPEN_SESSION_STATES
 
 if TYPE_CHECKING:
     from ..app import Rindle
+    from ..profile import Profile
 
 __all__ = ["runtime_status"]
 
@@ -43,8 +45,8 @@ _REPAIRS: dict[str, tuple[str, str]] = {
 }
 
 
-async def runtime_status(media: Rindle, *, profile: str | None = None, limit: int = 5,
-                         now: datetime | None = None) -> dict[str, Any]:
+async def runtime_status(media: Rindle, *, profile: type[Profile] | str | None = None,
+                         limit: int = 5, now: datetime | None = None) -> dict[str, Any]:
     """A JSON-ready report of counts, findings and recommended repairs.
 
     ``profile`` narrows assets, variants and sessions to one profile; ``limit`` is the
@@ -52,8 +54,8 @@ async def runtime_status(media: Rindle, *, profile: str | None = None, limit: in
     """
     if limit < 1:
         raise ValidationError("limit must be at least 1", code="invalid_limit")
-    if profile is not None:
-        media.profile(profile)  # an unknown name is an error, not an empty report
+    # An unknown name is an error, not an empty report.
+    name = None if profile is None else media.profile(profile).name
     at = now or datetime.now(UTC)
     repo = media.repo
     stale_after = media.outbox.stale_after
@@ -63,7 +65,7 @@ async def runtime_status(media: Rindle, *, profile: str | None = None, limit: in
         before = at - timedelta(seconds=older_than) if older_than is not None else None
         count, oldest, rows = await repo.findings(
             entity, states, since_column=since, before=before,
-            profile=profile if entity != "outbox" else None, limit=limit)
+            profile=name if entity != "outbox" else None, limit=limit)
         if not count:
             return None
         return {"class": cls, "count": count, "oldest_age_seconds": _age(at, oldest),
@@ -78,7 +80,7 @@ async def runtime_status(media: Rindle, *, profile: str | None = None, limit: in
         await finding("stuck_processing", "variant", ["processing"], "updated_at", stale_after),
     ] if f]
     session_findings = [f for f in [
-        await _abandoned_uploads(media, at, profile, limit),
+        await finding("abandoned_uploads", "session", OPEN_SESSION_STATES, "expires_at", 0),
     ] if f]
     asset_findings = [f for f in [
         # "staged" is left out: an asset waits there legitimately until its upload
@@ -90,14 +92,15 @@ async def runtime_status(media: Rindle, *, profile: str | None = None, limit: in
                     if f]
 
     outbox_counts = await repo.count_by_state("outbox")
-    oldest_pending = await repo.oldest_outbox("pending")
+    _, oldest_pending, _ = await repo.findings("outbox", ["pending"], since_column="created_at",
+                                                limit=1)
     report: dict[str, Any] = {
         "generated_at": at.isoformat(),
-        "filters": {"profile": profile, "limit": limit},
-        "assets": _section(await repo.count_by_state("asset", profile=profile), asset_findings),
-        "variants": _section(await repo.count_by_state("variant", profile=profile),
+        "filters": {"profile": name, "limit": limit},
+        "assets": _section(await repo.count_by_state("asset", profile=name), asset_findings),
+        "variants": _section(await repo.count_by_state("variant", profile=name),
                              variant_findings),
-        "upload_sessions": _section(await repo.count_by_state("session", profile=profile),
+        "upload_sessions": _section(await repo.count_by_state("session", profile=name),
                                     session_findings),
         "outbox": {**_section(outbox_counts, job_findings),
                    "oldest_pending_age_seconds": _age(at, oldest_pending)},
@@ -108,20 +111,6 @@ async def runtime_status(media: Rindle, *, profile: str | None = None, limit: in
          "how": _REPAIRS[f["class"]][1]} for f in everything]
     report["healthy"] = not any(f["class"] not in ("stale", "cancelled") for f in everything)
     return report
-
-
-async def _abandoned_uploads(media: Rindle, at: datetime, profile: str | None,
-                             limit: int) -> dict[str, Any] | None:
-    from ..model.repo import OPEN_SESSION_STATES
-
-    count, oldest, rows = await media.repo.findings(
-        "session", OPEN_SESSION_STATES, since_column="expires_at", before=at, profile=profile,
-        limit=limit)
-    if not count:
-        return None
-    return {"class": "abandoned_uploads", "count": count,
-            "oldest_age_seconds": _age(at, oldest),
-            "samples": [_sample("session", row, "expires_at", at) for row in rows]}
 
 
 def _section(counts: dict[str, int], findings: list[dict[str, Any]]) -> dict[str, Any]:

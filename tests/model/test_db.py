@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rindle import ConfigurationError, Rindle
-from rindle.model.db import Store, _numbered, _sqlite_target
+from rindle.model.db import Store, _numbered, sqlite_target
 
 
 def test_named_placeholders_become_numbered_for_asyncpg() -> None:
@@ -27,12 +27,12 @@ def test_named_placeholders_become_numbered_for_asyncpg() -> None:
      ("file:mem1?mode=memory&cache=shared", True)),
 ])
 def test_sqlite_urls(url: str, target: tuple[str, bool]) -> None:
-    assert _sqlite_target(url) == target
+    assert sqlite_target(url) == target
 
 
 def test_unknown_sqlite_url_options_are_refused() -> None:
     with pytest.raises(ValueError, match="timeout=5"):
-        _sqlite_target("sqlite:///x.db?timeout=5")
+        sqlite_target("sqlite:///x.db?timeout=5")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -15,11 +15,9 @@ from rindle.processing.image import ImageProcessor
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 
 # Twelve threads malloc at the same time; glibc's malloc_info then lists one <heap> per arena.
-_PROBE = """
-import ctypes, sys, threading
-from rindle.processing.image import _cap_malloc_arenas
-if sys.argv[1] != "-":
-    _cap_malloc_arenas(int(sys.argv[1]))
+# Appended to the scripts below, which set `info` (where malloc_info writes) and `label`.
+_COUNT_ARENAS = """
+import ctypes, threading
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.fopen.restype = ctypes.c_void_p
@@ -30,11 +28,19 @@ def work():
 threads = [threading.Thread(target=work) for _ in range(12)]
 for t in threads: t.start()
 for t in threads: t.join()
-f = libc.fopen(sys.argv[2].encode(), b"w")
+f = libc.fopen(info.encode(), b"w")
 libc.malloc_info(0, ctypes.c_void_p(f))
 libc.fclose(ctypes.c_void_p(f))
-print(open(sys.argv[2]).read().count("<heap nr="))
+print(label, open(info).read().count("<heap nr="))
 """
+
+_PROBE = """
+import sys
+from rindle.processing.image import _cap_malloc_arenas
+if sys.argv[1] != "-":
+    _cap_malloc_arenas(int(sys.argv[1]))
+info, label = sys.argv[2], "arenas:"
+""" + _COUNT_ARENAS
 
 
 def _arenas(tmp_path: Path, cap: str, env_max: str | None = None,
@@ -47,7 +53,7 @@ def _arenas(tmp_path: Path, cap: str, env_max: str | None = None,
         env["GLIBC_TUNABLES"] = tunables
     out = subprocess.run([sys.executable, "-c", _PROBE, cap, str(tmp_path / "info.xml")],
                          capture_output=True, text=True, env=env, check=True)
-    return int(out.stdout)
+    return int(out.stdout.split()[1])
 
 
 def test_the_cap_limits_arenas(tmp_path: Path) -> None:
@@ -67,7 +73,7 @@ def test_a_cap_below_one_is_refused() -> None:
 
 
 _RUNTIME = """
-import asyncio, ctypes, sys, threading
+import asyncio, sys
 from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
 from rindle.model import migrate
 from rindle.processing import image
@@ -95,21 +101,8 @@ async def main():
         assert (await media.asset(result.asset.id)).state == "ready"
 
 asyncio.run(main())
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.fopen.restype = ctypes.c_void_p
-barrier = threading.Barrier(12)
-def work():
-    libc.malloc(4096)
-    barrier.wait()
-threads = [threading.Thread(target=work) for _ in range(12)]
-for t in threads: t.start()
-for t in threads: t.join()
-f = libc.fopen(f"{root}/info.xml".encode(), b"w")
-libc.malloc_info(0, ctypes.c_void_p(f))
-libc.fclose(ctypes.c_void_p(f))
-print(image._arena_cap, open(f"{root}/info.xml").read().count("<heap nr="))
-"""
+info, label = f"{root}/info.xml", image._arena_cap
+""" + _COUNT_ARENAS
 
 
 def _after_a_variant_job(tmp_path: Path, cap: str) -> tuple[str, int]:
