@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from .delivery.signing import Signer
 from .errors import ConfigurationError, NotFound
 from .live.events import from_change
 from .live.hub import Live
+from .logs import get_logger, install
 from .model.db import Store, redact_url
 from .model.records import Asset, Attachment, Change, OutboxEntry, UploadSession
 from .model.repo import Repo
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .processing.repair import RegenerateReport
     from .web.templating import Html
 
-log = logging.getLogger("rindle")
+log = get_logger("rindle")
 
 
 def _make_queue(queue: str | Queue, app_path: str | None) -> Queue:
@@ -94,6 +94,7 @@ class Rindle:
         multipart_threshold: int = 16 * 1024 * 1024,
         live_buffer: int = 1000,
     ) -> None:
+        install()  # the servers' loggers are redacted even without the lifespan
         if not storages:
             raise ConfigurationError("storages is empty: give at least one, e.g. "
                                      "{'local': LocalStorage(root='./uploads')}",

@@ -15,11 +15,12 @@ Events (``name`` -> metadata keys, all always present, ``None`` when unknown):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("rindle.telemetry")
+from .logs import get_logger
+
+log = get_logger("rindle.telemetry")
 
 Handler = Callable[[str, dict[str, Any]], None]
 

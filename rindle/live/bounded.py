@@ -17,7 +17,6 @@ and later subscribers of a channel still being subscribed wait for that subscrip
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,9 +25,10 @@ from broadcaster import Broadcast, Event
 from broadcaster._backends.base import BroadcastBackend
 from broadcaster._base import Subscriber
 
+from ..logs import get_logger
 from .redis_backend import RESYNC
 
-log = logging.getLogger("rindle.live")
+log = get_logger("rindle.live")
 
 
 def _is_resync(item: Event | None) -> bool:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from ..logs import get_logger
 from .events import LiveEvent, channel
 from .redis_backend import make_broadcast
 
-log = logging.getLogger("rindle.live")
+log = get_logger("rindle.live")
 
 
 class Live:

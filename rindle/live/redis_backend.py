@@ -43,7 +43,6 @@ too (``buffer``): when it is full the reader stops reading, Redis buffers for us
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections import defaultdict
@@ -53,11 +52,13 @@ from urllib.parse import urlparse
 from broadcaster import Broadcast, Event
 from broadcaster._backends.base import BroadcastBackend
 
+from ..logs import get_logger
+
 if TYPE_CHECKING:  # redis is an optional dependency: imported when a backend connects
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
-log = logging.getLogger("rindle.live")
+log = get_logger("rindle.live")
 
 RESYNC = '{"event":"resync","data":{}}'
 """The synthetic message sent on a channel whose subscribers may have missed messages."""

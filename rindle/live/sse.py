@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -64,6 +63,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..delivery.authorizer import AuthRequest, is_allowed
 from ..errors import Forbidden, InvalidToken, NotFound, RindleError, ValidationError
+from ..logs import get_logger
 from .events import LiveEvent
 from .hub import Live
 from .redis_backend import RESYNC
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from ..app import Rindle
     from .bounded import DropOldestQueue
 
-log = logging.getLogger("rindle.live")
+log = get_logger("rindle.live")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import functools
 import json
-import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -30,9 +29,10 @@ from urllib.parse import parse_qsl, urlencode
 import anyio
 
 from ..errors import ConfigurationError
+from ..logs import get_logger
 from .records import Change
 
-log = logging.getLogger("rindle.model")
+log = get_logger("rindle.model")
 
 Listener = Callable[[Change], Awaitable[None]]
 Row = dict[str, Any]

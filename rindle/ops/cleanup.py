@@ -12,7 +12,6 @@ temporary folder; those older than a day are removed here too.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -23,10 +22,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..logs import get_logger
+
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.ops")
+log = get_logger("rindle.ops")
 
 __all__ = ["CleanupReport", "expire_uploads", "sweep_scratch_dirs"]
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..logs import get_logger
 
 if TYPE_CHECKING:
     from ..app import Rindle
     from ..model.records import Asset
     from ..profile import Profile
 
-log = logging.getLogger("rindle.analyzer")
+log = get_logger("rindle.analyzer")
 
 
 @runtime_checkable

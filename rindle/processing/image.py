@@ -66,6 +66,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import RindleError
+from ..logs import get_logger
 
 if TYPE_CHECKING:
     from ..app import Rindle
@@ -85,7 +86,7 @@ else:
 
 __all__ = ["DEFAULT_INPUTS", "ImageProcessor", "capabilities"]
 
-log = logging.getLogger("rindle.processing")
+log = get_logger("rindle.processing")
 
 Checkpoint = Callable[[str], Awaitable[bool]]
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..logs import get_logger
 from ..model.records import OutboxEntry
 
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.queue")
+log = get_logger("rindle.queue")
 
 
 class Queue(Protocol):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidTransition, NotFound
+from ..logs import get_logger
 from ..model.records import Asset
 from . import pipeline
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..app import Rindle
     from ..profile import Profile
 
-log = logging.getLogger("rindle.repair")
+log = get_logger("rindle.repair")
 
 _REQUEUABLE = ("failed", "stale", "missing", "cancelled")
 
