@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from rindle.errors import RindleError, ValidationError
 from rindle.live.sse import freeze_gc
-from rindle.web.routes import error_response
+from rindle.web.routes import _json_body, error_response
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
 
@@ -76,8 +76,10 @@ async def post_avatar_html(request: Request) -> Response:
 
 async def put_avatar(request: Request) -> Response:
     try:
-        body = await request.json()
-        asset_id = body.get("asset_id") if isinstance(body, dict) else None
+        # The router's reader, not request.json(): it wants Content-Type: application/json
+        # (a cross-site form cannot send that) and bounds the body's size and nesting.
+        body = await _json_body(request)
+        asset_id = body.get("asset_id")
         if not isinstance(asset_id, str):
             raise ValidationError("asset_id is required", code="missing_field")
         user = User(request.path_params["user_id"])
@@ -85,8 +87,6 @@ async def put_avatar(request: Request) -> Response:
         asset = await media.asset(attachment.asset_id)
         return JSONResponse({"user_id": user.id, "slot": "avatar",
                              "asset": await asset_json(media, asset, request=request)})
-    except ValueError:
-        return error_response(ValidationError("the body must be JSON", code="invalid_json"))
     except RindleError as exc:
         return error_response(exc)
 

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from ..errors import RindleError
+from .._json import loads_object
+from ..errors import RindleError, ValidationError
+from ..logs import get_logger
 from .events import LiveEvent
 from .sse import (
     Receive,
@@ -55,7 +56,7 @@ from .sse import (
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.live")
+log = get_logger("rindle.live")
 
 MAX_MESSAGE = 8 * 1024
 _CACHE_SIZE = 512
@@ -182,11 +183,9 @@ class _Socket:
             await self.error("message_too_large", f"a command is at most {MAX_MESSAGE} bytes")
             return
         try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            await self.error("invalid_json", "send a JSON object like "
+            body = loads_object(text, what="a command")
+        except ValidationError as exc:  # not JSON, not an object, or nested too deeply
+            await self.error(exc.code, f"{exc.message}; send one like "
                              '{"op": "subscribe", "asset_id": "..."}')
             return
         op = body.get("op")
