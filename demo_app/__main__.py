@@ -19,7 +19,10 @@ def main() -> None:
     uvicorn.run("demo_app.app:app", host=os.environ.get("HOST", "127.0.0.1"),
                 port=int(os.environ.get("PORT", "8000")), log_level="info",
                 # Event streams never end by themselves: don't wait for them forever.
-                timeout_graceful_shutdown=3)
+                timeout_graceful_shutdown=3,
+                # The production limits of docs/guides/security.md ("Running in production").
+                timeout_keep_alive=5, limit_concurrency=2048,
+                h11_max_incomplete_event_size=16 * 1024)
 
 
 if __name__ == "__main__":

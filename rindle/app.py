@@ -69,7 +69,8 @@ class Rindle:
         app = Starlette(routes=[Mount("/rindle", app=media.router)], lifespan=media.lifespan)
 
     ``secret_keys``: the first signs, all verify — put a new key first to rotate, and remove
-    the old one once every URL it signed has expired.
+    the old one once every URL it signed has expired. ``upload_idle_timeout``: seconds an
+    upload body through Rindle's own route may send nothing before it is cut (408).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class Rindle:
         job_stale_after: float = 900.0,
         multipart_threshold: int = 16 * 1024 * 1024,
         live_buffer: int = 1000,
+        upload_idle_timeout: float = 30.0,
     ) -> None:
         install()  # the servers' loggers are redacted even without the lifespan
         if not storages:
@@ -121,6 +123,8 @@ class Rindle:
         self.sweep_interval = sweep_interval
         self.job_max_attempts = job_max_attempts
         self.multipart_threshold = multipart_threshold
+        # An upload body through Rindle's own route that stalls this long is cut.
+        self.upload_idle_timeout = upload_idle_timeout
         self.app_path = app_path
         self.database_url = database_url
         self.store = Store(database_url)

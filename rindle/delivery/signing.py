@@ -1,11 +1,18 @@
-"""Signed, expiring tokens for Rindle's own routes, with key rotation (itsdangerous)."""
+"""Signed (itsdangerous) or sealed (cryptography's Fernet), expiring tokens for Rindle's own
+routes, with key rotation."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import InvalidToken as _BadFernet
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from ..errors import ConfigurationError, InvalidToken, TokenExpired
@@ -38,6 +45,7 @@ class Signer:
         # itsdangerous signs with the *last* key of its list; Rindle's contract is "first signs".
         self._keys: list[bytes] = list(reversed(keys))
         self._serializers: dict[str, URLSafeSerializer] = {}
+        self._sealers: dict[str, MultiFernet] = {}
 
     def __repr__(self) -> str:
         return f"Signer(<{len(self._keys)} keys>)"
@@ -65,6 +73,41 @@ class Signer:
         try:
             body = self._serializer(purpose).loads(token)
         except BadSignature:
+            raise InvalidToken("the token is invalid or was tampered with") from None
+        if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+            raise InvalidToken("the token is invalid or was tampered with")
+        if body["exp"] < time.time():
+            raise TokenExpired("the token has expired; ask for a new URL")
+        return body
+
+    def _sealer(self, purpose: str) -> MultiFernet:
+        sealer = self._sealers.get(purpose)
+        if sealer is None:
+            # Fernet wants a 32-byte key; each secret gives one per purpose (HMAC as a KDF),
+            # so a token sealed for one route never opens for another. MultiFernet seals
+            # with the first and opens with any: the same rotation as signing.
+            label = f"rindle.seal.{purpose}".encode()
+            sealer = MultiFernet([
+                Fernet(base64.urlsafe_b64encode(hmac.digest(key, label, hashlib.sha256)))
+                for key in reversed(self._keys)])
+            self._sealers[purpose] = sealer
+        return sealer
+
+    def seal(self, purpose: str, payload: dict[str, Any], *, expires_in: int) -> str:
+        """Like ``dumps``, but the payload is encrypted too: the token is opaque to whoever
+        holds it (a URL shows no storage key, file name or type)."""
+        body = dict(payload)
+        body["exp"] = int(time.time()) + int(expires_in)
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        return self._sealer(purpose).encrypt(raw).decode("ascii")
+
+    def unseal(self, purpose: str, token: str) -> dict[str, Any]:
+        """The payload of a genuine, unexpired sealed token; raises InvalidToken or
+        TokenExpired."""
+        try:
+            raw = self._sealer(purpose).decrypt(token.encode("ascii"))
+            body = json.loads(raw)
+        except (_BadFernet, UnicodeError, ValueError):
             raise InvalidToken("the token is invalid or was tampered with") from None
         if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
             raise InvalidToken("the token is invalid or was tampered with")

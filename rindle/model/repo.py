@@ -39,6 +39,8 @@ _LABELS = {"asset": "asset", "variant": "variant", "session": "upload session",
            "provider_asset": "provider asset"}
 # Sessions an upload can still finish; past expires_at they are abandoned.
 OPEN_SESSION_STATES = ("initialized", "signed", "resuming", "uploading", "uploaded")
+# Assets whose verified bytes may still sit under their upload's staging key.
+UNPROMOTED_ASSET_STATES = ("staged", "validating")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
@@ -313,8 +315,11 @@ class Repo:
         await self.db.execute(*_insert(SESSIONS, row))
         return UploadSession.from_row(row)
 
-    async def get_session(self, session_id: str) -> UploadSession | None:
-        rows = await self._select(SESSIONS, {"id": session_id})
+    async def get_session(self, session_id: str, *,
+                          for_update: bool = False) -> UploadSession | None:
+        """The session row; ``for_update`` locks it until the transaction ends (as for
+        ``get_asset``)."""
+        rows = await self._select(SESSIONS, {"id": session_id}, lock=for_update)
         return UploadSession.from_row(rows[0]) if rows else None
 
     async def transition_session(self, session_id: str, from_state: str, to_state: str,
@@ -547,7 +552,8 @@ class Repo:
 
     async def referenced_keys(self, asset_ids: Sequence[str]) -> set[str]:
         """Every storage key that rows of these assets name: the original, each variant's
-        file (in any state) and the target of each open upload session."""
+        file (in any state), the staging key of each open upload session, and those of
+        assets whose bytes promotion has not moved yet."""
         if not asset_ids:
             return set()
         params: dict[str, Any] = {}
@@ -556,6 +562,22 @@ class Repo:
             f"SELECT storage_key AS k FROM {ASSETS} WHERE id IN {ids}"
             f" UNION SELECT storage_key AS k FROM {VARIANTS} WHERE asset_id IN {ids}"
             " AND storage_key IS NOT NULL"
-            f" UNION SELECT upload_key AS k FROM {SESSIONS} WHERE asset_id IN {ids}"
-            f" AND state IN {_in('s', OPEN_SESSION_STATES, params)}", params)
+            f" UNION SELECT s.upload_key AS k FROM {SESSIONS} s JOIN {ASSETS} a"
+            f" ON a.id = s.asset_id WHERE s.asset_id IN {ids}"
+            f" AND (s.state IN {_in('s', OPEN_SESSION_STATES, params)}"
+            f" OR a.state IN {_in('p', UNPROMOTED_ASSET_STATES, params)})", params)
         return {str(r["k"]) for r in rows}
+
+    async def key_in_use(self, asset_id: str, key: str) -> bool:
+        """Whether the asset or one of its variants is stored under ``key``."""
+        row = await self.db.fetch_one(
+            f"SELECT 1 AS x FROM {ASSETS} WHERE storage_key = :k"
+            f" UNION SELECT 1 AS x FROM {VARIANTS} WHERE asset_id = :a AND storage_key = :k",
+            {"k": key, "a": asset_id})
+        return row is not None
+
+    async def completed_session(self, asset_id: str) -> UploadSession | None:
+        """The upload session whose verified bytes became this asset, if any."""
+        rows = await self._select(SESSIONS, {"asset_id": asset_id, "state": "completed"},
+                                  order="created_at DESC", limit=1)
+        return UploadSession.from_row(rows[0]) if rows else None

@@ -15,8 +15,9 @@ the normal flow notices: a missing file surfaces as a broken image, an orphan as
   ``rindle requeue --app ... --asset ID``) rebuilds it from the original, and
   ``rindle status`` lists the missing ones meanwhile.
 * objects -> rows: every storage a profile uses is listed under the prefixes Rindle writes
-  (``<profile>/`` and the doctor's ``_rindle_doctor/``), and an object that no asset,
-  variant or open upload session names is an orphan once it is older than
+  (``<profile>/``, uploads' ``_rindle_staging/<profile>/`` and the doctor's
+  ``_rindle_doctor/``), and an object that no asset, variant, open upload session or
+  not-yet-promoted upload names is an orphan once it is older than
   ``orphan_grace`` (a job writes its output moments before its row says so; an upload
   lands before it is completed). With ``delete_orphans`` they are deleted.
 
@@ -27,14 +28,15 @@ collected in ``errors`` and never stop the run.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import InvalidTransition, NotFound, RindleError, ValidationError
+from ..logs import get_logger
 from ..storage.base import ObjectListing, Storage
+from ..upload.keys import STAGING_PREFIX, asset_id_of
 from . import PROBE_PREFIX
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from ..model.records import Asset, AssetVariant
     from ..profile import Profile
 
-log = logging.getLogger("rindle.ops")
+log = get_logger("rindle.ops")
 
 __all__ = ["ReconcileReport", "reconcile_storage"]
 
@@ -281,7 +283,8 @@ def _prefixes(media: Rindle, profile: str | None) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for prof in media.profiles.values():
         if profile is None or prof.name == profile:
-            found.setdefault(prof.storage, []).append(f"{prof.name}/")
+            found.setdefault(prof.storage, []).extend(
+                [f"{prof.name}/", f"{STAGING_PREFIX}{prof.name}/"])
     if profile is None:
         for prefixes in found.values():
             prefixes.append(PROBE_PREFIX)
@@ -289,12 +292,11 @@ def _prefixes(media: Rindle, profile: str | None) -> dict[str, list[str]]:
 
 
 def _asset_id(key: str) -> str | None:
-    """The asset id in a key Rindle built (``<profile>/<asset_id>/<name>``); a doctor
-    probe belongs to no asset (``""``); anything else ``None``."""
+    """The asset id in a key Rindle built (``<profile>/<asset_id>/<name>``, or an upload's
+    staging key); a doctor probe belongs to no asset (``""``); anything else ``None``."""
     if key.startswith(PROBE_PREFIX):
         return ""
-    parts = key.split("/")
-    return parts[1] if len(parts) >= 3 and parts[1] else None
+    return asset_id_of(key)
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import os
 import socket
 import time
@@ -12,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
 from ..errors import RindleError
+from ..logs import get_logger
 
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.jobs")
+log = get_logger("rindle.jobs")
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -39,6 +39,8 @@ async def _dispatch(media: Rindle, kind: str, payload: dict[str, Any]) -> None:
         await pipeline.process_variants(media, payload["asset_id"], list(payload["variants"]))
     elif kind == "purge_asset":
         await purge.purge_asset(media, payload["asset_id"], payload.get("reason", "purged"))
+    elif kind == "purge_upload":
+        await purge.purge_upload(media, payload)
     else:
         raise ValueError(f"unknown job kind {kind!r}")
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..logs import get_logger
 from ..model.records import OutboxEntry
 from ..model.repo import Repo, now
 
 if TYPE_CHECKING:
     from .queue import Queue
 
-log = logging.getLogger("rindle.outbox")
+log = get_logger("rindle.outbox")
 
-KINDS = ("promote_asset", "process_variants", "purge_asset")
+KINDS = ("promote_asset", "process_variants", "purge_asset", "purge_upload")
 
 
 class Outbox:

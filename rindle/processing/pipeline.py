@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidTransition, RindleError
+from ..logs import get_logger
 from ..model.records import Asset, AssetVariant
 from ..model.repo import now
-from ..upload import sniff
+from ..upload import keys, sniff
 from ..upload.filenames import extension_of
 from .scanner import ScanVerdict
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..app import Rindle
     from ..profile import Profile, Variant
 
-log = logging.getLogger("rindle.pipeline")
+log = get_logger("rindle.pipeline")
 
 QUARANTINE_REASONS = (
     "mime_not_allowed",
@@ -54,6 +54,9 @@ async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspec
     if info is None:
         return Inspection("invalid_upload", "the object is missing from storage")
     size = info.size
+    if asset.byte_size is not None and size != asset.byte_size:
+        return Inspection("invalid_upload", f"{size} bytes were promoted but {asset.byte_size} "
+                          "were verified", byte_size=size)
     if size == 0:
         return Inspection("empty_file", "the file is empty", byte_size=0)
     if size > profile.max_bytes:
@@ -143,6 +146,10 @@ async def _scan(media: Rindle, profile: type[Profile], asset: Asset) -> ScanVerd
 async def promote(media: Rindle, asset_id: str) -> None:
     """validating -> analyzing -> promoting -> available (or quarantined), then plan variants.
 
+    Leaving ``validating``, the verified bytes move from the upload's staging key to the
+    asset's permanent key (``secure_original``), so everything after it — sniffing, the
+    scanner, analyzers, variants, delivery — reads an object no upload credential names.
+
     Idempotent: each step starts from the state the asset is in, so a rerun after a crash
     resumes where the last run stopped and a finished asset is left alone.
     """
@@ -153,7 +160,8 @@ async def promote(media: Rindle, asset_id: str) -> None:
         return
     profile = media.profile(asset.profile)
     if asset.state == "validating":
-        asset = await repo.transition_asset(asset_id, "validating", "analyzing")
+        fields = await secure_original(media, asset)
+        asset = await repo.transition_asset(asset_id, "validating", "analyzing", **fields)
     if asset.state == "analyzing":
         started = time.perf_counter()
         result = await inspect(media, profile, asset)
@@ -179,6 +187,46 @@ async def promote(media: Rindle, asset_id: str) -> None:
         asset = await repo.transition_asset(asset_id, "promoting", "available")
     if asset.state == "available":
         await schedule_variants(media, profile, asset)
+
+
+async def secure_original(media: Rindle, asset: Asset) -> dict[str, Any]:
+    """Move the verified upload to the asset's permanent key; the row fields to record.
+
+    The move keeps its first result on a rerun (a crash between copy and clean-up loses
+    nothing), and records what landed: its checksum (SHA-256 on Local, S3's checksum or
+    ETag). An asset stored before staging keys existed has its original under the key its
+    upload URL names; it moves to a key derived from the session, and the row follows.
+    """
+    session = await media.repo.completed_session(asset.id)
+    storage = media.storage_named(asset.storage)
+    if session is None:
+        # Nothing was uploaded through a session (rows made by hand): keep it in place.
+        info = await storage.head(asset.storage_key)
+        return {"checksum": info.checksum or _etag_checksum(info.etag)} if info else {}
+    dest = asset.storage_key
+    if session.upload_key == dest:
+        dest = keys.promoted_key(asset.storage_key, session.id)
+    info = await _move(storage, session.upload_key, dest)
+    fields: dict[str, Any] = {"checksum": info.checksum or _etag_checksum(info.etag)}
+    if dest != asset.storage_key:
+        fields["storage_key"] = dest
+    log.info("asset %s: upload moved to its permanent key (%d bytes, %s)", asset.id,
+             info.size, fields["checksum"])
+    return fields
+
+
+async def _move(storage: Any, source: str, dest: str) -> Any:
+    move = getattr(storage, "move", None)
+    if move is not None:
+        return await move(source, dest)
+    # A third-party adapter without move(): stream a copy, then drop the source.
+    info = await storage.write(dest, storage.stream(source))
+    await storage.delete(source)
+    return info
+
+
+def _etag_checksum(etag: str | None) -> str | None:
+    return f"etag:{etag.strip(chr(34))}" if etag else None
 
 
 async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
 from ..errors import NotFound
+from ..logs import get_logger
+from ..model.repo import now
+from ..upload.broker import schedule_staging_purge
 
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.purge")
+log = get_logger("rindle.purge")
 
 #: Metadata key set on an asset once its purge has begun; ``attach`` refuses such assets.
 PURGING = "purging"
@@ -44,7 +46,8 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     keys = [v.storage_key for v in await repo.list_variants(asset_id) if v.storage_key]
     keys.append(asset.storage_key)
     abort = getattr(storage, "abort_multipart", None)
-    for session in await repo.sessions_for_asset(asset_id):
+    sessions = await repo.sessions_for_asset(asset_id)
+    for session in sessions:
         # An unfinished multipart upload keeps its parts (and their cost) until aborted.
         if abort is not None and session.multipart_upload_id and session.state != "completed":
             try:
@@ -53,10 +56,38 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
                 pass
     for key in keys:
         await storage.delete(key)
+    for session in sessions:
+        # Bytes of an upload that never got promoted are still under its staging key; the
+        # log names such a key only when something was there.
+        if session.upload_key not in keys and await storage.delete(session.upload_key):
+            keys.append(session.upload_key)
     async with repo.store.transaction():
         await repo.log_purge(asset=asset, keys=keys, reason=reason)
+        for session in sessions:
+            if session.expires_at > now():
+                # Its upload URL outlives the rows: remove what a reuse of it leaves behind.
+                await schedule_staging_purge(media.outbox, session, asset.storage)
         await repo.delete_asset_rows(asset_id)
     telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
                    outcome="ok")
     log.info("purged asset %s (%s): %d objects", asset_id, reason, len(keys))
     return True
+
+
+async def purge_upload(media: Rindle, payload: dict[str, Any]) -> bool:
+    """Remove what reached an upload's staging key after its session ended (run once the
+    session's upload URL has expired, so nothing can land there any more).
+
+    A key that an asset or variant row stores its file under is never touched: for uploads
+    made before staging keys existed the upload key was the asset's own. Returns whether an
+    object was deleted.
+    """
+    key, asset_id = str(payload["key"]), str(payload["asset_id"])
+    if await media.repo.key_in_use(asset_id, key):
+        return False
+    deleted = await media.storage_named(str(payload["storage"])).delete(key)
+    if deleted:
+        log.warning("removed an object that reached the staging key of upload session %s "
+                    "after the upload ended (the upload URL was used again)",
+                    payload.get("session_id"))
+    return deleted

@@ -30,6 +30,9 @@ class ObjectInfo:
     etag: str | None = None
     content_type: str | None = None
     modified_at: datetime | None = None
+    #: ``sha256:<hex>`` when the adapter knows the content's SHA-256, else ``etag:<etag>``
+    #: (S3 multipart copies) or ``None`` (plain ``head``).
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,19 @@ class StorageContext:
 
 
 class TokenSigner(Protocol):
-    """Signs and checks the short-lived tokens of Rindle's own upload and delivery routes."""
+    """Signs and checks the short-lived tokens of Rindle's own upload and delivery routes.
+
+    ``dumps``/``loads`` sign a readable payload; ``seal``/``unseal`` also encrypt it, for
+    tokens whose payload must not be readable by whoever holds the URL.
+    """
 
     def dumps(self, purpose: str, payload: dict[str, object], *, expires_in: int) -> str: ...
 
     def loads(self, purpose: str, token: str) -> dict[str, object]: ...
+
+    def seal(self, purpose: str, payload: dict[str, object], *, expires_in: int) -> str: ...
+
+    def unseal(self, purpose: str, token: str) -> dict[str, object]: ...
 
 
 @runtime_checkable
@@ -117,6 +128,16 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Delete the object; ``False`` when it was already absent (not an error)."""
+
+    async def move(self, source: str, dest: str) -> ObjectInfo:
+        """Put the object at ``source`` under ``dest`` atomically, then remove ``source``.
+
+        Promotion uses it to take verified bytes away from the key an upload credential
+        names. The result carries the checksum of what landed at ``dest``. Idempotent, so a
+        rerun after a crash finishes the job: when ``dest`` already exists it is kept (the
+        first move wins) and ``source`` is only removed. ``ObjectNotFound`` when neither
+        exists.
+        """
 
     def list_keys(self, prefix: str = "") -> AsyncIterator[ObjectListing]:
         """Every stored object whose key starts with ``prefix``, fetched in pages.

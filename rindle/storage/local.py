@@ -9,7 +9,7 @@ import secrets
 import stat
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -46,11 +46,12 @@ _LIST_PAGE_SIZE = 1000
 
 @dataclass(frozen=True)
 class LocalPutGrant:
-    """What a verified ``local.put`` token allows: one upload of this size and type to ``key``."""
+    """What a verified ``local.put`` token allows: sending the bytes of one upload session.
 
-    key: str
-    byte_size: int
-    content_type: str
+    The token names the session and nothing else: where the bytes go, their type and size
+    are read from the session row, which also decides whether it still takes bytes.
+    """
+
     session_id: str
     expires_at: datetime
 
@@ -70,7 +71,8 @@ class LocalStorage:
     """Objects are files under ``root``; uploads and downloads go through Rindle's own routes.
 
     Writes land in ``root/.rindle-tmp`` first and are renamed into place once complete and
-    fsynced, so readers never see a partial object.
+    fsynced, so readers never see a partial object. The tokens of the upload and delivery
+    routes are sealed (encrypted and signed): a URL shows no key, name or type.
     """
 
     capabilities: frozenset[Capability] = frozenset(
@@ -180,6 +182,29 @@ class LocalStorage:
         content_type: str | None = None,
         max_bytes: int | None = None,
     ) -> ObjectInfo:
+        pending = await self.receive(key, chunks, content_type=content_type,
+                                     max_bytes=max_bytes)
+        try:
+            return await pending.commit()
+        finally:
+            await pending.discard()
+
+    async def receive(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None = None,
+        max_bytes: int | None = None,
+    ) -> PendingWrite:
+        """Stream ``chunks`` to a temporary file, fsynced but not yet visible under ``key``.
+
+        The caller decides afterwards whether the object may land: ``commit()`` renames it
+        into place, ``discard()`` (always call it, in ``finally``) removes it unless
+        committed. The upload route commits only while the upload session, locked in the
+        database, still takes bytes, so a body that ends after its session closed stores
+        nothing. Exceeding ``max_bytes`` raises ``FileTooLarge`` and keeps nothing.
+        """
         final = await anyio.to_thread.run_sync(self._path, key)
         try:
             fp, tmp = await anyio.to_thread.run_sync(self._create_temp)
@@ -188,7 +213,7 @@ class LocalStorage:
         try:
             await _copy(chunks, anyio.wrap_file(fp), max_bytes)
             try:
-                st = await anyio.to_thread.run_sync(_commit, fp, tmp, final)
+                await anyio.to_thread.run_sync(_flush, fp)
             except OSError as exc:
                 raise _write_failed(exc) from exc
         except BaseException:
@@ -196,7 +221,7 @@ class LocalStorage:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_discard, fp, tmp)
             raise
-        return _object_info(key, st, content_type)
+        return PendingWrite(key, tmp, final, content_type)
 
     def _create_temp(self) -> tuple[IO[bytes], Path]:
         tmp_dir = self._root / _TMP_DIR
@@ -219,7 +244,10 @@ class LocalStorage:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError):
             return False
-        parent = path.parent
+        self._prune(path.parent)
+        return True
+
+    def _prune(self, parent: Path) -> None:
         while parent != self._root and parent.is_relative_to(self._root):
             try:
                 parent.rmdir()
@@ -227,7 +255,29 @@ class LocalStorage:
                 # Not empty (or already gone): the prune stops at the first directory in use.
                 break
             parent = parent.parent
-        return True
+
+    async def move(self, source: str, dest: str) -> ObjectInfo:
+        """Rename ``source`` to ``dest`` (one atomic rename on the same file system), then
+        hash what landed: the checksum is ``sha256:<hex>``."""
+        return await anyio.to_thread.run_sync(self._move, source, dest)
+
+    def _move(self, source: str, dest: str) -> ObjectInfo:
+        src, dst = self._path(source), self._path(dest)
+        if _is_file(dst):
+            # A rerun after a crash: the first move stands; only the source may be left.
+            with contextlib.suppress(*_NOT_A_FILE):
+                src.unlink()
+                self._prune(src.parent)
+        else:
+            try:
+                _replace(src, dst)
+            except _NOT_A_FILE:
+                if not _is_file(src):
+                    raise _object_not_found() from None
+                raise
+            self._prune(src.parent)
+        digest = _sha256(dst)
+        return replace(_object_info(dest, dst.stat()), checksum=f"sha256:{digest}")
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -258,15 +308,9 @@ class LocalStorage:
         _check_key(key)
         if byte_size < 0:
             raise ValueError("byte_size must not be negative")
-        # Taken before dumps(), so the advertised expiry is never later than the token's own.
+        # Taken before sealing, so the advertised expiry is never later than the token's own.
         expires_at = _utc(int(time.time()) + int(expires_in))
-        payload: dict[str, object] = {
-            "k": key,
-            "n": byte_size,
-            "t": content_type,
-            "s": session_id,
-        }
-        token = context.sign.dumps("local.put", payload, expires_in=expires_in)
+        token = context.sign.seal("local.put", {"s": session_id}, expires_in=expires_in)
         return UploadTicket(
             method="PUT",
             url=f"{context.router_path}/local/{token}",
@@ -293,7 +337,7 @@ class LocalStorage:
             "t": content_type,
             "d": disposition,
         }
-        token = context.sign.dumps("local.get", payload, expires_in=expires_in)
+        token = context.sign.seal("local.get", payload, expires_in=expires_in)
         return f"{context.router_path}/files/{token}"
 
     def local_path(self, key: str) -> Path:
@@ -313,29 +357,14 @@ class LocalStorage:
         return f"{self._public_base_url.rstrip('/')}/{key}"
 
     def verify_put_token(self, token: str) -> LocalPutGrant:
-        payload = self._signer().loads("local.put", token)
-        key, size = payload.get("k"), payload.get("n")
-        content_type, session_id = payload.get("t"), payload.get("s")
-        if not (
-            isinstance(key, str)
-            and _is_safe_key(key)
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and size >= 0
-            and isinstance(content_type, str)
-            and isinstance(session_id, str)
-        ):
+        payload = self._signer().unseal("local.put", token)
+        session_id = payload.get("s")
+        if not isinstance(session_id, str) or not session_id:
             raise _malformed_token()
-        return LocalPutGrant(
-            key=key,
-            byte_size=size,
-            content_type=content_type,
-            session_id=session_id,
-            expires_at=_token_expiry(payload),
-        )
+        return LocalPutGrant(session_id=session_id, expires_at=_token_expiry(payload))
 
     def verify_get_token(self, token: str) -> LocalGetGrant:
-        payload = self._signer().loads("local.get", token)
+        payload = self._signer().unseal("local.get", token)
         key, filename = payload.get("k"), payload.get("f")
         content_type, disposition = payload.get("t"), payload.get("d")
         if not (
@@ -460,20 +489,83 @@ async def _copy(
             raise _write_failed(exc) from exc
 
 
-def _commit(fp: IO[bytes], tmp: Path, final: Path) -> os.stat_result:
+class PendingWrite:
+    """A received body on disk that is not yet an object (see ``LocalStorage.receive``)."""
+
+    __slots__ = ("key", "_tmp", "_final", "_content_type", "_done")
+
+    def __init__(self, key: str, tmp: Path, final: Path, content_type: str | None) -> None:
+        self.key = key
+        self._tmp = tmp
+        self._final = final
+        self._content_type = content_type
+        self._done = False
+
+    def __repr__(self) -> str:
+        return f"PendingWrite(committed={self._done})"
+
+    async def commit(self) -> ObjectInfo:
+        """Rename the file into place under its key (atomic); readers see all or nothing."""
+        if self._done:
+            raise RuntimeError("this write was committed or discarded already")
+        try:
+            st = await anyio.to_thread.run_sync(_commit, self._tmp, self._final)
+        except OSError as exc:
+            raise _write_failed(exc) from exc
+        self._done = True
+        return _object_info(self.key, st, self._content_type)
+
+    async def discard(self) -> None:
+        """Remove the file unless it was committed; safe to call more than once."""
+        if self._done:
+            return
+        self._done = True
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_unlink_quietly, self._tmp)
+
+
+def _flush(fp: IO[bytes]) -> None:
     fp.flush()
     os.fsync(fp.fileno())
     fp.close()
+
+
+def _commit(tmp: Path, final: Path) -> os.stat_result:
+    _replace(tmp, final)
+    return final.stat()
+
+
+def _replace(src: Path, final: Path) -> None:
     for attempt in range(_REPLACE_ATTEMPTS):
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(tmp, final)
+            os.replace(src, final)
             break
         except FileNotFoundError:
-            if attempt == _REPLACE_ATTEMPTS - 1:
+            # The parent was pruned between mkdir() and the rename, or src is gone.
+            if attempt == _REPLACE_ATTEMPTS - 1 or not src.exists():
                 raise
     _fsync_dir(final.parent)
-    return final.stat()
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -543,4 +635,4 @@ def _discard(fp: IO[bytes], tmp: Path) -> None:
     tmp.unlink(missing_ok=True)
 
 
-__all__ = ["LocalGetGrant", "LocalPutGrant", "LocalStorage"]
+__all__ = ["LocalGetGrant", "LocalPutGrant", "LocalStorage", "PendingWrite"]

@@ -7,6 +7,7 @@ extra. One aiobotocore client per runtime, opened in ``open()`` and closed in ``
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import time
@@ -52,10 +53,17 @@ WRITE_PART_SIZE = 8 * MiB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 #: S3 returns at most 1000 keys per ListObjectsV2 call.
 LIST_PAGE_SIZE = 1000
+#: CopyObject copies at most 5 GiB; ``move`` copies larger objects part by part.
+COPY_LIMIT = 5 * 1024 * MiB
+#: The part size of those copies, and how many parts are copied at once.
+COPY_PART_SIZE = 512 * MiB
+COPY_CONCURRENCY = 4
 
 _ADDRESSING = ("auto", "path", "virtual")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _BAD_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
+# What S3-compatible services answer when they don't know x-amz-checksum-algorithm.
+_NO_CHECKSUM_CODES = frozenset({"NotImplemented", "InvalidArgument", "InvalidRequest"})
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
 
 
@@ -120,6 +128,8 @@ class S3Storage:
         self._stack: AsyncExitStack | None = None
         self._client: AioBaseClient | None = None
         self._page_size = LIST_PAGE_SIZE
+        self._copy_limit = COPY_LIMIT
+        self._copy_part_size = COPY_PART_SIZE
 
     def __repr__(self) -> str:
         return (f"S3Storage(bucket={self.bucket!r}, region={self.region!r}, "
@@ -314,6 +324,96 @@ class S3Storage:
             await self._c().delete_object(Bucket=self.bucket, Key=self._key(key))
         return True
 
+    async def move(self, source: str, dest: str) -> ObjectInfo:
+        """Copy ``source`` to ``dest`` inside S3, then delete ``source``.
+
+        One CopyObject up to 5 GiB, UploadPartCopy above; every request is pinned to the
+        source's ETag, so an object replaced mid-copy fails the move (a retryable
+        StorageError) instead of mixing two uploads. S3 computes the SHA-256 of what it
+        copies, which becomes the checksum (``sha256:<hex>``); part copies and services
+        without checksums give ``etag:<etag>``. Idempotent: an existing ``dest`` is kept.
+        """
+        done = await self._head_checksum(dest)
+        if done is None:
+            src = await self.head(source)
+            if src is None:
+                raise ObjectNotFound("there is no stored object under this key")
+            if src.size <= self._copy_limit:
+                done = await self._copy(source, dest, src)
+            else:
+                done = await self._copy_parts(source, dest, src)
+        await self.delete(source)
+        return done
+
+    async def _head_checksum(self, key: str) -> ObjectInfo | None:
+        with _s3_errors("HeadObject", key):
+            try:
+                r = await self._c().head_object(Bucket=self.bucket, Key=self._key(key),
+                                                ChecksumMode="ENABLED")
+            except ClientError as exc:
+                if _code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+        return ObjectInfo(key=key, size=int(r["ContentLength"]), etag=r.get("ETag"),
+                          content_type=r.get("ContentType"), modified_at=r.get("LastModified"),
+                          checksum=_checksum(r.get("ChecksumSHA256"), r.get("ETag")))
+
+    async def _copy(self, source: str, dest: str, src: ObjectInfo) -> ObjectInfo:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": self._key(dest),
+            "CopySource": {"Bucket": self.bucket, "Key": self._key(source)},
+            "MetadataDirective": "COPY", "ChecksumAlgorithm": "SHA256"}
+        if src.etag:
+            params["CopySourceIfMatch"] = src.etag
+        with _s3_errors("CopyObject", dest):
+            try:
+                r = await self._c().copy_object(**params)
+            except ClientError as exc:
+                if _code(exc) not in _NO_CHECKSUM_CODES:
+                    raise
+                del params["ChecksumAlgorithm"]
+                r = await self._c().copy_object(**params)
+        result = r.get("CopyObjectResult", {})
+        return ObjectInfo(key=dest, size=src.size, etag=result.get("ETag"),
+                          content_type=src.content_type,
+                          modified_at=result.get("LastModified") or datetime.now(UTC),
+                          checksum=_checksum(result.get("ChecksumSHA256"), result.get("ETag")))
+
+    async def _copy_parts(self, source: str, dest: str, src: ObjectInfo) -> ObjectInfo:
+        extra: dict[str, Any] = {"ContentType": src.content_type} if src.content_type else {}
+        object_key = self._key(dest)
+        upload_id = await self._create(object_key, extra, dest)
+        size = self._copy_part_size
+        slots = asyncio.Semaphore(COPY_CONCURRENCY)
+
+        async def part(number: int, start: int) -> dict[str, Any]:
+            end = min(start + size, src.size) - 1
+            params: dict[str, Any] = {
+                "Bucket": self.bucket, "Key": object_key, "UploadId": upload_id,
+                "PartNumber": number, "CopySourceRange": f"bytes={start}-{end}",
+                "CopySource": {"Bucket": self.bucket, "Key": self._key(source)}}
+            if src.etag:
+                params["CopySourceIfMatch"] = src.etag
+            async with slots:
+                with _s3_errors("UploadPartCopy", dest):
+                    r = await self._c().upload_part_copy(**params)
+            return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
+
+        try:
+            parts = await asyncio.gather(*[part(n, start) for n, start in
+                                           enumerate(range(0, src.size, size), 1)])
+            with _s3_errors("CompleteMultipartUpload", dest):
+                r = await self._c().complete_multipart_upload(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                    MultipartUpload={"Parts": list(parts)})
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._abort_quietly(object_key, upload_id)
+            raise
+        return ObjectInfo(key=dest, size=src.size, etag=r.get("ETag"),
+                          content_type=src.content_type, modified_at=datetime.now(UTC),
+                          checksum=_checksum(None, r.get("ETag")))
+
     # -- listing ---------------------------------------------------------------------------
 
     async def list_keys(self, prefix: str = "") -> AsyncIterator[ObjectListing]:
@@ -472,6 +572,17 @@ class S3Storage:
 
 def _ttl(expires_in: int) -> int:
     return max(1, min(int(expires_in), MAX_PRESIGN_SECONDS))
+
+
+def _checksum(sha256_b64: str | None, etag: str | None) -> str | None:
+    """``sha256:<hex>`` from S3's base64 full-object checksum, else ``etag:<etag>``.
+
+    A composite checksum (``...-N``, of a multipart object) is not the content's SHA-256,
+    so it falls back to the ETag."""
+    if sha256_b64 and "-" not in sha256_b64:
+        with contextlib.suppress(ValueError):
+            return "sha256:" + base64.b64decode(sha256_b64, validate=True).hex()
+    return f"etag:{etag.strip(chr(34))}" if etag else None
 
 
 def _quoted(etag: str) -> str:

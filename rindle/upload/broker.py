@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
@@ -27,14 +27,23 @@ from ..model.records import Asset, UploadSession
 from ..model.repo import now
 from ..model.states import TERMINAL_SESSION_STATES
 from ..storage.base import Capability, UploadTicket
+from . import keys
 from .filenames import extension_of, sanitize_filename
-from .sniff import extensions_for, mime_for_extension
+from .sniff import mime_for_extension
 
 if TYPE_CHECKING:
     from ..app import Rindle
+    from ..processing.outbox import Outbox
     from ..profile import Profile
 
 _CHUNK = 256 * 1024
+#: Session states in which Rindle's own upload route still stores a body.
+RECEIVING = ("signed", "uploading", "uploaded")
+#: Strategies whose upload credential is a URL the client keeps (and may reuse) until it
+#: expires: whatever reaches their staging key after promotion is removed once it has.
+_REUSABLE_CREDENTIALS = ("presigned_put", "presigned_post")
+#: Extra seconds before that removal, for clocks that disagree.
+CLOCK_SKEW = 60
 
 
 @dataclass(frozen=True)
@@ -47,15 +56,8 @@ class UploadResult:
 
 def storage_key(profile: type[Profile], asset_id: str, filename: str | None,
                 content_type: str | None) -> str:
-    """``profile/asset_id/uuid.ext``: generated, never taken from the client."""
-    ext = extension_of(filename or "")
-    if not ext and content_type:
-        known = extensions_for(content_type)
-        ext = known[0] if known else ""
-    if ext and not ext.isalnum():
-        ext = ""
-    suffix = f".{ext}" if ext else ""
-    return f"{profile.name}/{asset_id}/{uuid.uuid4().hex}{suffix}"
+    """The asset's permanent key (see ``rindle.upload.keys``)."""
+    return keys.asset_key(profile.name, asset_id, filename, content_type)
 
 
 class Broker:
@@ -122,16 +124,19 @@ class Broker:
                 raise ValidationError("content_type is required for a direct upload",
                                       code="content_type_required")
         asset_id = str(uuid.uuid4())
-        key = storage_key(prof, asset_id, name, ctype)
+        session_id = str(uuid.uuid4())
         async with self.repo.store.transaction():
             await self.repo.insert_asset(
                 id=asset_id, profile=prof.name, state="staged", storage=prof.storage,
-                storage_key=key, filename=name, declared_content_type=ctype,
-                byte_size=byte_size,
+                storage_key=keys.asset_key(prof.name, asset_id, name, ctype), filename=name,
+                declared_content_type=ctype, byte_size=byte_size,
             )
+            # The session's bytes land under a key of their own; promotion moves them.
             session = await self.repo.insert_session(
-                asset_id=asset_id, profile=prof.name, state="initialized", strategy=strategy,
-                upload_key=key, filename=name, declared_content_type=ctype,
+                id=session_id, asset_id=asset_id, profile=prof.name, state="initialized",
+                strategy=strategy,
+                upload_key=keys.staging_key(prof.name, asset_id, session_id, name, ctype),
+                filename=name, declared_content_type=ctype,
                 declared_byte_size=byte_size,
                 expires_at=now() + timedelta(seconds=self._ttl(prof)),
             )
@@ -196,52 +201,68 @@ class Broker:
 
     async def receive_local_put(self, token: str, body: AsyncIterable[bytes],
                                 content_type: str | None) -> UploadSession:
-        """Store the body of a signed ``PUT /local/{token}`` (Local storage's upload target)."""
+        """Store the body of a signed ``PUT /local/{token}`` (Local storage's upload target).
+
+        The token names the session; the session row says where the bytes go, their type
+        and size, and whether it still takes bytes. That is checked when the body starts
+        and again, with the row locked, before the received file is renamed into place: a
+        body that ends after its session was completed, aborted or expired stores nothing
+        and is refused with 409 ``session_closed``.
+        """
         grant = None
-        session = None
         for storage in self.media.storages.values():
             verify = getattr(storage, "verify_put_token", None)
-            if verify is None:
-                continue
-            grant = verify(token)
-            session = await self._live_session(grant.session_id)
-            break
-        if grant is None or session is None:
+            if verify is not None:
+                grant = verify(token)
+                break
+        if grant is None:
             raise UploadUnsupported("no storage here takes direct uploads")
-        if session.upload_key != grant.key:
-            raise UploadRejected("the token does not belong to this session",
-                                 code="invalid_token")
-        if session.state not in ("signed", "uploading", "uploaded"):
-            raise UploadRejected(f"upload session {session.id} is {session.state}; it takes no "
-                                 "more bytes", code="session_closed")
+        session = await self._live_session(grant.session_id)
+        _check_receiving(session)
+        storage = self.media.storage_for(session.profile)
+        receive = getattr(storage, "receive", None)
+        if Capability.LOCAL not in storage.capabilities or receive is None:
+            raise UploadUnsupported(f"upload session {session.id} does not upload through "
+                                    "Rindle's own route")
+        declared = session.declared_content_type or ""
         ctype = (content_type or "").split(";", 1)[0].strip().lower()
-        if ctype != (grant.content_type or "").lower():
+        if ctype != declared.lower():
             raise UnsupportedMediaType(
-                f"Content-Type must be {grant.content_type!r}, as declared when the upload was "
+                f"Content-Type must be {declared!r}, as declared when the upload was "
                 "initiated", code="content_type_mismatch")
-        prof = self.media.profile(session.profile)
-        storage = self.media.storage_for(prof)
+        size = session.declared_byte_size or 0
         try:
-            await storage.write(grant.key, body, content_type=grant.content_type,
-                                max_bytes=grant.byte_size)
+            pending = await receive(session.upload_key, body, content_type=declared,
+                                    max_bytes=size)
         except FileTooLarge:
-            raise FileTooLarge(f"the body is larger than the declared {grant.byte_size} bytes",
-                               code="size_mismatch") from None
-        if session.state == "signed":
-            session = await self.repo.transition_session(session.id, "signed", "uploaded")
-        return session
+            raise FileTooLarge(f"the body is larger than the declared {size} bytes",
+                               code="declared_size_exceeded") from None
+        try:
+            async with self.repo.store.transaction():
+                # Locked: completion, abort and expiry move this row, so none of them can
+                # slip in between this check and the rename.
+                current = await self.repo.get_session(session.id, for_update=True)
+                if current is None:
+                    raise NotFound(f"upload session {session.id} does not exist",
+                                   code="session_not_found")
+                _check_receiving(current)
+                if current.expires_at <= now():
+                    raise SessionExpired(f"upload session {session.id} has expired; start a "
+                                         "new upload")
+                await pending.commit()
+                if current.state == "signed":
+                    current = await self.repo.transition_session(session.id, "signed",
+                                                                 "uploaded")
+        finally:
+            await pending.discard()
+        return current
 
     async def verify_completion(self, session_id: str) -> UploadResult:
         """Check the object landed with the declared size, then in one transaction: session
         completed, asset validating, promotion scheduled."""
         started = time.perf_counter()
         session = await self._live_session(session_id)
-        if session.state == "completed":
-            raise UploadRejected(f"upload session {session_id} is already completed",
-                                 code="session_already_completed")
-        if session.state in TERMINAL_SESSION_STATES:
-            raise UploadRejected(f"upload session {session_id} is {session.state}",
-                                 code="session_closed")
+        _check_completable(session)
         prof = self.media.profile(session.profile)
         storage = self.media.storage_for(prof)
         info = await storage.head(session.upload_key)
@@ -266,12 +287,20 @@ class Broker:
             raise cls(f"upload session {session_id} failed: {problem[1]}; nothing was kept",
                       code=problem[0])
         async with self.repo.store.transaction():
-            await self.repo.transition_session(session_id, session.state, "verifying")
+            # Read again with the row locked: an upload route may have moved it meanwhile.
+            current = await self.repo.get_session(session_id, for_update=True)
+            if current is None:
+                raise NotFound(f"upload session {session_id} does not exist",
+                               code="session_not_found")
+            _check_completable(current)
+            await self.repo.transition_session(session_id, current.state, "verifying")
             session = await self.repo.transition_session(session_id, "verifying", "completed",
                                                          verified_at=now())
             asset = await self.repo.transition_asset(session.asset_id, "staged", "validating",
                                                      byte_size=info.size)
-            await self.media.outbox.add("promote_asset", {"asset_id": asset.id})
+            await self.media.outbox.add("promote_asset", {"asset_id": asset.id,
+                                                          "session_id": session.id})
+            await schedule_staging_purge(self.media.outbox, session, prof.storage)
         telemetry.emit("rindle.upload.complete", asset_id=asset.id, profile=prof.name,
                        session_id=session_id, outcome="ok",
                        duration=time.perf_counter() - started)
@@ -369,6 +398,37 @@ class Broker:
         session = await self.repo.get_session(session_id)
         assert session is not None
         return session
+
+
+async def schedule_staging_purge(outbox: Outbox, session: UploadSession, storage: str) -> None:
+    """Once the session's upload URL has expired, remove whatever reached its staging key
+    after promotion took the verified bytes away: a client (or an attacker) may PUT to a
+    presigned URL again until it expires. Part of the caller's transaction."""
+    if session.strategy not in _REUSABLE_CREDENTIALS:
+        return
+    await outbox.add(
+        "purge_upload", {"asset_id": session.asset_id, "session_id": session.id,
+                         "storage": storage, "key": session.upload_key},
+        delay_seconds=_seconds_until(session.expires_at) + CLOCK_SKEW)
+
+
+def _check_receiving(session: UploadSession) -> None:
+    if session.state not in RECEIVING:
+        raise UploadRejected(f"upload session {session.id} is {session.state}; it takes no "
+                             "more bytes", code="session_closed")
+
+
+def _check_completable(session: UploadSession) -> None:
+    if session.state == "completed":
+        raise UploadRejected(f"upload session {session.id} is already completed",
+                             code="session_already_completed")
+    if session.state in TERMINAL_SESSION_STATES:
+        raise UploadRejected(f"upload session {session.id} is {session.state}",
+                             code="session_closed")
+
+
+def _seconds_until(moment: datetime) -> float:
+    return max(0.0, (moment - now()).total_seconds())
 
 
 async def _chunks(file: Any) -> AsyncIterator[bytes]:

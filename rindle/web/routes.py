@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
-import json
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
+from .._json import loads_object
 from ..delivery.authorizer import require_allowed
 from ..delivery.urls import absolute_url
 from ..errors import DeliveryUnsupported, RindleError, ValidationError
+from ..logs import get_logger
 from ..model.records import Asset
+from ._bodies import DEFAULT_IDLE_TIMEOUT, UploadTimeout, idle_limited
 from ._files import object_response
 from .serialize import asset_json
 from .static import StaticFiles
@@ -24,7 +25,7 @@ from .static import StaticFiles
 if TYPE_CHECKING:
     from ..app import Rindle
 
-log = logging.getLogger("rindle.web")
+log = get_logger("rindle.web")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -42,8 +43,20 @@ def _errors(fn: Endpoint) -> Endpoint:
             return await fn(request)
         except RindleError as exc:
             if exc.status_code >= 500:
-                log.error("%s %s failed: %r", request.method, request.url.path, exc)
+                log.error("%s %s failed: %r", request.method, fn.__name__, exc)
+            elif isinstance(exc, UploadTimeout):
+                log.warning("%s %s: %s", request.method, fn.__name__, exc.message)
+                # The rest of the body will never be read: the connection can't be reused.
+                response = error_response(exc)
+                response.headers["Connection"] = "close"
+                return response
             return error_response(exc)
+        except ClientDisconnect:
+            # One line, no traceback: a client closing the tab is routine, and a traceback
+            # per disconnect would let anyone flood the log.
+            log.info("%s %s: the client went away before its body ended; nothing was kept",
+                     request.method, fn.__name__)
+            return Response(status_code=400)
 
     return wrapper
 
@@ -52,21 +65,55 @@ JSON_LIMIT = 64 * 1024
 PART_LIST_LIMIT = 2 * 1024 * 1024  # 10,000 parts with their ETags fit with room to spare
 
 
+def _is_json_type(header: str) -> bool:
+    """``application/json`` or ``application/<x>+json``, with any parameters."""
+    mime = header.partition(";")[0].strip().lower()
+    kind, _, sub = mime.partition("/")
+    return kind == "application" and (sub == "json" or (sub.endswith("+json") and sub != "+json"))
+
+
+def _announces_body(request: Request) -> bool:
+    """Whether the headers say a body follows (HTTP/1.1 sends none without them)."""
+    length = request.headers.get("content-length")
+    return (length is not None and length.strip() != "0") or \
+        "transfer-encoding" in request.headers
+
+
+def _json_required() -> ValidationError:
+    return ValidationError("send the JSON body with `Content-Type: application/json`",
+                           code="json_required")
+
+
+def _too_large(limit: int) -> ValidationError:
+    return ValidationError(f"the request body is too large for a JSON command (at most "
+                           f"{limit} bytes)", code="body_too_large", limit=limit)
+
+
 async def _json_body(request: Request, *, limit: int = JSON_LIMIT) -> dict[str, Any]:
-    # Read in chunks so an oversized body is refused without being held whole.
+    """The request's JSON object; ``{}`` for an empty body, which needs no content type.
+
+    A non-empty body must say it is JSON: an HTML form on another site can POST
+    ``text/plain`` (no CORS preflight) with the user's cookies, but cannot send
+    ``application/json`` without a preflight the browser refuses.
+    """
+    is_json = _is_json_type(request.headers.get("content-type", ""))
+    if not is_json and _announces_body(request):
+        raise _json_required()  # refused before a byte of the body is read
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    # Read in chunks so an oversized body (chunked, or lying about its length) is refused
+    # without being held whole.
     raw = bytearray()
-    async for chunk in request.stream():
+    async for chunk in idle_limited(request, DEFAULT_IDLE_TIMEOUT):
+        if chunk and not is_json:  # a body the headers did not announce (e.g. HTTP/2)
+            raise _json_required()
         raw += chunk
         if len(raw) > limit:
-            raise ValidationError("the request body is too large for a JSON command",
-                                  code="body_too_large")
-    try:
-        body = json.loads(bytes(raw) or b"{}")
-    except ValueError:
-        raise ValidationError("the body must be a JSON object", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", code="invalid_json")
-    return body
+            raise _too_large(limit)
+    if not raw:
+        return {}
+    return loads_object(raw)
 
 
 def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -133,8 +180,8 @@ def build_router(media: Rindle) -> Router:
     @_errors
     async def local_put(request: Request) -> Response:
         session = await media.broker.receive_local_put(
-            request.path_params["token"], request.stream(), request.headers.get("content-type")
-        )
+            request.path_params["token"], idle_limited(request, media.upload_idle_timeout),
+            request.headers.get("content-type"))
         return JSONResponse({"session_id": session.id, "state": session.state})
 
     @_errors

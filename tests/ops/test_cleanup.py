@@ -53,6 +53,7 @@ async def test_a_dry_run_changes_nothing(media: Rindle) -> None:
 
 async def test_an_abandoned_upload_expires_and_its_files_are_purged(media: Rindle) -> None:
     session = await _abandoned(media)
+    asset = await media.asset(session.asset_id)
     live = await media.initiate_upload("image", filename="b.png", content_type="image/png",
                                        byte_size=10)  # not expired: left alone
     storage = media.storage_for("image")
@@ -64,7 +65,7 @@ async def test_an_abandoned_upload_expires_and_its_files_are_purged(media: Rindl
     assert await storage.head(session.upload_key) is None
     purges = await media.purges(asset_id=session.asset_id)
     assert [(p.reason, p.storage_keys) for p in purges] == [
-        ("upload_expired", [session.upload_key])]
+        ("upload_expired", [asset.storage_key, session.upload_key])]
     assert (await media.repo.get_session(live.id)).state == "initialized"  # type: ignore[union-attr]
     again = await expire_uploads(media)
     assert again.sessions_found == 0

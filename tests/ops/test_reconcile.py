@@ -268,3 +268,25 @@ async def _uploaded_s3(media: Rindle) -> Asset:
     asset = await media.asset(result.asset.id)
     assert asset.state == "available"
     return asset
+
+
+async def test_staging_keys_are_orphans_only_once_nothing_needs_them(media: Rindle,
+                                                                     files: Path) -> None:
+    """What a reused upload URL leaves on a finished upload's staging key is an orphan; the
+    staging copy of an upload verified but not yet promoted is not."""
+    done = await _uploaded(media, Photos)
+    [finished] = await media.repo.sessions_for_asset(done.id)
+    await _put(media, finished.upload_key, b"late PUT")
+    data = png(8, 8)
+    waiting = await media.initiate_upload(Photos, filename="w.png", content_type="image/png",
+                                          byte_size=len(data))
+    await _put(media, waiting.upload_key, data)
+    for a, b in (("initialized", "signed"), ("signed", "verifying"), ("verifying", "completed")):
+        await media.repo.transition_session(waiting.id, a, b)
+    await media.repo.transition_asset(waiting.asset_id, "staged", "validating")
+    _age_everything(files)
+    report = await reconcile_storage(media, dry_run=False, delete_orphans=True)
+    assert _keys(report.orphans) == [finished.upload_key]
+    assert report.orphans_deleted == 1
+    assert not (files / finished.upload_key).exists()
+    assert (files / waiting.upload_key).read_bytes() == data

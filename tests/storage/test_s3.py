@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -387,7 +388,8 @@ async def test_presigned_put_flow_over_http(s3_media: Rindle, s3: S3Bucket) -> N
         assert r.status_code == 201, r.text
         body = r.json()
         upload = body["upload"]
-        assert upload["url"].startswith(f"{s3.endpoint_url}/{s3.name}/photo/")
+        # The URL names the upload's staging key, never the asset's permanent one.
+        assert upload["url"].startswith(f"{s3.endpoint_url}/{s3.name}/_rindle_staging/photo/")
         assert upload["headers"] == {"Content-Type": "image/png"}
         expires_at = datetime.fromisoformat(upload["expires_at"])
         assert 3500 < (expires_at - datetime.now(UTC)).total_seconds() <= 3600
@@ -447,11 +449,14 @@ async def test_server_side_upload_goes_multipart_with_bounded_memory(s3_media: R
         finally:
             tracemalloc.stop()
         assert peak < 14 * MiB, f"upload held {peak} bytes at once"
-        key = result.asset.storage_key
-        assert s3.client.head_object(Bucket=s3.name, Key=key)["ETag"].endswith('-3"')
-        assert s3.get(key) == _image(size)
+        staged = result.session.upload_key
+        assert s3.client.head_object(Bucket=s3.name, Key=staged)["ETag"].endswith('-3"')
         await s3_media.drain()
-        assert (await s3_media.asset(result.asset.id)).state == "available"
+        asset = await s3_media.asset(result.asset.id)
+        assert asset.state == "available"
+        key = asset.storage_key
+        assert s3.get(key) == _image(size)
+        assert asset.checksum == "sha256:" + hashlib.sha256(_image(size)).hexdigest()
 
         with pytest.raises(FileTooLarge):
             await s3_media.upload("small_photo", _generate(size), filename="big.png",

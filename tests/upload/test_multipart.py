@@ -205,7 +205,10 @@ async def test_wrong_etag_keeps_the_session_completable(media: Rindle, s3: S3Buc
     with pytest.raises(UploadRejected) as twice:
         await mp.complete_multipart_upload(media, started.session_id, right)
     assert twice.value.code == "session_already_completed"
+    assert s3.get(result.session.upload_key) == data  # staged until promotion moves it
+    await media.drain()
     assert s3.get(result.asset.storage_key) == data
+    assert result.session.upload_key not in s3.keys()
 
 
 @SQLITE

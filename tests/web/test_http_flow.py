@@ -159,8 +159,9 @@ async def test_initiate_refuses_before_signing(server_media: Rindle, payload: di
 async def test_invalid_json_body(server_media: Rindle) -> None:
     async with LiveServer(adopter_app(server_media)) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:
-        r = await client.post("/rindle/uploads", content=b"{not json")
-        assert r.status_code == 422
+        r = await client.post("/rindle/uploads", content=b"{not json",
+                              headers={"content-type": "application/json"})
+        assert r.status_code == 400
         assert r.json()["error"]["code"] == "invalid_json"
 
 
@@ -198,9 +199,12 @@ async def test_put_larger_than_declared_keeps_nothing(server_media: Rindle) -> N
         r = await client.put(body["upload"]["url"], content=data,
                              headers={"content-type": "image/png"})
         assert r.status_code == 413
-        assert r.json()["error"]["code"] == "size_mismatch"
+        assert r.json()["error"]["code"] == "declared_size_exceeded"
         asset = await server_media.asset(body["asset_id"])
-        assert await server_media.storages["local"].head(asset.storage_key) is None
+        session = await server_media.repo.get_session(body["session_id"])
+        local = server_media.storages["local"]
+        assert await local.head(asset.storage_key) is None
+        assert session is not None and await local.head(session.upload_key) is None
         done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
         assert done.status_code == 409
         assert done.json()["error"]["code"] == "object_missing"
@@ -243,7 +247,7 @@ async def test_completing_twice_and_after_expiry(server_media: Rindle) -> None:
             httpx.AsyncClient(base_url=srv.url) as client:
         body = await send(client, data)
         again = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
-        assert again.status_code == 422
+        assert again.status_code == 409
         assert again.json()["error"]["code"] == "session_already_completed"
 
         r = (await initiate(client, byte_size=len(data))).json()
@@ -330,6 +334,7 @@ async def test_a_cancelled_upload_is_aborted_and_purged(server_media: Rindle) ->
 async def test_a_huge_json_body_is_refused_without_reading_it_all(server_media: Rindle) -> None:
     async with LiveServer(adopter_app(server_media)) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:
-        r = await client.post("/rindle/uploads", content=b'{"x": "' + b"a" * 200_000 + b'"}')
-        assert r.status_code == 422
+        r = await client.post("/rindle/uploads", content=b'{"x": "' + b"a" * 200_000 + b'"}',
+                              headers={"content-type": "application/json"})
+        assert r.status_code == 413
         assert r.json()["error"]["code"] == "body_too_large"

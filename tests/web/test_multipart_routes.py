@@ -132,7 +132,7 @@ async def test_abort_over_http(client: httpx.AsyncClient, runtime: Rindle,
     assert s3.pending_uploads() == []
     late = await client.post(f"/rindle/multipart/{body['session_id']}/parts",
                              json={"part_numbers": [2]})
-    assert late.status_code == 422
+    assert late.status_code == 409
     assert late.json()["error"]["code"] == "session_not_signable"
 
 

@@ -205,7 +205,7 @@ async def test_contract_errors(server: LiveServer, runtime: Rindle, s3: S3Bucket
             assert r.status_code == 200, r.text
             post = r.json()
             assert post["method"] == "POST" and post["url"].startswith(s3.endpoint_url)
-            assert post["fields"]["key"].startswith("clip/")
+            assert post["fields"]["key"].startswith("_rindle_staging/clip/")
             policy = json.loads(base64.b64decode(post["fields"]["policy"]))
             assert ["content-length-range", *length_range] in policy["conditions"]
             assert {"Content-Type": "image/png"} in policy["conditions"]
@@ -233,7 +233,7 @@ async def test_contract_errors(server: LiveServer, runtime: Rindle, s3: S3Bucket
         r = await http.delete(f"/multipart/{uid}", params={"key": key})
         assert r.status_code == 200 and r.json() == {}
         r = await http.get(f"/multipart/{uid}/1", params={"key": key})
-        assert r.status_code == 422 and r.json()["error"]["code"] == "session_not_signable"
+        assert r.status_code == 409 and r.json()["error"]["code"] == "session_not_signable"
         r = await http.get("/multipart/nope", params={"key": key})
         assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found"
         r = await http.post("/params/complete", params={"key": "clip/nope/x.png"})

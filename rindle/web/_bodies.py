@@ -1,0 +1,44 @@
+"""Reading request bodies from clients that may stall or vanish half-way."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.requests import Request
+
+from ..errors import RindleError
+
+#: How long a body may go without a byte before it is cut (seconds).
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+
+class UploadTimeout(RindleError):
+    """The client stopped sending the body for longer than the idle timeout."""
+
+    code = "upload_timeout"
+    default_status = 408
+
+
+async def idle_limited(request: Request, seconds: float) -> AsyncIterator[bytes]:
+    """The request's body chunks; ``UploadTimeout`` when none arrives for ``seconds``.
+
+    ASGI servers keep a stalled body open for as long as the client likes (uvicorn has no
+    read timeout mid-request), which would pin a worker and a temporary file forever. A
+    vanished client surfaces as Starlette's ``ClientDisconnect``, which the router's error
+    wrapper logs once, without a traceback.
+    """
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(seconds):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimeout(f"no byte of the body arrived for {seconds:g} seconds; the "
+                                "upload was cut and nothing was kept") from None
+        yield chunk
+
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "UploadTimeout", "idle_limited"]
