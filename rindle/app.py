@@ -326,11 +326,16 @@ class Rindle:
     # --- the public API ------------------------------------------------------------------
 
     async def initiate_upload(self, profile: type[Profile] | str, *, filename: str | None,
-                              content_type: str | None = None,
-                              byte_size: int | None = None) -> UploadSession:
-        """Start a direct upload: a staged asset and a session, nothing signed yet."""
+                              content_type: str | None = None, byte_size: int | None = None,
+                              checksum: str | None = None) -> UploadSession:
+        """Start a direct upload: a staged asset and a session, nothing signed yet.
+
+        ``checksum`` (optional, ``sha256:<base64>`` or ``md5:<base64>`` of the file) is signed
+        into the upload URL, so the store refuses other bytes, and checked at promotion.
+        """
         return await self.broker.initiate_upload(profile, filename=filename,
-                                                 content_type=content_type, byte_size=byte_size)
+                                                 content_type=content_type, byte_size=byte_size,
+                                                 checksum=checksum)
 
     def upload_options(self, profile: type[Profile] | str) -> dict[str, Any]:
         """What a client needs to pick an upload flow for this profile's storage.
@@ -373,10 +378,11 @@ class Rindle:
 
     async def upload(self, profile: type[Profile] | str, file: Any, *,
                      filename: str | None = None, content_type: str | None = None,
-                     byte_size: int | None = None) -> UploadResult:
+                     byte_size: int | None = None, checksum: str | None = None) -> UploadResult:
         """Server-side upload, streamed to storage, verified like a direct one."""
         return await self.broker.upload(profile, file, filename=filename,
-                                        content_type=content_type, byte_size=byte_size)
+                                        content_type=content_type, byte_size=byte_size,
+                                        checksum=checksum)
 
     # --- multipart (S3) -------------------------------------------------------------------
 

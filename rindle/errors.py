@@ -65,6 +65,8 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "invalid_batch": 422,
     "invalid_format": 422,
     "invalid_storage_key": 422,
+    "invalid_checksum": 422,
+    "checksum_mismatch": 422,
     "upload_rejected": 422,
     "empty_file": 422,
     "extension_not_allowed": 422,

@@ -122,6 +122,7 @@ class UploadSession:
     filename: str | None = None
     declared_content_type: str | None = None
     declared_byte_size: int | None = None
+    declared_checksum: str | None = None
     verified_at: datetime | None = None
     failure_reason: str | None = None
     multipart_upload_id: str | None = field(default=None, repr=False)

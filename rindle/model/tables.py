@@ -99,6 +99,8 @@ upload_sessions = sa.Table(
     sa.Column("filename", sa.String(255)),
     sa.Column("declared_content_type", sa.String(255)),
     sa.Column("declared_byte_size", sa.BigInteger),
+    # sha256:<base64> or md5:<base64>, as the client declared it (optional).
+    sa.Column("declared_checksum", sa.String(100)),
     _ts("expires_at", False),
     _ts("verified_at"),
     sa.Column("failure_reason", sa.String(100)),

@@ -12,6 +12,7 @@ from ..logs import get_logger
 from ..model.records import Asset, AssetVariant
 from ..model.repo import now
 from ..upload import keys, sniff
+from ..upload.checksums import Checksum
 from ..upload.filenames import extension_of
 from .scanner import ScanVerdict
 
@@ -30,6 +31,7 @@ QUARANTINE_REASONS = (
     "empty_file",
     "invalid_upload",
     "scanner_rejected",
+    "checksum_mismatch",
 )
 
 
@@ -160,8 +162,16 @@ async def promote(media: Rindle, asset_id: str) -> None:
         return
     profile = media.profile(asset.profile)
     if asset.state == "validating":
-        fields = await secure_original(media, asset)
-        asset = await repo.transition_asset(asset_id, "validating", "analyzing", **fields)
+        fields, problem = await secure_original(media, asset)
+        async with repo.store.transaction():
+            asset = await repo.transition_asset(asset_id, "validating", "analyzing", **fields)
+            if problem is not None:
+                await repo.transition_asset(asset_id, "analyzing", "quarantined",
+                                            quarantine_reason="checksum_mismatch",
+                                            error_reason=problem)
+        if problem is not None:
+            log.info("asset %s quarantined: checksum_mismatch (%s)", asset_id, problem)
+            return
     if asset.state == "analyzing":
         started = time.perf_counter()
         result = await inspect(media, profile, asset)
@@ -189,8 +199,9 @@ async def promote(media: Rindle, asset_id: str) -> None:
         await schedule_variants(media, profile, asset)
 
 
-async def secure_original(media: Rindle, asset: Asset) -> dict[str, Any]:
-    """Move the verified upload to the asset's permanent key; the row fields to record.
+async def secure_original(media: Rindle, asset: Asset) -> tuple[dict[str, Any], str | None]:
+    """Move the verified upload to the asset's permanent key: the row fields to record,
+    and why the bytes are not those whose checksum the client declared (if so).
 
     The move keeps its first result on a rerun (a crash between copy and clean-up loses
     nothing), and records what landed: its checksum (SHA-256 on Local, S3's checksum or
@@ -202,7 +213,7 @@ async def secure_original(media: Rindle, asset: Asset) -> dict[str, Any]:
     if session is None:
         # Nothing was uploaded through a session (rows made by hand): keep it in place.
         info = await storage.head(asset.storage_key)
-        return {"checksum": info.checksum or _etag_checksum(info.etag)} if info else {}
+        return ({"checksum": info.checksum or _etag_checksum(info.etag)} if info else {}), None
     dest = asset.storage_key
     if session.upload_key == dest:
         dest = keys.promoted_key(asset.storage_key, session.id)
@@ -212,7 +223,18 @@ async def secure_original(media: Rindle, asset: Asset) -> dict[str, Any]:
         fields["storage_key"] = dest
     log.info("asset %s: upload moved to its permanent key (%d bytes, %s)", asset.id,
              info.size, fields["checksum"])
-    return fields
+    return fields, _checksum_problem(session.declared_checksum, info)
+
+
+def _checksum_problem(declared: str | None, info: Any) -> str | None:
+    if not declared:
+        return None
+    # Only the checksum the store computed of these very bytes counts (a Local ETag is no
+    # digest); an MD5 it can't tell is enforced where the bytes arrive (S3, Rindle's route).
+    checksum = Checksum.parse(declared)
+    if checksum.matches(info.checksum) is False:
+        return f"the stored bytes are not those of the declared {checksum.algorithm} checksum"
+    return None
 
 
 async def _move(storage: Any, source: str, dest: str) -> Any:

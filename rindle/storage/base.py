@@ -147,8 +147,14 @@ class Storage(Protocol):
         """
 
     async def presign_put(self, key: str, *, content_type: str, byte_size: int,
-                          expires_in: int, session_id: str) -> UploadTicket:
-        """A direct-upload target bound to this type and size; needs PRESIGNED_PUT."""
+                          expires_in: int, session_id: str,
+                          checksum: tuple[str, str] | None = None) -> UploadTicket:
+        """A direct-upload target bound to this type and size; needs PRESIGNED_PUT.
+
+        ``checksum`` is ``(algorithm, base64 digest)`` (``sha256`` or ``md5``) the client
+        declared: the adapter binds it where the store enforces it and lists the header the
+        client must send.
+        """
 
     async def signed_url(self, key: str, *, expires_in: int, filename: str | None = None,
                          content_type: str | None = None, disposition: str = "inline") -> str:

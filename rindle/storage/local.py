@@ -42,6 +42,7 @@ _NOT_A_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _REPLACE_ATTEMPTS = 3
 # Objects list_keys() reads from disk per trip to a worker thread.
 _LIST_PAGE_SIZE = 1000
+_CHECKSUM_HEADERS = {"sha256": "x-amz-checksum-sha256", "md5": "Content-MD5"}
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,8 @@ class LocalStorage:
     # -- URLs and tokens -------------------------------------------------------------------
 
     async def presign_put(
-        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str
+        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str,
+        checksum: tuple[str, str] | None = None,
     ) -> UploadTicket:
         context = self._require_context()
         _check_key(key)
@@ -311,10 +313,15 @@ class LocalStorage:
         # Taken before sealing, so the advertised expiry is never later than the token's own.
         expires_at = _utc(int(time.time()) + int(expires_in))
         token = context.sign.seal("local.put", {"s": session_id}, expires_in=expires_in)
+        headers = {"Content-Type": content_type}
+        if checksum is not None:
+            # The route checks the body against the session's checksum; the header is sent
+            # for symmetry with S3, so one client works on both.
+            headers[_CHECKSUM_HEADERS[checksum[0]]] = checksum[1]
         return UploadTicket(
             method="PUT",
             url=f"{context.router_path}/local/{token}",
-            headers={"Content-Type": content_type},
+            headers=headers,
             expires_at=expires_at,
         )
 

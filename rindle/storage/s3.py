@@ -62,6 +62,8 @@ COPY_CONCURRENCY = 4
 _ADDRESSING = ("auto", "path", "virtual")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _BAD_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
+_CHECKSUM_PARAMS = {"sha256": ("ChecksumSHA256", "x-amz-checksum-sha256"),
+                    "md5": ("ContentMD5", "Content-MD5")}
 # What S3-compatible services answer when they don't know x-amz-checksum-algorithm.
 _NO_CHECKSUM_CODES = frozenset({"NotImplemented", "InvalidArgument", "InvalidRequest"})
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
@@ -444,7 +446,8 @@ class S3Storage:
     # -- URLs --------------------------------------------------------------------------------
 
     async def presign_put(
-        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str
+        self, key: str, *, content_type: str, byte_size: int, expires_in: int, session_id: str,
+        checksum: tuple[str, str] | None = None,
     ) -> UploadTicket:
         if byte_size < 0:
             raise ValueError("byte_size must not be negative")
@@ -453,13 +456,19 @@ class S3Storage:
         ttl = _ttl(expires_in)
         # Taken before signing, so the advertised expiry is never later than the URL's own.
         expires_at = datetime.fromtimestamp(int(time.time()) + ttl, tz=UTC)
-        params = {"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type,
-                  "ContentLength": byte_size}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key),
+                                  "ContentType": content_type, "ContentLength": byte_size}
+        headers = {"Content-Type": content_type}
+        if checksum is not None:
+            # Signed, so S3 refuses a body with another digest (BadDigest), and a client can't
+            # drop the header: the signature covers it.
+            param, header = _CHECKSUM_PARAMS[checksum[0]]
+            params[param] = checksum[1]
+            headers[header] = checksum[1]
         with _s3_errors("PresignPutObject", key):
             url = await self._c().generate_presigned_url("put_object", Params=params,
                                                          ExpiresIn=ttl)
-        return UploadTicket(method="PUT", url=url, headers={"Content-Type": content_type},
-                            expires_at=expires_at)
+        return UploadTicket(method="PUT", url=url, headers=headers, expires_at=expires_at)
 
     async def presign_post(self, key: str, *, content_type: str, min_size: int, max_size: int,
                            expires_in: int) -> dict[str, Any]:

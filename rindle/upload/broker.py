@@ -28,6 +28,7 @@ from ..model.repo import now
 from ..model.states import TERMINAL_SESSION_STATES
 from ..storage.base import Capability, UploadTicket
 from . import keys
+from .checksums import Checksum, ChecksumMismatch, Hashing
 from .filenames import extension_of, sanitize_filename
 from .sniff import mime_for_extension
 
@@ -106,11 +107,17 @@ class Broker:
 
     async def initiate_upload(self, profile: type[Profile] | str, *, filename: str | None,
                               content_type: str | None = None, byte_size: int | None = None,
-                              strategy: str = "presigned_put") -> UploadSession:
-        """Create a staged asset and an upload session for it. Nothing is signed yet."""
+                              strategy: str = "presigned_put",
+                              checksum: str | None = None) -> UploadSession:
+        """Create a staged asset and an upload session for it. Nothing is signed yet.
+
+        ``checksum`` (``sha256:<base64>`` or ``md5:<base64>``, optional) is the digest the
+        client computed: it is signed into the upload URL and checked again at promotion.
+        """
         prof = self.media.profile(profile)
         name = sanitize_filename(filename)
         ctype = self._check_declared(prof, name, content_type, byte_size)
+        declared = str(Checksum.parse(checksum)) if checksum is not None else None
         if strategy == "presigned_put":
             storage = self.media.storage_for(prof)
             if Capability.PRESIGNED_PUT not in storage.capabilities:
@@ -137,7 +144,7 @@ class Broker:
                 strategy=strategy,
                 upload_key=keys.staging_key(prof.name, asset_id, session_id, name, ctype),
                 filename=name, declared_content_type=ctype,
-                declared_byte_size=byte_size,
+                declared_byte_size=byte_size, declared_checksum=declared,
                 expires_at=now() + timedelta(seconds=self._ttl(prof)),
             )
         telemetry.emit("rindle.upload.initiate", asset_id=asset_id, profile=prof.name,
@@ -190,10 +197,12 @@ class Broker:
         prof = self.media.profile(session.profile)
         storage = self.media.storage_for(prof)
         expires_in = max(1, int((session.expires_at - now()).total_seconds()))
+        checksum = _declared(session)
         ticket = await storage.presign_put(
             session.upload_key, content_type=session.declared_content_type or "",
             byte_size=session.declared_byte_size or 0, expires_in=expires_in,
             session_id=session.id,
+            **({"checksum": (checksum.algorithm, checksum.b64)} if checksum else {}),
         )
         if session.state == "initialized":
             await self.repo.transition_session(session_id, "initialized", "signed")
@@ -231,13 +240,17 @@ class Broker:
                 f"Content-Type must be {declared!r}, as declared when the upload was "
                 "initiated", code="content_type_mismatch")
         size = session.declared_byte_size or 0
+        checksum = _declared(session)
+        hashing = Hashing(body, checksum) if checksum else None
         try:
-            pending = await receive(session.upload_key, body, content_type=declared,
+            pending = await receive(session.upload_key, hashing or body, content_type=declared,
                                     max_bytes=size)
         except FileTooLarge:
             raise FileTooLarge(f"the body is larger than the declared {size} bytes",
                                code="declared_size_exceeded") from None
         try:
+            if hashing is not None:
+                hashing.check()
             async with self.repo.store.transaction():
                 # Locked: completion, abort and expiry move this row, so none of them can
                 # slip in between this check and the rename.
@@ -352,11 +365,14 @@ class Broker:
 
     async def upload(self, profile: type[Profile] | str, file: Any, *,
                      filename: str | None = None, content_type: str | None = None,
-                     byte_size: int | None = None) -> UploadResult:
+                     byte_size: int | None = None,
+                     checksum: str | None = None) -> UploadResult:
         """Stream ``file`` to storage through this process, then verify it like any upload.
 
         ``file`` may be bytes, a binary file object, an async iterable of bytes, or anything
         with an async ``read(n)`` (Starlette's UploadFile). The body is never held whole.
+        A ``checksum`` the sender declared is checked as the body streams; a mismatch fails
+        the upload (``checksum_mismatch``) and keeps nothing.
         """
         prof = self.media.profile(profile)
         if filename is None:
@@ -364,15 +380,24 @@ class Broker:
         if content_type is None:
             content_type = getattr(file, "content_type", None)
         session = await self.initiate_upload(prof, filename=filename, content_type=content_type,
-                                             byte_size=byte_size, strategy="server")
+                                             byte_size=byte_size, strategy="server",
+                                             checksum=checksum)
         storage = self.media.storage_for(prof)
         await self.repo.transition_session(session.id, "initialized", "signed")
         await self.repo.transition_session(session.id, "signed", "uploading")
         limit = prof.max_bytes if byte_size is None else min(byte_size, prof.max_bytes)
+        declared = _declared(session)
+        hashing = Hashing(_chunks(file), declared) if declared else None
         try:
-            info = await storage.write(session.upload_key, _chunks(file),
+            info = await storage.write(session.upload_key, hashing or _chunks(file),
                                        content_type=session.declared_content_type,
                                        max_bytes=limit)
+            if hashing is not None:
+                try:
+                    hashing.check()
+                except ChecksumMismatch:
+                    await storage.delete(session.upload_key)
+                    raise
         except BaseException as exc:
             reason = exc.code if isinstance(exc, RindleError) else "write_failed"
             await self._fail(await self._reload(session.id), reason)
@@ -410,6 +435,10 @@ async def schedule_staging_purge(outbox: Outbox, session: UploadSession, storage
         "purge_upload", {"asset_id": session.asset_id, "session_id": session.id,
                          "storage": storage, "key": session.upload_key},
         delay_seconds=_seconds_until(session.expires_at) + CLOCK_SKEW)
+
+
+def _declared(session: UploadSession) -> Checksum | None:
+    return Checksum.parse(session.declared_checksum) if session.declared_checksum else None
 
 
 def _check_receiving(session: UploadSession) -> None:

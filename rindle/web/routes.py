@@ -142,9 +142,11 @@ def build_router(media: Rindle) -> Router:
         filename = _field(body, "filename", str)
         content_type = _field(body, "content_type", str)
         byte_size = _field(body, "byte_size", int)
+        checksum = _field(body, "checksum", str, required=False)
         await authorize(request, "upload", profile=profile)
         session = await media.initiate_upload(profile, filename=filename,
-                                              content_type=content_type, byte_size=byte_size)
+                                              content_type=content_type, byte_size=byte_size,
+                                              checksum=checksum)
         ticket = await media.sign_url(session.id)
         upload = ticket.to_dict()
         upload["url"] = absolute_url(request, ticket.url)
