@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from rindle.errors import RindleError, ValidationError
 from rindle.live.sse import freeze_gc
-from rindle.web.routes import _json_body, error_response
+from rindle.web.routes import error_response, read_json
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
 
@@ -78,7 +78,7 @@ async def put_avatar(request: Request) -> Response:
     try:
         # The router's reader, not request.json(): it wants Content-Type: application/json
         # (a cross-site form cannot send that) and bounds the body's size and nesting.
-        body = await _json_body(request)
+        body = await read_json(request)
         asset_id = body.get("asset_id")
         if not isinstance(asset_id, str):
             raise ValidationError("asset_id is required", code="missing_field")

@@ -64,9 +64,7 @@ class Signer:
 
     def dumps(self, purpose: str, payload: dict[str, Any], *, expires_in: int) -> str:
         """A URL-safe token for ``purpose`` that stops verifying after ``expires_in`` seconds."""
-        body = dict(payload)
-        body["exp"] = int(time.time()) + int(expires_in)
-        return str(self._serializer(purpose).dumps(body))
+        return str(self._serializer(purpose).dumps(_with_expiry(payload, expires_in)))
 
     def loads(self, purpose: str, token: str) -> dict[str, Any]:
         """The payload of a genuine, unexpired token; raises InvalidToken or TokenExpired."""
@@ -74,11 +72,7 @@ class Signer:
             body = self._serializer(purpose).loads(token)
         except BadSignature:
             raise InvalidToken("the token is invalid or was tampered with") from None
-        if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
-            raise InvalidToken("the token is invalid or was tampered with")
-        if body["exp"] < time.time():
-            raise TokenExpired("the token has expired; ask for a new URL")
-        return body
+        return _unexpired(body)
 
     def _sealer(self, purpose: str) -> MultiFernet:
         sealer = self._sealers.get(purpose)
@@ -96,9 +90,7 @@ class Signer:
     def seal(self, purpose: str, payload: dict[str, Any], *, expires_in: int) -> str:
         """Like ``dumps``, but the payload is encrypted too: the token is opaque to whoever
         holds it (a URL shows no storage key, file name or type)."""
-        body = dict(payload)
-        body["exp"] = int(time.time()) + int(expires_in)
-        raw = json.dumps(body, separators=(",", ":")).encode()
+        raw = json.dumps(_with_expiry(payload, expires_in), separators=(",", ":")).encode()
         return self._sealer(purpose).encrypt(raw).decode("ascii")
 
     def unseal(self, purpose: str, token: str) -> dict[str, Any]:
@@ -109,11 +101,20 @@ class Signer:
             body = json.loads(raw)
         except (_BadFernet, UnicodeError, ValueError):
             raise InvalidToken("the token is invalid or was tampered with") from None
-        if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
-            raise InvalidToken("the token is invalid or was tampered with")
-        if body["exp"] < time.time():
-            raise TokenExpired("the token has expired; ask for a new URL")
-        return body
+        return _unexpired(body)
 
     def expires_at(self, token_payload: dict[str, Any]) -> int:
         return int(token_payload["exp"])
+
+
+def _with_expiry(payload: dict[str, Any], expires_in: int) -> dict[str, Any]:
+    return {**payload, "exp": int(time.time()) + int(expires_in)}
+
+
+def _unexpired(body: Any) -> dict[str, Any]:
+    """A decoded payload, once it is a dict with an ``exp`` that has not passed."""
+    if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+        raise InvalidToken("the token is invalid or was tampered with")
+    if body["exp"] < time.time():
+        raise TokenExpired("the token has expired; ask for a new URL")
+    return body

@@ -23,7 +23,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def multipart_routes(media: Rindle) -> list[Route]:
     """``/multipart`` routes to include in the router (paths relative to its mount)."""
     # Imported here, not at the top: routes.py may import this module while it loads.
-    from .routes import PART_LIST_LIMIT, _errors, _field, _json_body
+    from .routes import PART_LIST_LIMIT, _errors, _field, read_json
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
@@ -39,7 +39,7 @@ def multipart_routes(media: Rindle) -> list[Route]:
 
     @_errors
     async def create(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await read_json(request)
         profile = _field(body, "profile", str)
         filename = _field(body, "filename", str)
         content_type = _field(body, "content_type", str)
@@ -54,7 +54,7 @@ def multipart_routes(media: Rindle) -> list[Route]:
     @_errors
     async def sign_parts(request: Request) -> Response:
         session_id = await session_of(request)
-        body = await _json_body(request)
+        body = await read_json(request)
         numbers = _field(body, "part_numbers", list)
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
             raise ValidationError("part_numbers must be a list of integers",
@@ -72,7 +72,7 @@ def multipart_routes(media: Rindle) -> list[Route]:
     @_errors
     async def complete(request: Request) -> Response:
         session_id = await session_of(request)
-        body = await _json_body(request, limit=PART_LIST_LIMIT)
+        body = await read_json(request, limit=PART_LIST_LIMIT)
         parts = _field(body, "parts", list)
         result = await multipart.complete_multipart_upload(media, session_id, parts)
         return JSONResponse({"session_id": result.session.id,

@@ -89,8 +89,11 @@ def _too_large(limit: int) -> ValidationError:
                            f"{limit} bytes)", code="body_too_large", limit=limit)
 
 
-async def _json_body(request: Request, *, limit: int = JSON_LIMIT) -> dict[str, Any]:
+async def read_json(request: Request, *, limit: int = JSON_LIMIT) -> dict[str, Any]:
     """The request's JSON object; ``{}`` for an empty body, which needs no content type.
+
+    Public so an adopter's own JSON routes read bodies by the same rules (size, depth,
+    content type, idle timeout) as Rindle's.
 
     A non-empty body must say it is JSON: an HTML form on another site can POST
     ``text/plain`` (no CORS preflight) with the user's cookies, but cannot send
@@ -137,7 +140,7 @@ def build_router(media: Rindle) -> Router:
 
     @_errors
     async def create_upload(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await read_json(request)
         profile = _field(body, "profile", str)
         filename = _field(body, "filename", str)
         content_type = _field(body, "content_type", str)

@@ -82,7 +82,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
     mirror a custom Uppy ``getChunkSize`` (it receives the file size, returns bytes).
     """
     # Imported here, not at the top: routes.py may import this module while it loads.
-    from .routes import PART_LIST_LIMIT, _errors, _json_body
+    from .routes import PART_LIST_LIMIT, _errors, read_json
 
     async def authorize(request: Request, profile: str | None,
                         session: UploadSession | None = None) -> None:
@@ -154,7 +154,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
         upload (idempotent: an already completed one answers with its asset)."""
         key = request.query_params.get("key")
         if not key:
-            body = await _json_body(request)
+            body = await read_json(request)
             key = body.get("key")
         if not isinstance(key, str) or not key:
             raise ValidationError("key is required (Uppy's response.body.key)",
@@ -175,7 +175,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
 
     @_errors
     async def create(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await read_json(request)
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ValidationError("metadata must be an object", code="invalid_field",
@@ -222,7 +222,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
     @_errors
     async def complete(request: Request) -> Response:
         session = await session_of(request)
-        body = await _json_body(request, limit=PART_LIST_LIMIT)
+        body = await read_json(request, limit=PART_LIST_LIMIT)
         raw = body.get("parts")
         if not isinstance(raw, list) or not all(
                 isinstance(p, dict) and isinstance(p.get("PartNumber"), int)

@@ -42,12 +42,9 @@ class LocalThumbs(Profile):
     variants = {"thumb": Variant(mode="fit", width=16, height=16)}
 
 
-class S3Thumbs(Profile):
+class S3Thumbs(LocalThumbs):
     name = "photo"
     storage = "s3"
-    allow_mime = ["image/png"]
-    max_bytes = 24 * MiB
-    variants = {"thumb": Variant(mode="fit", width=16, height=16)}
 
 
 def _app(media: Rindle) -> Starlette:
