@@ -92,8 +92,10 @@ async def runtime_status(media: Rindle, *, profile: type[Profile] | str | None =
                     if f]
 
     outbox_counts = await repo.count_by_state("outbox")
-    _, oldest_pending, _ = await repo.findings("outbox", ["pending"], since_column="created_at",
-                                                limit=1)
+    # Measured from when an entry became due: a delayed one (a staging clean-up waits for
+    # its upload URL to expire) is not late while it waits.
+    _, oldest_pending, _ = await repo.findings("outbox", ["pending"],
+                                                since_column="available_at", before=at, limit=1)
     report: dict[str, Any] = {
         "generated_at": at.isoformat(),
         "filters": {"profile": name, "limit": limit},

@@ -155,3 +155,12 @@ async def test_the_status_command(media: Rindle, tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert f"{aid}/thumb (cannot read [/tmp/rindle-image-x/src] [bold])" in table.stdout
     assert "requeue" in table.stdout
+
+
+async def test_a_delayed_job_is_not_reported_as_waiting(media: Rindle) -> None:
+    async with media.store.transaction():
+        await media.outbox.add("purge_upload", {"asset_id": "a", "storage": "local",
+                                                "key": "k"}, delay_seconds=3600)
+    report = await media.runtime_status()
+    assert report["outbox"]["counts"] == {"pending": 1}
+    assert report["outbox"]["oldest_pending_age_seconds"] is None

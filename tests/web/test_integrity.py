@@ -105,7 +105,8 @@ class RawPut:
     async def start(self, first: bytes) -> None:
         host, port = self.url.hostname or "127.0.0.1", self.url.port or 80
         self.reader, self.writer = await asyncio.open_connection(host, port)
-        head = (f"PUT {self.url.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        target = self.url.path + (f"?{self.url.query}" if self.url.query else "")
+        head = (f"PUT {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                 f"Content-Type: {self.content_type}\r\nContent-Length: {self.length}\r\n\r\n")
         self.writer.write(head.encode() + first)
         await self.writer.drain()
@@ -339,6 +340,32 @@ async def test_s3_a_second_put_after_ready_changes_nothing_served(s3_media: Rind
         # Once the URL has expired, the residue is removed by the sweeper.
         await _make_purge_uploads_due(s3_media)
         assert session.upload_key not in s3.keys()
+        assert s3.get(asset.storage_key) == data
+
+
+@SQLITE
+async def test_s3_a_put_held_open_across_completion_changes_nothing_served(
+        s3_media: Rindle, s3: S3Bucket) -> None:
+    data = png(40, 30)
+    evil = _evil(len(data))
+    async with LiveServer(_app(s3_media)) as srv, httpx.AsyncClient(base_url=srv.url) as client:
+        body = await _initiate(client, data)
+        put = await client.put(body["upload"]["url"], content=data,
+                               headers=body["upload"]["headers"])
+        assert put.status_code == 200
+        attack = RawPut(body["upload"]["url"], "image/png", len(evil))
+        try:
+            await attack.start(evil[:10])
+            done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
+            assert done.status_code == 200
+            await _wait_state(client, body["asset_id"], "ready")
+            await attack.send(evil[10:])
+            status, _, _ = await attack.response()
+        finally:
+            attack.close()
+        assert status == 200  # S3 takes it: the URL is genuine and unexpired
+        assert await _served(client, body["asset_id"]) == data
+        asset = await s3_media.asset(body["asset_id"])
         assert s3.get(asset.storage_key) == data
 
 
