@@ -29,10 +29,8 @@ demo: system $(STAMP)
 
 # Install what the tests need, make sure PostgreSQL and Redis run, then run the whole suite.
 test: test-system services $(STAMP)
-	npm ci --prefix js --no-audit --no-fund --loglevel=error
-	npm test --prefix js
-	npm ci --prefix tests/js/uppy --no-audit --no-fund --loglevel=error
-	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
+	npm test --workspace js
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

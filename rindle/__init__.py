@@ -2,6 +2,10 @@
 
 The public names are re-exported here; everything else lives in submodules. Heavy optional
 libraries (pyvips, aiobotocore) load only when a feature that needs them is used.
+
+The plug-in contracts an adopter implements are Protocols: ``Storage``, ``Analyzer``,
+``Processor``, ``Scanner`` and ``Authorizer``; a storage adapter raises ``StorageError`` (or
+``ObjectNotFound``) when its backend fails.
 """
 
 from .app import Rindle
@@ -14,8 +18,10 @@ from .errors import (
     InvalidToken,
     InvalidTransition,
     NotFound,
+    ObjectNotFound,
     RindleError,
     SessionExpired,
+    StorageError,
     TokenExpired,
     UnsupportedMediaType,
     UploadIncomplete,
@@ -23,15 +29,18 @@ from .errors import (
     UploadUnsupported,
     ValidationError,
 )
+from .processing.analyzer import Analyzer
+from .processing.processor import Processor
 from .processing.scanner import Scanner, ScanVerdict
 from .profile import Delivery, Profile, Variant
-from .storage.base import Capability
+from .storage.base import Capability, Storage
 from .storage.local import LocalStorage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AllowAll",
+    "Analyzer",
     "AuthRequest",
     "Authorizer",
     "Capability",
@@ -45,12 +54,16 @@ __all__ = [
     "InvalidTransition",
     "LocalStorage",
     "NotFound",
+    "ObjectNotFound",
+    "Processor",
     "Profile",
     "Rindle",
     "RindleError",
     "ScanVerdict",
     "Scanner",
     "SessionExpired",
+    "Storage",
+    "StorageError",
     "TokenExpired",
     "UnsupportedMediaType",
     "UploadIncomplete",

@@ -16,11 +16,43 @@ def test_import_does_not_load_heavy_modules() -> None:
     assert out.stdout.strip() == "[]"
 
 
+#: What a stranger implements (the plug-in Protocols) and the errors a storage adapter raises.
+PLUG_IN_NAMES = {"Storage", "Analyzer", "Processor", "Scanner", "Authorizer", "StorageError",
+                 "ObjectNotFound"}
+
+
 def test_public_names() -> None:
     import rindle
 
+    assert len(set(rindle.__all__)) == len(rindle.__all__), "a name is listed twice"
+    assert PLUG_IN_NAMES <= set(rindle.__all__)
+    exported: dict[str, object] = {}
+    exec("from rindle import *", exported)  # every listed name imports
     for name in rindle.__all__:
-        assert getattr(rindle, name).__doc__, f"{name} has no docstring"
+        assert name in exported, f"rindle.__all__ lists {name} but it does not import"
+        # A class's __doc__ is its own (not inherited): each public name says what it is.
+        assert getattr(exported[name], "__doc__", None), f"{name} has no docstring"
+
+
+def test_plug_in_names_are_the_protocols_of_their_modules() -> None:
+    import rindle
+    from rindle import errors
+    from rindle.delivery import authorizer
+    from rindle.processing import analyzer, processor, scanner
+    from rindle.storage import base
+
+    assert rindle.Storage is base.Storage
+    assert rindle.Analyzer is analyzer.Analyzer
+    assert rindle.Processor is processor.Processor
+    assert rindle.Scanner is scanner.Scanner
+    assert rindle.Authorizer is authorizer.Authorizer
+    for protocol in (rindle.Storage, rindle.Analyzer, rindle.Processor, rindle.Scanner,
+                     rindle.Authorizer):
+        assert getattr(protocol, "_is_protocol", False), protocol
+    assert issubclass(rindle.ObjectNotFound, rindle.StorageError)
+    assert rindle.StorageError is errors.StorageError
+    # Every error class of rindle.errors is public at the top level.
+    assert set(errors.__all__) - {"ERROR_CODES"} <= set(rindle.__all__)
 
 
 def test_a_connected_runtime_runs_without_sqlalchemy(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
-import { JS_DIR, STATIC_DIR, readManifest, sameContent, updateManifest } from './paths.mjs';
+import { JS_DIR, STATIC_DIR, packageDir, readManifest, sameContent, updateManifest } from './paths.mjs';
 
 const HASHED = /^rindle\.[0-9a-f]{8}\.js$/;
 
@@ -14,7 +14,7 @@ const HASHED = /^rindle\.[0-9a-f]{8}\.js$/;
 export async function bundle() {
   const pkg = JSON.parse(readFileSync(join(JS_DIR, 'package.json'), 'utf8'));
   const tusVersion = JSON.parse(readFileSync(
-    join(JS_DIR, 'node_modules', 'tus-js-client', 'package.json'), 'utf8')).version;
+    join(packageDir('tus-js-client'), 'package.json'), 'utf8')).version;
   const outfile = join(STATIC_DIR, 'rindle.js');
   const result = await esbuild.build({
     absWorkingDir: JS_DIR,

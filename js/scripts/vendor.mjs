@@ -2,7 +2,7 @@
 // their versions in the file names, and name them in manifest.json. `--check` only verifies.
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { JS_DIR, STATIC_DIR, readManifest, sameContent, updateManifest } from './paths.mjs';
+import { STATIC_DIR, packageDir, readManifest, sameContent, updateManifest } from './paths.mjs';
 
 /** logical name -> package, its minified build, the versioned file name, stale-file pattern */
 const VENDORED = [
@@ -16,7 +16,7 @@ const VENDORED = [
 
 function plan() {
   return VENDORED.map((item) => {
-    const dir = join(JS_DIR, 'node_modules', item.pkg);
+    const dir = packageDir(item.pkg);
     const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
     if (Number(version.split('.')[0]) !== item.major) {
       throw new Error(`${item.pkg} ${version} installed; Rindle vendors ${item.pkg} ${item.major}.x `

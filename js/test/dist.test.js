@@ -4,13 +4,13 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bundle } from '../scripts/build.mjs';
-import { JS_DIR, STATIC_DIR } from '../scripts/paths.mjs';
+import { JS_DIR, STATIC_DIR, packageDir } from '../scripts/paths.mjs';
 import { version } from '../src/index.js';
 
 const pkg = JSON.parse(readFileSync(join(JS_DIR, 'package.json'), 'utf8'));
 const manifest = JSON.parse(readFileSync(join(STATIC_DIR, 'manifest.json'), 'utf8'));
-const installed = (name) => JSON.parse(readFileSync(join(JS_DIR, 'node_modules', name,
-  'package.json'), 'utf8')).version;
+const installed = (name) => JSON.parse(readFileSync(join(packageDir(name), 'package.json'),
+  'utf8')).version;
 
 describe('rindle/static', () => {
   it('holds the bundle built from js/src (run `npm run build --prefix js` if this fails)', async () => {
@@ -36,15 +36,14 @@ describe('rindle/static', () => {
       'rindle.js': expect.stringMatching(/^rindle\.[0-9a-f]{8}\.js$/),
     });
     const sources = {
-      'htmx.js': 'htmx.org/dist/htmx.min.js',
-      'htmx-ext-sse.js': 'htmx-ext-sse/dist/sse.min.js',
-      'htmx-ext-ws.js': 'htmx-ext-ws/dist/ws.min.js',
+      'htmx.js': ['htmx.org', 'dist/htmx.min.js'],
+      'htmx-ext-sse.js': ['htmx-ext-sse', 'dist/sse.min.js'],
+      'htmx-ext-ws.js': ['htmx-ext-ws', 'dist/ws.min.js'],
     };
-    for (const [logical, source] of Object.entries(sources)) {
+    for (const [logical, [name, source]] of Object.entries(sources)) {
       const file = join(STATIC_DIR, manifest[logical]);
       expect(existsSync(file), manifest[logical]).toBe(true);
-      expect(readFileSync(file).equals(readFileSync(join(JS_DIR, 'node_modules', source))))
-        .toBe(true);
+      expect(readFileSync(file).equals(readFileSync(join(packageDir(name), source)))).toBe(true);
     }
   });
 

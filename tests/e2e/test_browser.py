@@ -33,9 +33,16 @@ def _photo(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def _node_finds(start: Path, package: str) -> bool:
+    """Whether Node, run from ``start``, finds ``package`` in a node_modules folder there or
+    above it: ``npm ci`` at the repository root (npm workspaces) hoists it to the top."""
+    return any((folder / "node_modules" / package / "package.json").exists()
+               for folder in (start, *start.parents))
+
+
 def _drive(base: str, image: Path, label: str, variant_width: int) -> dict[str, object]:
-    if not (HERE / "node_modules" / "playwright-core").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+    if not _node_finds(HERE, "playwright-core"):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT,
                        check=True)
     out = subprocess.run(
         ["node", str(HERE / "demo_flow.mjs"), base, str(image), str(ARTIFACTS), label,
