@@ -11,13 +11,12 @@ from rindle import (
     AllowAll,
     AuthRequest,
     Delivery,
-    DenyAll,
     Forbidden,
     LocalStorage,
     Profile,
     Rindle,
 )
-from tests.conftest import SECRET, MakeMedia
+from tests.conftest import SECRET, ImageProfile, MakeMedia
 from tests.support.images import png
 
 
@@ -88,14 +87,19 @@ async def test_the_authorizer_runs_before_signing(delivery_media: Rindle) -> Non
         assert "/rindle/files/" in await media.url(Guarded, asset.id, actor="owner")
 
 
-async def test_default_authorizer_denies_views(make_media: MakeMedia) -> None:
-    media = make_media(authorizer=DenyAll())
+async def test_default_authorizer_denies_views(database_url: str, tmp_path: Path) -> None:
+    # No authorizer= at all: what an adopter gets before saying who may see what.
+    media = Rindle(database_url=database_url,
+                   storages={"local": LocalStorage(root=tmp_path / "files")},
+                   profiles=[ImageProfile], secret_keys=[SECRET])
     async with media.connected():
         asset = (await media.upload("image", png(4, 4), filename="a.png")).asset
         await media.drain()
         with pytest.raises(Forbidden) as err:
             await media.url("image", asset.id)
         assert err.value.code == "forbidden"
+        view = await media.html.view(asset.id)
+        assert view.allowed is False and view.url is None and view.events_url is None
 
 
 async def test_rotated_keys_verify_until_removed(make_media: MakeMedia, tmp_path: Path) -> None:

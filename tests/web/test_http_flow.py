@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -12,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from rindle import Rindle, RindleError
-from tests.conftest import LiveServer, MakeMedia
-from tests.support.images import HTML, png, png_claiming
+from rindle import Forbidden, LocalStorage, Rindle, RindleError
+from rindle.delivery.authorizer import ACTIONS, require_allowed
+from tests.conftest import SECRET, ImageProfile, LiveServer, MakeMedia
+from tests.support.images import HTML, png, png_claiming, png_of_size
 
 
 class User:
@@ -61,6 +66,77 @@ async def send(client: httpx.AsyncClient, data: bytes, *, filename: str = "me.pn
     done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
     assert done.status_code == 200, done.text
     return body
+
+
+class RawRequest:
+    """An HTTP/1.1 request on a raw socket, so a test decides when each byte of the body goes
+    out, and whether the rest ever does."""
+
+    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
+        self.method, self.url, self.headers = method, urlsplit(url), headers
+        self.sent = 0  # body bytes handed to the socket so far
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def start(self, first: bytes = b"") -> None:
+        host, port = self.url.hostname or "127.0.0.1", self.url.port or 80
+        self.reader, self.writer = await asyncio.open_connection(host, port)
+        target = self.url.path + (f"?{self.url.query}" if self.url.query else "")
+        head = f"{self.method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in self.headers.items()) + "\r\n"
+        self.writer.write(head.encode())
+        await self.send(first)
+
+    async def send(self, data: bytes) -> None:
+        assert self.writer is not None
+        self.writer.write(data)
+        self.sent += len(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        assert self.reader is not None
+        status_line = await self.reader.readline()
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split()[1]), headers, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def in_flight(root: Path) -> list[Path]:
+    """Local storage's temporary files: bodies being received, not yet objects."""
+    tmp = root / ".rindle-tmp"
+    return sorted(tmp.iterdir()) if tmp.exists() else []
+
+
+def stored_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+async def put_and_vanish(url: str, data: bytes, root: Path,
+                         caplog: pytest.LogCaptureFixture) -> None:
+    """Send the headers and the first third of ``data``, wait until the server has written
+    those bytes to its temporary file, then close the socket with the rest unsent; return
+    once the server has noticed and cleaned up."""
+    part = len(data) // 3
+    put = RawRequest("PUT", url, {"Content-Type": "image/png",
+                                  "Content-Length": str(len(data))})
+    try:
+        await put.start(data[:part])
+        async with asyncio.timeout(10):  # only stops a hung test
+            while not [p for p in in_flight(root) if p.stat().st_size >= part]:
+                await asyncio.sleep(0.01)
+    finally:
+        put.close()  # the client goes away mid-body
+    async with asyncio.timeout(10):
+        while in_flight(root) or not [r for r in caplog.records
+                                      if "went away before its body ended" in r.getMessage()]:
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -154,6 +230,7 @@ async def test_initiate_refuses_before_signing(server_media: Rindle, payload: di
         assert "upload" not in r.json()
         # Nothing was created: no asset row, no session.
         assert await server_media.repo.list_assets() == []
+        assert await server_media.repo.count_by_state("session") == {}
 
 
 async def test_invalid_json_body(server_media: Rindle) -> None:
@@ -205,6 +282,7 @@ async def test_put_larger_than_declared_keeps_nothing(server_media: Rindle) -> N
         local = server_media.storages["local"]
         assert await local.head(asset.storage_key) is None
         assert session is not None and await local.head(session.upload_key) is None
+        assert in_flight(local.root) == []  # type: ignore[attr-defined]
         done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
         assert done.status_code == 409
         assert done.json()["error"]["code"] == "object_missing"
@@ -280,6 +358,7 @@ async def test_zero_byte_upload_is_refused_and_kept_nowhere(server_media: Rindle
         await server_media.drain()
         assert await server_media.repo.get_asset(r["asset_id"]) is None
         assert [p.reason for p in await server_media.purges()] == ["size_mismatch"]
+    assert stored_files(server_media.storages["local"].root) == []  # type: ignore[attr-defined]
 
 
 async def test_hostile_filename_is_sanitized(server_media: Rindle) -> None:
@@ -293,15 +372,42 @@ async def test_hostile_filename_is_sanitized(server_media: Rindle) -> None:
         assert ".." not in asset.storage_key and "passwd" not in asset.storage_key
 
 
-async def test_default_authorizer_denies(make_media: MakeMedia) -> None:
-    from rindle import DenyAll
-
-    media = make_media(authorizer=DenyAll())
+async def test_default_authorizer_denies(database_url: str, tmp_path: Path) -> None:
+    # Built as an adopter who names no Authorizer builds it: the default decides everything.
+    media = Rindle(database_url=database_url,
+                   storages={"local": LocalStorage(root=tmp_path / "files")},
+                   profiles=[ImageProfile], secret_keys=[SECRET])
+    data = png(10, 10)
     async with LiveServer(adopter_app(media)) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:
-        r = await initiate(client, byte_size=10)
-        assert r.status_code == 403
-        assert r.json()["error"]["code"] == "forbidden"
+        # The Python API's own upload path is trusted code; it makes something to refuse.
+        asset = (await media.upload("image", data, filename="a.png")).asset
+        await media.drain()
+        session = await media.initiate_upload("image", filename="b.png",
+                                              content_type="image/png", byte_size=len(data))
+        refused = {
+            "upload: initiate": await initiate(client, byte_size=len(data)),
+            "upload: options": await client.get("/rindle/profiles/image/upload-options"),
+            "upload: complete": await client.post(f"/rindle/uploads/{session.id}/complete"),
+            "upload: abort": await client.delete(f"/rindle/uploads/{session.id}"),
+            "view": await client.get(f"/rindle/assets/{asset.id}"),
+            "subscribe": await client.get(f"/rindle/events/asset/{asset.id}"),
+        }
+        for what, r in refused.items():
+            assert r.status_code == 403, (what, r.text)
+            assert r.json()["error"]["code"] == "forbidden", what
+        # Refused means nothing happened: no new session, the open one untouched.
+        assert await media.repo.count_by_state("session") == {"completed": 1,
+                                                               "initialized": 1}
+        with pytest.raises(Forbidden):
+            await media.url("image", asset.id)
+        assert (await media.html.view(asset.id)).url is None
+        # No HTTP route asks for `admin` yet (there is no console); every route asks through
+        # require_allowed, so the default is checked there, for every action it knows.
+        assert "admin" in ACTIONS
+        for action in ACTIONS:
+            with pytest.raises(Forbidden):
+                await require_allowed(media, action, profile="image", asset=asset)
 
 
 async def test_upload_options_tell_the_client_which_flows_work(server_media: Rindle) -> None:
@@ -316,25 +422,85 @@ async def test_upload_options_tell_the_client_which_flows_work(server_media: Rin
         assert (await client.get("/rindle/profiles/nope/upload-options")).status_code == 404
 
 
-async def test_a_cancelled_upload_is_aborted_and_purged(server_media: Rindle) -> None:
-    data = png(20, 20)
+async def test_a_put_cut_mid_body_keeps_nothing_and_the_session_takes_a_new_upload(
+        server_media: Rindle, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rindle")
+    data = png_of_size(600_000)
+    root = server_media.storages["local"].root  # type: ignore[attr-defined]
     async with LiveServer(adopter_app(server_media)) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:
         body = (await initiate(client, byte_size=len(data))).json()
-        # The browser cancels mid-PUT: Local storage keeps nothing of a broken body.
+        await put_and_vanish(body["upload"]["url"], data, root, caplog)
+        session = await server_media.repo.get_session(body["session_id"])
+        assert session is not None and session.state == "signed"
+        local = server_media.storages["local"]
+        assert await local.head(session.upload_key) is None
+        assert in_flight(root) == [] and stored_files(root) == []
+        # The same signed URL still takes the whole file, which then completes.
+        put = await client.put(body["upload"]["url"], content=data,
+                               headers=body["upload"]["headers"])
+        assert put.status_code == 200 and put.json()["state"] == "uploaded"
+        done = await client.post(f"/rindle/uploads/{body['session_id']}/complete")
+        assert done.status_code == 200, done.text
+        assert await local.head(session.upload_key) is not None
+
+
+async def test_a_cancelled_upload_is_aborted_and_purged(
+        server_media: Rindle, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rindle")
+    data = png_of_size(600_000)
+    root = server_media.storages["local"].root  # type: ignore[attr-defined]
+    async with LiveServer(adopter_app(server_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        body = (await initiate(client, byte_size=len(data))).json()
+        # The browser cancels mid-PUT: the socket closes with two thirds of the body unsent,
+        # then the uploader tells Rindle.
+        await put_and_vanish(body["upload"]["url"], data, root, caplog)
+        assert in_flight(root) == []
         r = await client.delete(f"/rindle/uploads/{body['session_id']}")
         assert r.status_code == 200 and r.json()["state"] == "aborted"
         again = await client.delete(f"/rindle/uploads/{body['session_id']}")
         assert again.status_code == 200
+        late = await client.put(body["upload"]["url"], content=data,
+                                headers=body["upload"]["headers"])
+        assert late.status_code == 409 and late.json()["error"]["code"] == "session_closed"
         await server_media.drain()
         assert await server_media.repo.get_asset(body["asset_id"]) is None
         assert [p.reason for p in await server_media.purges()] == ["upload_aborted"]
+    assert stored_files(root) == []
 
 
-async def test_a_huge_json_body_is_refused_without_reading_it_all(server_media: Rindle) -> None:
-    async with LiveServer(adopter_app(server_media)) as srv, \
-            httpx.AsyncClient(base_url=srv.url) as client:
-        r = await client.post("/rindle/uploads", content=b'{"x": "' + b"a" * 200_000 + b'"}',
-                              headers={"content-type": "application/json"})
-        assert r.status_code == 413
-        assert r.json()["error"]["code"] == "body_too_large"
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_huge_json_body_is_refused_without_reading_it_all(server_media: Rindle,
+                                                                  framing: str) -> None:
+    # 64 MiB announced (by its length, or as an open-ended chunked body); the client sends
+    # at most CAP of it, a piece at a time, and stops there: only a server that answers
+    # without waiting for the rest can answer at all.
+    total, piece, cap = 64 * 1024 * 1024, 16 * 1024, 1024 * 1024
+    chunked = framing == "chunked"
+    headers = {"Content-Type": "application/json"}
+    headers.update({"Transfer-Encoding": "chunked"} if chunked
+                   else {"Content-Length": str(total)})
+    async with LiveServer(adopter_app(server_media)) as srv:
+        post = RawRequest("POST", f"{srv.url}/rindle/uploads", headers)
+        try:
+            await post.start()
+            answer = asyncio.create_task(post.response())
+            first = b'{"x": "'
+            while not answer.done() and post.sent < cap:
+                data = first + b"a" * (piece - len(first))
+                first = b""
+                try:
+                    await post.send(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                except ConnectionError:
+                    break  # the server answered and hung up; the answer is in the buffer
+                await asyncio.sleep(0.002)
+            async with asyncio.timeout(10):  # only stops a hung test
+                status, _, raw = await answer
+        finally:
+            post.close()
+    error = json.loads(raw)["error"]
+    assert status == 413 and error["code"] == "body_too_large"
+    assert post.sent <= cap < total  # answered with 63 of the 64 MiB never sent
+    if chunked:  # no length to judge by: the server counted past its limit, then stopped
+        assert post.sent > error["details"]["limit"]
