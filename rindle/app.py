@@ -18,7 +18,7 @@ from .live.events import from_change
 from .live.hub import Live
 from .logs import get_logger, install
 from .model.db import Store, redact_url
-from .model.records import Asset, Attachment, Change, OutboxEntry, UploadSession
+from .model.records import Asset, Attachment, Change, UploadSession
 from .model.repo import Repo
 from .processing.outbox import Outbox
 from .processing.queue import InlineQueue, Queue, RQQueue
@@ -71,6 +71,8 @@ class Rindle:
     ``secret_keys``: the first signs, all verify — put a new key first to rotate, and remove
     the old one once every URL it signed has expired. ``upload_idle_timeout``: seconds an
     upload body through Rindle's own route may send nothing before it is cut (408).
+    ``scratch_dir``: where each processing job gets its private scratch directory (the
+    system's temporary directory when ``None``).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Rindle:
         multipart_threshold: int = 16 * 1024 * 1024,
         live_buffer: int = 1000,
         upload_idle_timeout: float = 30.0,
+        scratch_dir: str | None = None,
     ) -> None:
         install()  # the servers' loggers are redacted even without the lifespan
         if not storages:
@@ -125,6 +128,7 @@ class Rindle:
         self.multipart_threshold = multipart_threshold
         # An upload body through Rindle's own route that stalls this long is cut.
         self.upload_idle_timeout = upload_idle_timeout
+        self.scratch_dir = None if scratch_dir is None else str(scratch_dir)
         self.app_path = app_path
         self.database_url = database_url
         self.store = Store(database_url)
@@ -177,8 +181,17 @@ class Rindle:
             raise ConfigurationError(f"storage {name!r} is not configured",
                                      code="unknown_storage") from None
 
-    def authorizer_for(self, profile: type[Profile]) -> Authorizer:
+    def authorizer_for(self, profile: type[Profile] | None) -> Authorizer:
+        """The profile's own Authorizer, else the runtime's (also for ``None``)."""
+        if profile is None:
+            return self.authorizer
         return profile.delivery.authorizer or self.authorizer
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """``async with media.transaction():`` — one database transaction (a savepoint when
+        one is open). Rindle's own changes made inside it, and the jobs they queue, take
+        effect together when it commits; nothing is dispatched if it rolls back."""
+        return self.store.transaction()
 
     @property
     def processors(self) -> Mapping[str, Processor]:
@@ -189,7 +202,7 @@ class Rindle:
         """The processor registered for a variant kind; the built-in ones load lazily."""
         proc = self._processors.get(kind)
         if proc is None:
-            from .processing.processor import builtin_processor
+            from .processing.builtins import builtin_processor
 
             proc = builtin_processor(kind)
             if proc is not None:
@@ -290,18 +303,6 @@ class Rindle:
             telemetry.emit(f"rindle.{change.entity}.state_change", **meta)
         for event in from_change(change):
             await self.live.publish("asset", change.asset_id, event)
-
-    async def on_job_exhausted(self, entry: OutboxEntry, error: BaseException) -> None:
-        """A job ran out of attempts: record the failure where an operator will see it."""
-        from .processing import pipeline
-
-        payload = entry.payload
-        if entry.kind == "process_variants":
-            await pipeline.fail_variants(self, payload["asset_id"], list(payload["variants"]),
-                                         f"{type(error).__name__}: {error}")
-        elif entry.kind == "promote_asset":
-            await self.repo.update_asset(payload["asset_id"],
-                                         error_reason=f"promotion failed: {error}"[:2000])
 
     # --- the router ----------------------------------------------------------------------
 

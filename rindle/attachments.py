@@ -9,7 +9,7 @@ from .model.records import Attachment
 from .processing.purge import PURGING
 
 if TYPE_CHECKING:
-    from .app import Rindle
+    from .types import Rows
 
 Owner = Any  # an object with an ``id``, or an explicit ``(type, id)`` tuple
 
@@ -42,7 +42,7 @@ def _check_slot(slot: str) -> None:
                               code="invalid_slot")
 
 
-async def attach(media: Rindle, asset_id: str, owner: Owner, slot: str) -> Attachment:
+async def attach(media: Rows, asset_id: str, owner: Owner, slot: str) -> Attachment:
     """Point ``owner``'s ``slot`` at the asset. A replaced asset is purged after commit.
 
     Concurrent attaches to one slot serialize on the attachment row (``SELECT ... FOR
@@ -53,7 +53,7 @@ async def attach(media: Rindle, asset_id: str, owner: Owner, slot: str) -> Attac
     owner_type, owner_id = owner_key(owner)
     repo = media.repo
     for _ in range(20):
-        async with repo.store.transaction():
+        async with media.transaction():
             asset = await repo.get_asset(asset_id, for_update=True)
             if asset is None:
                 raise NotFound(f"asset {asset_id} does not exist")
@@ -78,7 +78,7 @@ async def attach(media: Rindle, asset_id: str, owner: Owner, slot: str) -> Attac
                             "attached")
 
 
-async def detach(media: Rindle, owner: Owner, slot: str, *, purge: bool = True) -> bool:
+async def detach(media: Rows, owner: Owner, slot: str, *, purge: bool = True) -> bool:
     """Remove the link; the asset is purged after commit unless ``purge=False``.
 
     Idempotent: detaching an empty slot returns ``False`` and changes nothing.
@@ -86,7 +86,7 @@ async def detach(media: Rindle, owner: Owner, slot: str, *, purge: bool = True) 
     _check_slot(slot)
     owner_type, owner_id = owner_key(owner)
     repo = media.repo
-    async with repo.store.transaction():
+    async with media.transaction():
         removed = await repo.delete_attachment(owner_type, owner_id, slot)
         if removed is None:
             return False
@@ -96,7 +96,7 @@ async def detach(media: Rindle, owner: Owner, slot: str, *, purge: bool = True) 
     return True
 
 
-async def attachment_for(media: Rindle, owner: Owner, slot: str) -> Attachment | None:
+async def attachment_for(media: Rows, owner: Owner, slot: str) -> Attachment | None:
     """The attachment in ``owner``'s ``slot`` with its asset loaded, or ``None``. Read-only."""
     _check_slot(slot)
     owner_type, owner_id = owner_key(owner)

@@ -30,7 +30,12 @@ def _runtime(app_path: str) -> Rindle:
     # Like uvicorn: the app module is looked up from the current directory first.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return load_runtime(app_path)
+    from .app import Rindle
+
+    media = load_runtime(app_path)
+    if not isinstance(media, Rindle):
+        raise TypeError(f"{app_path} is a {type(media).__name__}, not a Rindle runtime")
+    return media
 
 
 def _database_url(args: argparse.Namespace) -> str:

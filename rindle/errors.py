@@ -91,6 +91,9 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "not_connected": 500,
     "image_processor_unavailable": 500,
     "image_encode_failed": 500,
+    "invalid_output": 500,
+    "processor_missing": 500,
+    "transaction_in_child_task": 500,
     # 502/503: a service Rindle depends on failed or is down
     "storage_error": 502,
     "database_unreachable": 503,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from ..app import Rindle
     from ..model.records import Asset, UploadSession
 
 ACTIONS = ("upload", "view", "subscribe", "admin")
@@ -67,14 +66,26 @@ async def is_allowed(authorizer: Authorizer, request: AuthRequest) -> bool:
     return result is True
 
 
-async def require_allowed(media: Rindle, action: str, *, profile: str | None = None,
+class AuthorizerLookup(Protocol):
+    """Finds who decides for a profile (the runtime's ``Catalog`` has these two).
+
+    The profile class is ``Any`` here because profile.py imports this module (a Profile
+    names its Authorizer); the runtime's methods take and return ``type[Profile]``.
+    """
+
+    def profile(self, profile: str) -> Any: ...
+
+    def authorizer_for(self, profile: Any) -> Authorizer: ...
+
+
+async def require_allowed(media: AuthorizerLookup, action: str, *, profile: str | None = None,
                           asset: Asset | None = None, session: UploadSession | None = None,
                           actor: Any = None, request: HTTPConnection | None = None) -> None:
     """Raise ``Forbidden`` unless the profile's Authorizer (or the runtime's) allows ``action``."""
     from ..errors import Forbidden
 
     prof = media.profile(profile) if profile else None
-    authorizer = media.authorizer_for(prof) if prof else media.authorizer
+    authorizer = media.authorizer_for(prof)
     auth = AuthRequest(action=action, profile=profile, asset=asset, session=session,
                        actor=actor, request=request)
     if not await is_allowed(authorizer, auth):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DeliveryUnsupported, Forbidden, NotFound
 from ..model.records import Asset, AssetVariant
@@ -12,8 +12,18 @@ from .authorizer import AuthRequest, is_allowed
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from ..app import Rindle
+    from ..model.repo import Repo
     from ..profile import Profile
+    from ..types import Catalog
+
+    class Delivering(Catalog, Protocol):
+        """What delivery uses of the runtime: the catalog, the default TTL, variant rows."""
+
+        @property
+        def repo(self) -> Repo: ...
+
+        @property
+        def signed_url_ttl(self) -> int: ...
 
 # States whose original may be delivered; quarantined or unverified bytes never are.
 DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
@@ -26,7 +36,7 @@ def absolute_url(request: HTTPConnection | None, url: str) -> str:
     return url
 
 
-async def authorize_view(media: Rindle, profile: type[Profile], asset: Asset, *,
+async def authorize_view(media: Delivering, profile: type[Profile], asset: Asset, *,
                          actor: Any = None, request: HTTPConnection | None = None) -> None:
     authorizer = media.authorizer_for(profile)
     auth = AuthRequest(action="view", profile=profile.name, asset=asset, actor=actor,
@@ -35,7 +45,7 @@ async def authorize_view(media: Rindle, profile: type[Profile], asset: Asset, *,
         raise Forbidden(f"viewing asset {asset.id} is not allowed by the profile's Authorizer")
 
 
-async def _sign(media: Rindle, profile: type[Profile], key: str, content_type: str | None,
+async def _sign(media: Delivering, profile: type[Profile], key: str, content_type: str | None,
                 filename: str | None, *, request: HTTPConnection | None,
                 expires_in: int | None, disposition: str | None) -> str:
     storage = media.storage_for(profile)
@@ -73,7 +83,7 @@ def _variant_filename(asset: Asset, row: AssetVariant) -> str | None:
     return f"{stem}-{row.name}.{ext}" if ext else f"{stem}-{row.name}"
 
 
-async def url(media: Rindle, profile: type[Profile], asset: Asset, *, actor: Any = None,
+async def url(media: Delivering, profile: type[Profile], asset: Asset, *, actor: Any = None,
               request: HTTPConnection | None = None, expires_in: int | None = None,
               disposition: str | None = None) -> str:
     """The original's URL: signed and expiring unless the profile is public."""
@@ -86,7 +96,7 @@ async def url(media: Rindle, profile: type[Profile], asset: Asset, *, actor: Any
                        request=request, expires_in=expires_in, disposition=disposition)
 
 
-async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name: str, *,
+async def variant_url(media: Delivering, profile: type[Profile], asset: Asset, name: str, *,
                       actor: Any = None, request: HTTPConnection | None = None,
                       expires_in: int | None = None) -> str:
     """A ready variant's URL; NotFound (code ``variant_not_ready``) while it is building."""
@@ -102,7 +112,7 @@ async def variant_url(media: Rindle, profile: type[Profile], asset: Asset, name:
                        disposition=None)
 
 
-async def delivery_urls(media: Rindle, profile: type[Profile], asset: Asset,
+async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
                         rows: list[AssetVariant], *, actor: Any = None,
                         request: HTTPConnection | None = None,
                         expires_in: int | None = None,

@@ -5,12 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import urlparse
+
+from broadcaster import Broadcast
 
 from ..logs import get_logger
+from .bounded import BoundedBroadcast
 from .events import LiveEvent, channel
-from .redis_backend import make_broadcast
+from .redis_backend import REDIS_SCHEMES, RedisPubSubBackend
 
 log = get_logger("rindle.live")
+
+
+def make_broadcast(url: str, *, max_queue: int = 1000) -> Broadcast:
+    """A ``Broadcast`` for ``url``, with Rindle's Redis backend and bounded subscriber queues.
+
+    ``redis://`` and ``rediss://`` URLs use :class:`RedisPubSubBackend`; anything else
+    (``memory://``, ``redis-stream://``, ``postgres://``, ``kafka://``) uses broadcaster's own
+    backend. Either way each subscriber's queue holds at most ``max_queue`` events.
+    """
+    if urlparse(url).scheme in REDIS_SCHEMES:
+        return BoundedBroadcast(backend=RedisPubSubBackend(url), max_queue=max_queue)
+    return BoundedBroadcast(url, max_queue=max_queue)
 
 
 class Live:

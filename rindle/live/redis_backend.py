@@ -4,7 +4,8 @@ broadcaster 0.3.1 is dormant and its own ``redis://`` backend has three gaps Rin
 with: it delivers nothing with redis-py 8, it never reconnects after a Redis restart
 (encode/broadcaster#144), and it hands each subscriber an unbounded queue. This module keeps
 broadcaster's API (``Broadcast(backend=RedisPubSubBackend(url))``) and closes the first two;
-:mod:`rindle.live.bounded` closes the third (``make_broadcast`` wires both together).
+:mod:`rindle.live.bounded` closes the third (``rindle.live.hub.make_broadcast`` wires both
+together).
 
 What the backend promises:
 
@@ -31,13 +32,13 @@ What the backend promises:
   wrong URL surfaces when the application starts rather than as silence later.
 
 Buffers: broadcaster gives each subscriber an unbounded ``asyncio.Queue``, so one slow SSE
-client could grow memory without limit. :class:`rindle.live.bounded.BoundedBroadcast` (what
-:func:`make_broadcast` returns) bounds that queue, dropping the oldest events and inserting a
-``RESYNC`` marker when it overflows; Rindle's SSE layer additionally bounds each connection's
-own send buffer. Between Redis and broadcaster's listener the backend keeps a bounded queue
-too (``buffer``): when it is full the reader stops reading, Redis buffers for us and, past its
-``client-output-buffer-limit pubsub``, drops the connection — which ends in a reconnect and a
-``RESYNC`` like any other outage.
+client could grow memory without limit. :class:`rindle.live.bounded.BoundedBroadcast`
+(what :func:`rindle.live.hub.make_broadcast` returns) bounds that queue, dropping the oldest
+events and inserting a ``RESYNC`` marker when it overflows; Rindle's SSE layer additionally
+bounds each connection's own send buffer. Between Redis and broadcaster's listener the
+backend keeps a bounded queue too (``buffer``): when it is full the reader stops reading,
+Redis buffers for us and, past its ``client-output-buffer-limit pubsub``, drops the
+connection — which ends in a reconnect and a ``RESYNC`` like any other outage.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from broadcaster import Broadcast, Event
+from broadcaster import Event
 from broadcaster._backends.base import BroadcastBackend
 
 from ..logs import get_logger
@@ -411,17 +412,3 @@ class RedisPubSubBackend(BroadcastBackend):
             await pubsub.aclose()
         except Exception:  # the connection is already gone: nothing left to close
             pass
-
-
-def make_broadcast(url: str, *, max_queue: int = 1000) -> Broadcast:
-    """A ``Broadcast`` for ``url``, with Rindle's Redis backend and bounded subscriber queues.
-
-    ``redis://`` and ``rediss://`` URLs use :class:`RedisPubSubBackend`; anything else
-    (``memory://``, ``redis-stream://``, ``postgres://``, ``kafka://``) uses broadcaster's own
-    backend. Either way each subscriber's queue holds at most ``max_queue`` events.
-    """
-    from .bounded import BoundedBroadcast
-
-    if urlparse(url).scheme in REDIS_SCHEMES:
-        return BoundedBroadcast(backend=RedisPubSubBackend(url), max_queue=max_queue)
-    return BoundedBroadcast(url, max_queue=max_queue)

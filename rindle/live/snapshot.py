@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .events import STATE_CHANGE
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..model.records import Asset, AssetVariant
+    from ..model.repo import Repo
+
+
+class Reads(Protocol):
+    """What snapshots read: the asset and variant rows."""
+
+    @property
+    def repo(self) -> Repo: ...
 
 
 def snapshot_data(asset: Asset, variants: list[AssetVariant]) -> dict[str, Any]:
@@ -58,7 +65,7 @@ class AssetSnapshot:
         return f"AssetSnapshot({self.asset.id!r}, to={self.data['to']!r})"
 
 
-async def read_snapshot(media: Rindle, asset_id: str) -> AssetSnapshot | None:
+async def read_snapshot(media: Reads, asset_id: str) -> AssetSnapshot | None:
     """Read one asset's current state now (not coalesced); ``None`` when it does not exist."""
     asset = await media.repo.get_asset(asset_id)
     if asset is None:
@@ -86,7 +93,7 @@ class SnapshotReader:
     new subscribers the database sees one read per read-duration, not one per subscriber.
     """
 
-    def __init__(self, media: Rindle) -> None:
+    def __init__(self, media: Reads) -> None:
         self.media = media
         self._assets: dict[str, _Pending] = {}
         self.reads = 0  # database reads done, for tests and benchmarks
@@ -138,10 +145,10 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-_readers: weakref.WeakKeyDictionary[Rindle, SnapshotReader] = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary[Reads, SnapshotReader] = weakref.WeakKeyDictionary()
 
 
-def snapshots_for(media: Rindle) -> SnapshotReader:
+def snapshots_for(media: Reads) -> SnapshotReader:
     """The runtime's shared :class:`SnapshotReader` (one per ``Rindle``)."""
     reader = _readers.get(media)
     if reader is None:

@@ -55,7 +55,7 @@ import gc
 import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from broadcaster import Event
@@ -72,8 +72,20 @@ from .snapshot import AssetSnapshot, snapshots_for
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from ..app import Rindle
+    from ..delivery.signing import Signer
+    from ..types import Catalog
     from .bounded import DropOldestQueue
+    from .snapshot import Reads
+
+    class Subscribing(Catalog, Reads, Protocol):
+        """What live subscriptions use: who may subscribe, the signer of subscribe tokens,
+        the asset rows for snapshots, and the hub."""
+
+        @property
+        def signer(self) -> Signer: ...
+
+        @property
+        def live(self) -> Live: ...
 
 log = get_logger("rindle.live")
 
@@ -108,7 +120,14 @@ _WAKE = Event("rindle:sse", "\x00wake")
 # --- tokens and authorization (shared with the WebSocket endpoint) ---------------------------
 
 
-def subscribe_token(media: Rindle, asset_id: str, *, expires_in: int = 3600) -> str:
+class Signing(Protocol):
+    """Anything holding the runtime's signer (the runtime itself, in practice)."""
+
+    @property
+    def signer(self) -> Signer: ...
+
+
+def subscribe_token(media: Signing, asset_id: str, *, expires_in: int = 3600) -> str:
     """A signed token that lets its bearer subscribe to one asset's events for a while.
 
     Put it in the stream URL (``?token=...``); the template macros do. It is checked when a
@@ -117,7 +136,7 @@ def subscribe_token(media: Rindle, asset_id: str, *, expires_in: int = 3600) -> 
     return media.signer.dumps(SUBSCRIBE_PURPOSE, {"a": asset_id}, expires_in=expires_in)
 
 
-async def check_subscribe(media: Rindle, asset_id: str, *, token: str | None,
+async def check_subscribe(media: Subscribing, asset_id: str, *, token: str | None,
                           scope: Scope, use_authorizer: bool = True) -> None:
     """Raise unless this connection may subscribe to ``asset_id``'s events.
 
@@ -147,7 +166,7 @@ async def check_subscribe(media: Rindle, asset_id: str, *, token: str | None,
     try:
         authorizer = media.authorizer_for(media.profile(asset.profile))
     except NotFound:  # a profile no longer configured: only the runtime's default decides
-        authorizer = media.authorizer
+        authorizer = media.authorizer_for(None)
     from starlette.requests import HTTPConnection
 
     request = AuthRequest(action="subscribe", profile=asset.profile, asset=asset,
@@ -157,7 +176,7 @@ async def check_subscribe(media: Rindle, asset_id: str, *, token: str | None,
     raise token_error or Forbidden("subscribe is not allowed here")
 
 
-def subscription(media: Rindle, asset_id: str) -> AbstractAsyncContextManager[Any]:
+def subscription(media: Subscribing, asset_id: str) -> AbstractAsyncContextManager[Any]:
     """The hub's subscription context for one asset (yields broadcaster's ``Subscriber``).
 
     ``Live.subscribe`` is an async generator that subscribes only when first iterated, which
@@ -228,7 +247,7 @@ class _Frames:
 
     __slots__ = ("media", "_cache")
 
-    def __init__(self, media: Rindle) -> None:
+    def __init__(self, media: Subscribing) -> None:
         self.media = media
         self._cache: dict[tuple[str, str], bytes | None] = {}
 
@@ -346,13 +365,6 @@ def _query(scope: Scope) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
 
 
-def html_renderer() -> Renderer:
-    """``render_live_fragment`` from the templating layer, imported when first needed."""
-    from ..web.templating import render_live_fragment
-
-    return render_live_fragment
-
-
 class SSEEndpoint:
     """The raw ASGI app behind ``GET /events/asset/{asset_id}`` (see the module docstring).
 
@@ -368,11 +380,14 @@ class SSEEndpoint:
     ``disconnect_check`` seconds, or at the next write if the server reports it there.
     """
 
-    def __init__(self, media: Rindle, *, heartbeat: float = 15.0, retry_ms: int = 3000,
-                 disconnect_check: float = 1.0) -> None:
+    def __init__(self, media: Subscribing, *, heartbeat: float = 15.0, retry_ms: int = 3000,
+                 disconnect_check: float = 1.0, render: Renderer | None = None) -> None:
         if disconnect_check <= 0:
             raise ValueError("disconnect_check must be positive")
         self.media = media
+        # The HTML fragments come from the web layer (which passes its renderer in), so
+        # live/ never imports web/.
+        self.render = render
         self.heartbeat = heartbeat
         self.retry_ms = retry_ms
         self.disconnect_check = disconnect_check
@@ -414,7 +429,10 @@ class SSEEndpoint:
             fmt = query.get("format", JSON)
             if fmt not in FORMATS:
                 raise ValidationError("format must be json or html", code="invalid_format")
-            render = html_renderer() if fmt == HTML else None
+            render = self.render if fmt == HTML else None
+            if fmt == HTML and render is None:
+                raise ValidationError("this event stream has no HTML fragments; use format=json",
+                                      code="invalid_format")
             if not asset_id:
                 raise NotFound("no asset id in the path")
             await check_subscribe(self.media, asset_id, token=query.get("token"), scope=scope)
@@ -503,7 +521,7 @@ class SSEEndpoint:
                     await asyncio.sleep(0)  # let other work in between long rounds
 
 
-async def snapshot_after_subscribe(media: Rindle, queue: DropOldestQueue,
+async def snapshot_after_subscribe(media: Subscribing, queue: DropOldestQueue,
                                    asset_id: str) -> AssetSnapshot | None:
     """The asset's current state for a subscriber whose queue is ``queue``; ``None`` if gone.
 
@@ -531,10 +549,15 @@ async def snapshot_after_subscribe(media: Rindle, queue: DropOldestQueue,
             return snap
 
 
-def sse_routes(media: Rindle, *, heartbeat: float = 15.0, retry_ms: int = 3000,
-               disconnect_check: float = 1.0) -> list[BaseRoute]:
-    """The SSE route to add to Rindle's router: ``GET /events/asset/{asset_id}``."""
+def sse_routes(media: Subscribing, *, heartbeat: float = 15.0, retry_ms: int = 3000,
+               disconnect_check: float = 1.0,
+               render: Renderer | None = None) -> list[BaseRoute]:
+    """The SSE route to add to Rindle's router: ``GET /events/asset/{asset_id}``.
+
+    ``render(media, event_name, data)`` makes the HTML fragments of ``?format=html``
+    (Rindle's router passes :func:`rindle.web.templating.render_live_fragment`).
+    """
     endpoint = SSEEndpoint(media, heartbeat=heartbeat, retry_ms=retry_ms,
-                           disconnect_check=disconnect_check)
+                           disconnect_check=disconnect_check, render=render)
     return [Route("/events/asset/{asset_id}", endpoint=endpoint, methods=["GET"],
                   name="live_events_asset")]

@@ -54,7 +54,7 @@ from .sse import (
 )
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from .sse import Subscribing
 
 log = get_logger("rindle.live")
 
@@ -80,7 +80,7 @@ class WSEndpoint:
     further origins (``"https://app.example"``) whose sockets may use the Authorizer.
     """
 
-    def __init__(self, media: Rindle, *, max_subscriptions: int = 100,
+    def __init__(self, media: Subscribing, *, max_subscriptions: int = 100,
                  allowed_origins: Collection[str] = ()) -> None:
         self.media = media
         self.max_subscriptions = max_subscriptions
@@ -286,7 +286,7 @@ class _Socket:
                 self.closed = True
 
 
-def ws_routes(media: Rindle, *, max_subscriptions: int = 100,
+def ws_routes(media: Subscribing, *, max_subscriptions: int = 100,
               allowed_origins: Collection[str] = ()) -> list[BaseRoute]:
     """The WebSocket route to add to Rindle's router: ``WS /ws``."""
     endpoint = WSEndpoint(media, max_subscriptions=max_subscriptions,

@@ -6,8 +6,8 @@ session is expired and its asset purged through the outbox, so the storage delet
 after the commit and are retried until they succeed. The sweeper of a connected runtime
 does this every ``sweep_interval``; ``rindle cleanup`` does it on demand, with a dry run.
 
-A worker killed in the middle of an image job leaves its private scratch directory in the
-temporary folder; those older than a day are removed here too.
+A worker killed in the middle of a processing job leaves its private scratch directory in
+the temporary folder (or ``scratch_dir``); those older than a day are removed here too.
 """
 
 from __future__ import annotations
@@ -20,18 +20,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..logs import get_logger
+from ..processing.workspace import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..model.repo import Repo
+    from ..upload.broker import Broker
+
+
+class Cleaning(Protocol):
+    """What clean-up uses: the rows, the broker (it expires sessions) and the scratch root."""
+
+    @property
+    def repo(self) -> Repo: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    @property
+    def scratch_dir(self) -> str | None: ...
 
 log = get_logger("rindle.ops")
 
 __all__ = ["CleanupReport", "expire_uploads", "sweep_scratch_dirs"]
 
-SCRATCH_PREFIXES = ("rindle-image-",)
+#: Scratch directories of processing jobs (``rindle-image-`` from releases before the
+#: pipeline owned them).
+SCRATCH_PREFIXES = (SCRATCH_PREFIX, "rindle-image-")
 
 
 @dataclass
@@ -63,7 +80,7 @@ GRACE = 300.0
 SERVER_GRACE = 86400.0
 
 
-async def expire_uploads(media: Rindle, *, dry_run: bool = False, limit: int = 1000,
+async def expire_uploads(media: Cleaning, *, dry_run: bool = False, limit: int = 1000,
                          batch: int = 100, now: datetime | None = None,
                          progress: Callable[[int], None] | None = None) -> CleanupReport:
     """Expire every open upload session past its ``expires_at`` (plus ``GRACE``; streamed
@@ -108,12 +125,12 @@ async def expire_uploads(media: Rindle, *, dry_run: bool = False, limit: int = 1
     return report
 
 
-def sweep_scratch_dirs(media: Rindle, *, older_than: float = 86400.0, dry_run: bool = False,
+def sweep_scratch_dirs(media: Cleaning, *, older_than: float = 86400.0, dry_run: bool = False,
                        report: CleanupReport | None = None) -> CleanupReport:
-    """Remove image-job scratch directories older than ``older_than`` seconds.
+    """Remove processing-job scratch directories older than ``older_than`` seconds.
 
-    Only directories named like Rindle's own (``rindle-image-*``) at the top of the
-    processors' temporary folders are considered; symlinks are never followed. Blocking:
+    Only directories named like Rindle's own (``rindle-job-*``) at the top of the temporary
+    folder and ``scratch_dir`` are considered; symlinks are never followed. Blocking:
     run it in a thread from async code.
     """
     report = report or CleanupReport(dry_run=dry_run)
@@ -139,10 +156,8 @@ def sweep_scratch_dirs(media: Rindle, *, older_than: float = 86400.0, dry_run: b
     return report
 
 
-def _scratch_roots(media: Rindle) -> list[Path]:
+def _scratch_roots(media: Cleaning) -> list[Path]:
     roots = {Path(tempfile.gettempdir())}
-    for processor in media.processors.values():  # only those loaded: no libvips import
-        temp_dir = getattr(processor, "temp_dir", None)
-        if temp_dir:
-            roots.add(Path(temp_dir))
+    if media.scratch_dir:
+        roots.add(Path(media.scratch_dir))
     return sorted(roots)

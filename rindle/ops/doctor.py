@@ -29,10 +29,10 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
 
 from ..delivery.authorizer import AllowAll, DenyAll
@@ -45,7 +45,34 @@ from ..storage.base import Capability, Storage, StorageContext
 from . import PROBE_PREFIX
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..delivery.authorizer import Authorizer
+    from ..delivery.signing import Signer
+    from ..live.hub import Live
+    from ..model.db import Store
+    from ..processing.processor import Processor
+    from ..types import Catalog
+
+    class Diagnosed(Catalog, Protocol):
+        """What the doctor inspects: the configuration and every service behind it."""
+
+        database_url: str
+        app_path: str | None
+        router_path: str
+        authorizer: Authorizer
+
+        @property
+        def store(self) -> Store: ...
+
+        @property
+        def signer(self) -> Signer: ...
+
+        @property
+        def queue(self) -> object: ...
+
+        @property
+        def live(self) -> Live: ...
+
+        def processor_for(self, kind: str) -> Processor | None: ...
     from ..profile import Profile
 
 __all__ = ["Check", "CheckStatus", "DoctorReport", "run_doctor"]
@@ -115,7 +142,7 @@ class DoctorReport:
                 "warnings": len(self.warnings), "checks": [c.to_dict() for c in self.checks]}
 
 
-async def run_doctor(media: Rindle) -> DoctorReport:
+async def run_doctor(media: Diagnosed) -> DoctorReport:
     """Check ``media``'s configuration and services; never raises because one is down."""
     run = _Doctor(media)
     try:
@@ -243,7 +270,7 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 class _Doctor:
     """One run: the checks in order, and what they share (the doctor's own database pool)."""
 
-    def __init__(self, media: Rindle) -> None:
+    def __init__(self, media: Diagnosed) -> None:
         self.media = media
         self.store: Store | None = None
         self.database_ok = False
@@ -519,7 +546,7 @@ class _Doctor:
     async def authorizer(self) -> Outcome:
         media = self.media
         default = media.authorizer
-        profiles: dict[str, type[Profile]] = media.profiles
+        profiles: Mapping[str, type[Profile]] = media.profiles
         own = {name: p.delivery.authorizer for name, p in sorted(profiles.items())
                if p.delivery.authorizer is not None}
         uses_default = [name for name in sorted(profiles) if name not in own]

@@ -20,7 +20,7 @@ from ..attachments import Owner, owner_key
 from ..errors import RindleError, ValidationError
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..types import Rows
 
 __all__ = ["BatchErasure", "ErasurePlan", "batch_owner_erasure", "erase_owner", "parse_owner",
            "plan_owner_erasure"]
@@ -56,7 +56,7 @@ def parse_owner(text: str) -> tuple[str, str]:
     return owner_type, owner_id
 
 
-async def plan_owner_erasure(media: Rindle, owner: Owner) -> ErasurePlan:
+async def plan_owner_erasure(media: Rows, owner: Owner) -> ErasurePlan:
     """What ``erase_owner`` would do, without changing anything."""
     owner_type, owner_id = owner_key(owner)
     repo = media.repo
@@ -82,7 +82,7 @@ async def plan_owner_erasure(media: Rindle, owner: Owner) -> ErasurePlan:
     return plan
 
 
-async def erase_owner(media: Rindle, owner: Owner) -> ErasurePlan:
+async def erase_owner(media: Rows, owner: Owner) -> ErasurePlan:
     """Detach every slot of ``owner`` and purge the assets nobody else uses.
 
     One transaction: the attachments go and the purges are queued together. Returns the plan
@@ -91,7 +91,7 @@ async def erase_owner(media: Rindle, owner: Owner) -> ErasurePlan:
     """
     owner_type, owner_id = owner_key(owner)
     repo = media.repo
-    async with repo.store.transaction():
+    async with media.transaction():
         # Planned inside the transaction, so an attach racing the erasure either lands
         # before (and is erased) or after (and is a new, separate link).
         plan = await plan_owner_erasure(media, (owner_type, owner_id))
@@ -123,7 +123,7 @@ class BatchErasure:
                 "plans": [p.to_dict() for p in self.plans], "failures": self.failures}
 
 
-async def batch_owner_erasure(media: Rindle, owners: Iterable[Owner], *, preview: bool,
+async def batch_owner_erasure(media: Rows, owners: Iterable[Owner], *, preview: bool,
                               progress: Callable[[int], None] | None = None) -> BatchErasure:
     """Preview or erase many owners, one transaction each; one owner's failure is recorded
     and the rest go on (the earlier ones stay erased)."""

@@ -40,9 +40,9 @@ from ..upload.keys import STAGING_PREFIX, asset_id_of
 from . import PROBE_PREFIX
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..model.records import Asset, AssetVariant
     from ..profile import Profile
+    from ..types import Stores
 
 log = get_logger("rindle.ops")
 
@@ -86,7 +86,7 @@ class ReconcileReport:
                 "errors": list(self.errors)}
 
 
-async def reconcile_storage(media: Rindle, *, profile: type[Profile] | str | None = None,
+async def reconcile_storage(media: Stores, *, profile: type[Profile] | str | None = None,
                             dry_run: bool = True, delete_orphans: bool = False,
                             orphan_grace: float = 86400.0,
                             progress: Callable[[int], None] | None = None,
@@ -120,7 +120,7 @@ async def reconcile_storage(media: Rindle, *, profile: type[Profile] | str | Non
 class _Run:
     """One reconciliation's state: the report, and storages found unconfigured."""
 
-    def __init__(self, media: Rindle, report: ReconcileReport,
+    def __init__(self, media: Stores, report: ReconcileReport,
                  progress: Callable[[int], None] | None) -> None:
         self.media = media
         self.repo = media.repo
@@ -277,7 +277,7 @@ class _Run:
                                           f"could not be deleted: {_describe(exc)}")
 
 
-def _prefixes(media: Rindle, profile: str | None) -> dict[str, list[str]]:
+def _prefixes(media: Stores, profile: str | None) -> dict[str, list[str]]:
     """The key prefixes Rindle writes, per storage name: ``<profile>/`` for each profile
     on it, and the doctor's probes (when every profile is reconciled)."""
     found: dict[str, list[str]] = {}

@@ -19,8 +19,8 @@ from ..model.records import utc
 from ..model.repo import OPEN_SESSION_STATES
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..profile import Profile
+    from ..types import Stores
 
 __all__ = ["runtime_status"]
 
@@ -45,7 +45,7 @@ _REPAIRS: dict[str, tuple[str, str]] = {
 }
 
 
-async def runtime_status(media: Rindle, *, profile: type[Profile] | str | None = None,
+async def runtime_status(media: Stores, *, profile: type[Profile] | str | None = None,
                          limit: int = 5, now: datetime | None = None) -> dict[str, Any]:
     """A JSON-ready report of counts, findings and recommended repairs.
 

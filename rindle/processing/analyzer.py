@@ -6,27 +6,39 @@ import importlib.util
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..logs import get_logger
+from .processor import Source
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..model.records import Asset
-    from ..profile import Profile
+    from .processor import Source
 
 log = get_logger("rindle.analyzer")
+
+
+class AnalyzedSource(Source, Protocol):
+    """The original as an analyzer sees it: a ``Source`` plus its first bytes."""
+
+    @property
+    def head(self) -> bytes:
+        """The original's first bytes (at least the header the sniffer needed)."""
+        ...
 
 
 @runtime_checkable
 class Analyzer(Protocol):
     """Adds facts about an original while it is being promoted.
 
-    ``head`` holds the original's first bytes (at least the header the sniffer needed).
-    Return a dict: ``width``/``height`` replace the asset's dimensions, every other key is
-    merged into ``asset.metadata``. Return ``None`` for assets it has nothing to say about.
-    An exception is logged and ignored: analysis never blocks promotion.
+    ``asset`` carries what promotion found so far (``kind``, the sniffed ``content_type``,
+    ``byte_size``, header ``width``/``height``, ``filename``, ``profile``); ``source`` reads
+    the original: ``source.head`` (its first bytes), ``source.read``/``stream``, and
+    ``await source.path()`` for a local file when a tool needs one. Return a dict:
+    ``width``/``height`` replace the asset's dimensions, every other key is merged into
+    ``asset.metadata``. Return ``None`` for assets it has nothing to say about. An exception
+    is logged and ignored: analysis never blocks promotion.
     """
 
-    async def analyze(self, media: Rindle, profile: type[Profile], asset: Asset,
-                      head: bytes) -> dict[str, Any] | None: ...
+    async def analyze(self, asset: Asset, source: AnalyzedSource) -> dict[str, Any] | None:
+        ...
 
 
 class ImageAnalyzer:
@@ -38,13 +50,12 @@ class ImageAnalyzer:
     is made when variants are built, from the decode they share.
     """
 
-    async def analyze(self, media: Rindle, profile: type[Profile], asset: Asset,
-                      head: bytes) -> dict[str, Any] | None:
+    async def analyze(self, asset: Asset, source: AnalyzedSource) -> dict[str, Any] | None:
         if asset.kind != "image" or importlib.util.find_spec("pyvips") is None:
             return None
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(_header_facts, head)
+        return await anyio.to_thread.run_sync(_header_facts, source.head)
 
 
 def _header_facts(head: bytes) -> dict[str, Any] | None:

@@ -2,9 +2,8 @@
 
 How a variant is made:
 
-1. The original is streamed from storage into a private temporary directory (never held
-   whole in Python memory).
-   Local storage hands libvips the file where it lies instead.
+1. The pipeline hands over the original as a ``Source``: ``await source.path()`` is the file
+   where it lies on Local storage, or one download into the job's scratch directory.
 2. In a worker thread (the event loop never blocks on libvips) the loader is identified by
    content, the header is read and ``profile.max_pixels`` is checked *before* any pixel is
    decoded. Then the original is decoded **once** for all the asset's variants being built:
@@ -14,8 +13,8 @@ How a variant is made:
    image and saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC). A
    16-pixel placeholder and the header facts (orientation, alpha, pages) go into the
    asset's metadata.
-3. The output file is streamed into the profile's storage under a generated key; the
-   temporary directory is always removed.
+3. Each output is written into the job's scratch directory and returned as an ``Output``;
+   the pipeline stores it under a generated key and removes the directory.
 
 Modes (see ``Variant``):
 
@@ -53,10 +52,8 @@ import functools
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +64,10 @@ import anyio.to_thread
 
 from ..errors import RindleError
 from ..logs import get_logger
+from .processor import Context, Output, Source
 
 if TYPE_CHECKING:
-    from ..app import Rindle
-    from ..model.records import Asset
-    from ..profile import Profile, Variant
+    from ..profile import Variant
 
 _vips: Any
 _IMPORT_ERROR: str | None
@@ -87,8 +83,6 @@ else:
 __all__ = ["DEFAULT_INPUTS", "ImageProcessor", "capabilities"]
 
 log = get_logger("rindle.processing")
-
-Checkpoint = Callable[[str], Awaitable[bool]]
 
 #: Input formats decoded by default (names are the keys of ``_LOADER_CLASSES``).
 DEFAULT_INPUTS: frozenset[str] = frozenset({"jpeg", "png", "webp", "gif", "heif", "tiff"})
@@ -117,7 +111,7 @@ _OUTPUTS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
 
 _SMART_GRAVITY = {"centre": "centre", "attention": "attention", "entropy": "entropy"}
 _BIG = 10_000_000  # VIPS_MAX_COORD: "no limit" for the unconstrained side of a thumbnail
-_CHUNK = 256 * 1024
+_CHUNK = 256 * 1024  # the block size of _strip_webp's copy
 
 # Metadata that must never reach an output, on top of the saver's strip/keep option.
 _DROP_PREFIXES = ("exif-", "xmp-", "iptc-", "gif-", "heif-", "png-comment-", "magick-")
@@ -585,22 +579,16 @@ def _cap_malloc_arenas(limit: int) -> None:
         log.debug("malloc arenas capped at %d (mallopt returned %d)", limit, ok)
 
 
-def _make_workdir(parent: str | None) -> str:
-    if parent is not None:
-        Path(parent).mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(prefix="rindle-image-", dir=parent)
-
-
 # --- the processor --------------------------------------------------------------------------
 
 
 class ImageProcessor:
     """Builds ``kind="image"`` variants with libvips; see the module docstring for the rules.
 
-    ``temp_dir`` is where each job's private scratch directory goes (the system default when
-    ``None``); ``allowed_inputs`` names the libvips loaders accepted (``DEFAULT_INPUTS``:
-    jpeg, png, webp, gif, heif, tiff; ``svg`` and ``jxl`` may be added); ``chunk_size`` is
-    the read/write granularity of the storage streams.
+    It is a ``BatchProcessor``: the pipeline hands it every image variant of an asset at
+    once, and it decodes the original once for all of them. ``allowed_inputs`` names the
+    libvips loaders accepted (``DEFAULT_INPUTS``: jpeg, png, webp, gif, heif, tiff; ``svg``
+    and ``jxl`` may be added).
 
     ``malloc_arena_max`` (default 2) caps glibc's malloc arenas for the whole process when
     the first image is processed, so memory freed by libvips' threads is reused instead of
@@ -608,37 +596,30 @@ class ImageProcessor:
     environment takes precedence; other C libraries are not touched.
     """
 
-    def __init__(self, *, temp_dir: str | Path | None = None,
-                 allowed_inputs: Iterable[str] = DEFAULT_INPUTS,
-                 chunk_size: int = _CHUNK, malloc_arena_max: int | None = 2) -> None:
+    def __init__(self, *, allowed_inputs: Iterable[str] = DEFAULT_INPUTS,
+                 malloc_arena_max: int | None = 2) -> None:
         if malloc_arena_max is not None and malloc_arena_max < 1:
             raise ValueError("malloc_arena_max must be at least 1 (or None)")
-        self.temp_dir = str(temp_dir) if temp_dir is not None else None
         self.allowed_inputs = frozenset(allowed_inputs)
-        self.chunk_size = chunk_size
         self.malloc_arena_max = malloc_arena_max
 
     def __repr__(self) -> str:
         return f"ImageProcessor(allowed_inputs={sorted(self.allowed_inputs)})"
 
-    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
-                      variant: Variant) -> dict[str, Any]:
-        """Build one variant of ``asset``, store it, and return the variant row's fields."""
-        result = (await self.process_many(media, profile, asset, [(name, variant)]))[name]
+    async def process(self, source: Source, variant: Variant, context: Context) -> Output:
+        """Build one variant of the original (a requeue decodes just what it needs)."""
+        result = (await self.process_many(source, {"variant": variant}, context))["variant"]
         if isinstance(result, BaseException):
             raise result
         return result
 
-    async def process_many(self, media: Rindle, profile: type[Profile], asset: Asset,
-                           items: list[tuple[str, Variant]], *,
-                           checkpoint: Checkpoint | None = None,
-                           ) -> dict[str, dict[str, Any] | BaseException]:
-        """Build several variants of one asset from a single decode.
+    async def process_many(self, source: Source, variants: Mapping[str, Variant],
+                           context: Context) -> dict[str, Output | Exception]:
+        """Build several variants of one original from a single decode.
 
-        Returns each variant's row fields, or the error that stopped it. ``checkpoint(name)``
-        is awaited before each output is stored; when it returns False (the work was
-        cancelled) that output is dropped. The asset's header facts and a tiny placeholder
-        are merged into its metadata.
+        Each variant's ``Output`` (its file in the scratch directory), or the error that
+        stopped it. The original's header facts and a tiny blurred placeholder go to
+        ``context.add_metadata``.
         """
         if _vips is None:
             raise RindleError(f"pyvips cannot load libvips ({_IMPORT_ERROR}); install the "
@@ -646,44 +627,17 @@ class ImageProcessor:
                               code="image_processor_unavailable")
         if self.malloc_arena_max is not None:
             _cap_malloc_arenas(self.malloc_arena_max)
-        storage = media.storage_for(profile)
-        workdir = await anyio.to_thread.run_sync(_make_workdir, self.temp_dir)
-        results: dict[str, dict[str, Any] | BaseException] = {}
-        try:
-            local_path = getattr(storage, "local_path", None)
-            if callable(local_path):
-                # Local storage: libvips reads the original where it lies, no copy.
-                src = str(local_path(asset.storage_key))
-            else:
-                src = str(Path(workdir) / "original")
-                async with await anyio.open_file(src, "wb") as out:
-                    async for chunk in storage.stream(asset.storage_key,
-                                                      chunk_size=self.chunk_size):
-                        await out.write(chunk)
-            batch = await anyio.to_thread.run_sync(
-                _render_many, src, workdir, items, profile.max_pixels, self.allowed_inputs)
-            for name, variant in items:
-                built = batch.outputs[name]
-                if isinstance(built, RindleError):
-                    results[name] = built
-                    continue
-                if checkpoint is not None and not await checkpoint(name):
-                    continue
-                dst, rendered = built
-                ext, content_type = _OUTPUTS[rendered.format]
-                key = f"{asset.profile}/{asset.id}/variants/{name}-{variant.digest[:12]}.{ext}"
-                info = await storage.write(key, self._read(dst), content_type=content_type)
-                results[name] = {"storage_key": key, "content_type": content_type,
-                                 "byte_size": info.size, "width": rendered.width,
-                                 "height": rendered.height}
-            await media.repo.merge_asset_metadata(asset.id, batch.facts)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(
-                    functools.partial(shutil.rmtree, workdir, ignore_errors=True))
+        src = str(await source.path())
+        batch = await anyio.to_thread.run_sync(
+            _render_many, src, str(context.scratch), list(variants.items()),
+            context.max_pixels, self.allowed_inputs)
+        context.add_metadata(batch.facts)
+        results: dict[str, Output | Exception] = {}
+        for name, built in batch.outputs.items():
+            if isinstance(built, RindleError):
+                results[name] = built
+                continue
+            dst, rendered = built
+            results[name] = Output(path=Path(dst), content_type=_OUTPUTS[rendered.format][1],
+                                   width=rendered.width, height=rendered.height)
         return results
-
-    async def _read(self, path: str) -> AsyncIterator[bytes]:
-        async with await anyio.open_file(path, "rb") as f:
-            while chunk := await f.read(self.chunk_size):
-                yield chunk

@@ -4,21 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
-import socket
 import time
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .. import telemetry
 from ..errors import RindleError
 from ..logs import get_logger
+from . import pipeline, purge
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..model.records import OutboxEntry
 
 log = get_logger("rindle.jobs")
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+@runtime_checkable
+class JobRuntime(pipeline.Processing, Protocol):
+    """What jobs use: the pipeline's view of the runtime, the queue, the attempt limit, and
+    a way to connect (an rq work horse opens its own connections)."""
+
+    @property
+    def queue(self) -> object:
+        """The runtime's queue (an rq one says how often rq itself retries a job)."""
+        ...
+
+    @property
+    def job_max_attempts(self) -> int: ...
+
+    @property
+    def app_path(self) -> str | None:
+        """How a worker process imports this runtime (``module:attribute``)."""
+        ...
+
+    def connected(self, *, start_queue: bool = True,
+                  sweeper: bool = False) -> AbstractAsyncContextManager[Any]: ...
 
 
 class JobRetry(Exception):
@@ -30,9 +50,7 @@ class JobRetry(Exception):
         self.error = error
 
 
-async def _dispatch(media: Rindle, kind: str, payload: dict[str, Any]) -> None:
-    from . import pipeline, purge
-
+async def _dispatch(media: JobRuntime, kind: str, payload: dict[str, Any]) -> None:
     if kind == "promote_asset":
         await pipeline.promote(media, payload["asset_id"])
     elif kind == "process_variants":
@@ -45,7 +63,7 @@ async def _dispatch(media: Rindle, kind: str, payload: dict[str, Any]) -> None:
         raise ValueError(f"unknown job kind {kind!r}")
 
 
-async def run_entry(media: Rindle, entry_id: str, *, max_attempts: int | None = None) -> None:
+async def run_entry(media: JobRuntime, entry_id: str, *, max_attempts: int | None = None) -> None:
     """Run one outbox entry once. Done entries are skipped, so redelivery is harmless.
 
     Raises JobRetry when the job failed but has attempts left; marks the entry failed (and
@@ -70,7 +88,7 @@ async def run_entry(media: Rindle, entry_id: str, *, max_attempts: int | None = 
         telemetry.emit("rindle.job", asset_id=asset_id, job=entry.kind, outcome="error",
                        attempt=attempt, duration=time.perf_counter() - started)
         if final:
-            await media.on_job_exhausted(entry, exc)
+            await _exhausted(media, entry, exc)
             return
         raise JobRetry(attempt, exc) from exc
     await repo.mark_outbox_done(entry_id)
@@ -78,30 +96,40 @@ async def run_entry(media: Rindle, entry_id: str, *, max_attempts: int | None = 
                    attempt=attempt, duration=time.perf_counter() - started)
 
 
+async def _exhausted(media: JobRuntime, entry: OutboxEntry, error: BaseException) -> None:
+    """A job ran out of attempts: record the failure where an operator will see it."""
+    payload = entry.payload
+    if entry.kind == "process_variants":
+        await pipeline.fail_variants(media, payload["asset_id"], list(payload["variants"]),
+                                     f"{type(error).__name__}: {error}")
+    elif entry.kind == "promote_asset":
+        await media.repo.update_asset(payload["asset_id"],
+                                      error_reason=f"promotion failed: {error}"[:2000])
+
+
 # --- rq entry point ------------------------------------------------------------------------
 
-_worker_media: Rindle | None = None
+_worker_media: JobRuntime | None = None
 
 
-def set_worker_runtime(media: Rindle) -> None:
+def set_worker_runtime(media: JobRuntime) -> None:
     """Called by ``rindle worker`` so jobs in this process (and its forks) use ``media``."""
     global _worker_media
     _worker_media = media
 
 
-def load_runtime(path: str) -> Rindle:
-    """Import ``module:attribute`` (e.g. ``demo_app.media:media``) and return the runtime."""
-    from ..app import Rindle
-
+def load_runtime(path: str) -> JobRuntime:
+    """Import ``module:attribute`` (e.g. ``demo_app.media:media``) and return the runtime
+    (an attribute that is a factory is called)."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ValueError(f"--app must look like 'package.module:media', got {path!r}")
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    if callable(obj) and not isinstance(obj, Rindle):
+    if callable(obj) and not isinstance(obj, JobRuntime):
         obj = obj()
-    if not isinstance(obj, Rindle):
+    if not isinstance(obj, JobRuntime):
         raise TypeError(f"{path} is a {type(obj).__name__}, not a Rindle runtime")
     return obj
 

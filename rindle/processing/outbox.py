@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..logs import get_logger
 from ..model.records import OutboxEntry
 from ..model.repo import Repo, now
 
-if TYPE_CHECKING:
-    from .queue import Queue
-
 log = get_logger("rindle.outbox")
+
+
+class Enqueues(Protocol):
+    """What the outbox needs of a queue (``rindle.processing.queue.Queue`` has more)."""
+
+    async def enqueue(self, entry: OutboxEntry) -> None: ...
 
 KINDS = ("promote_asset", "process_variants", "purge_asset", "purge_upload")
 
@@ -25,7 +28,7 @@ class Outbox:
     them again, which is safe because every job is idempotent.
     """
 
-    def __init__(self, repo: Repo, queue: Queue, *, pending_grace: float = 10.0,
+    def __init__(self, repo: Repo, queue: Enqueues, *, pending_grace: float = 10.0,
                  stale_after: float = 900.0) -> None:
         self.repo = repo
         self.queue = queue

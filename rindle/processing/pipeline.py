@@ -2,25 +2,55 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidTransition, RindleError
+from ..live.events import PROCESSING_PROGRESS, LiveEvent
 from ..logs import get_logger
 from ..model.records import Asset, AssetVariant
 from ..model.repo import now
+from ..types import Stores
 from ..upload import keys, sniff
 from ..upload.checksums import Checksum
 from ..upload.filenames import extension_of
+from .processor import BatchProcessor, Output, Processor
 from .scanner import ScanVerdict
+from .workspace import JobContext, StoredSource, Workspace, stream_file
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..live.hub import Live
     from ..profile import Profile, Variant
+    from ..storage.base import ObjectInfo, Storage
+    from .analyzer import Analyzer
+
+
+class Processing(Stores, Protocol):
+    """What promotion and variant jobs use: the catalog and rows, the analyzers and the
+    processors by variant kind."""
+
+    @property
+    def analyzers(self) -> Sequence[Analyzer]: ...
+
+    @property
+    def live(self) -> Live: ...
+
+    @property
+    def scratch_dir(self) -> str | None:
+        """Where each job's scratch directory goes (``None``: the system's temporary one)."""
+        ...
+
+    def processor_for(self, kind: str) -> Processor | None: ...
 
 log = get_logger("rindle.pipeline")
+
+#: Who ran a processing run: this host and process (rq forks a work horse per job).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 QUARANTINE_REASONS = (
     "mime_not_allowed",
@@ -49,7 +79,7 @@ class Inspection:
     metadata: dict[str, object] | None = None
 
 
-async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspection:
+async def inspect(media: Processing, profile: type[Profile], asset: Asset) -> Inspection:
     """Judge the stored object by its content: size, magic bytes, name, header dimensions."""
     storage = media.storage_for(profile)
     info = await storage.head(asset.storage_key)
@@ -95,24 +125,29 @@ async def inspect(media: Rindle, profile: type[Profile], asset: Asset) -> Inspec
     return await _analyze(media, profile, asset, result, head)
 
 
-async def _analyze(media: Rindle, profile: type[Profile], asset: Asset, result: Inspection,
-                   head: bytes) -> Inspection:
-    typed = replace(asset, kind=result.kind or asset.kind,
-                          content_type=result.content_type)
+async def _analyze(media: Processing, profile: type[Profile], asset: Asset,
+                   result: Inspection, head: bytes) -> Inspection:
+    typed = replace(asset, kind=result.kind or asset.kind, content_type=result.content_type,
+                    width=result.width, height=result.height)
     metadata: dict[str, object] = {}
     width, height = result.width, result.height
-    for analyzer in media.analyzers:
-        try:
-            found = await analyzer.analyze(media, profile, typed, head)
-        except Exception:
-            log.exception("analyzer %r failed on asset %s", analyzer, asset.id)
-            continue
-        if not found:
-            continue
-        found = dict(found)
-        width = found.pop("width", width)
-        height = found.pop("height", height)
-        metadata.update(found)
+    workspace = Workspace(media.scratch_dir)
+    source = StoredSource(media.storage_named(asset.storage), typed, workspace.path, head=head)
+    try:
+        for analyzer in media.analyzers:
+            try:
+                found = await analyzer.analyze(typed, source)
+            except Exception:
+                log.exception("analyzer %r failed on asset %s", analyzer, asset.id)
+                continue
+            if not found:
+                continue
+            found = dict(found)
+            width = found.pop("width", width)
+            height = found.pop("height", height)
+            metadata.update(found)
+    finally:
+        await workspace.close()
     return replace(result, width=width, height=height, metadata=metadata)
 
 
@@ -130,7 +165,7 @@ async def _image_size(storage: object, key: str, head: bytes, mime: str,
             data += await storage.read_range(key, len(data), want - len(data))  # type: ignore[attr-defined]
 
 
-async def _scan(media: Rindle, profile: type[Profile], asset: Asset) -> ScanVerdict:
+async def _scan(media: Processing, profile: type[Profile], asset: Asset) -> ScanVerdict:
     scanner = profile.scanner
     if scanner is None:
         return ScanVerdict.ok()
@@ -145,7 +180,7 @@ async def _scan(media: Rindle, profile: type[Profile], asset: Asset) -> ScanVerd
     return verdict
 
 
-async def promote(media: Rindle, asset_id: str) -> None:
+async def promote(media: Processing, asset_id: str) -> None:
     """validating -> analyzing -> promoting -> available (or quarantined), then plan variants.
 
     Leaving ``validating``, the verified bytes move from the upload's staging key to the
@@ -163,7 +198,7 @@ async def promote(media: Rindle, asset_id: str) -> None:
     profile = media.profile(asset.profile)
     if asset.state == "validating":
         fields, problem = await secure_original(media, asset)
-        async with repo.store.transaction():
+        async with media.transaction():
             asset = await repo.transition_asset(asset_id, "validating", "analyzing", **fields)
             if problem is not None:
                 await repo.transition_asset(asset_id, "analyzing", "quarantined",
@@ -199,7 +234,7 @@ async def promote(media: Rindle, asset_id: str) -> None:
         await schedule_variants(media, profile, asset)
 
 
-async def secure_original(media: Rindle, asset: Asset) -> tuple[dict[str, Any], str | None]:
+async def secure_original(media: Processing, asset: Asset) -> tuple[dict[str, Any], str | None]:
     """Move the verified upload to the asset's permanent key: the row fields to record,
     and why the bytes are not those whose checksum the client declared (if so).
 
@@ -217,7 +252,7 @@ async def secure_original(media: Rindle, asset: Asset) -> tuple[dict[str, Any], 
     dest = asset.storage_key
     if session.upload_key == dest:
         dest = keys.promoted_key(asset.storage_key, session.id)
-    info = await _move(storage, session.upload_key, dest)
+    info = await storage.move(session.upload_key, dest)
     fields: dict[str, Any] = {"checksum": info.checksum or _etag_checksum(info.etag)}
     if dest != asset.storage_key:
         fields["storage_key"] = dest
@@ -226,7 +261,7 @@ async def secure_original(media: Rindle, asset: Asset) -> tuple[dict[str, Any], 
     return fields, _checksum_problem(session.declared_checksum, info)
 
 
-def _checksum_problem(declared: str | None, info: Any) -> str | None:
+def _checksum_problem(declared: str | None, info: ObjectInfo) -> str | None:
     if not declared:
         return None
     # Only the checksum the store computed of these very bytes counts (a Local ETag is no
@@ -237,26 +272,16 @@ def _checksum_problem(declared: str | None, info: Any) -> str | None:
     return None
 
 
-async def _move(storage: Any, source: str, dest: str) -> Any:
-    move = getattr(storage, "move", None)
-    if move is not None:
-        return await move(source, dest)
-    # A third-party adapter without move(): stream a copy, then drop the source.
-    info = await storage.write(dest, storage.stream(source))
-    await storage.delete(source)
-    return info
-
-
 def _etag_checksum(etag: str | None) -> str | None:
     return f"etag:{etag.strip(chr(34))}" if etag else None
 
 
-async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset) -> None:
+async def schedule_variants(media: Processing, profile: type[Profile], asset: Asset) -> None:
     """Plan a row per profile variant, queue them as one job, and move the asset to processing."""
     if not profile.variants:
         return
     repo = media.repo
-    async with repo.store.transaction():
+    async with media.transaction():
         planned = await repo.plan_variants(
             asset.id, [(name, v.digest, v.kind) for name, v in profile.variants.items()]
         )
@@ -273,7 +298,7 @@ async def schedule_variants(media: Rindle, profile: type[Profile], asset: Asset)
             await repo.transition_asset(asset.id, "available", "processing")
 
 
-async def _claim(media: Rindle, row: AssetVariant) -> AssetVariant | None:
+async def _claim(media: Processing, row: AssetVariant) -> AssetVariant | None:
     """Move a queued variant to processing; a processing one (an earlier attempt or a dead
     worker left it) is taken over. Anything else is not this job's to build."""
     repo = media.repo
@@ -290,7 +315,7 @@ async def _claim(media: Rindle, row: AssetVariant) -> AssetVariant | None:
     return None
 
 
-async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> None:
+async def process_variants(media: Processing, asset_id: str, names: list[str]) -> None:
     """Build the named variants of one asset: queued -> processing -> ready | failed.
 
     Idempotent: ready, cancelled and purged variants are skipped. Variants sharing a
@@ -299,8 +324,6 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
     set costs a handful of round trips to the database, not dozens. Raises the first
     retryable error after recording the others, so the job is retried.
     """
-    from .jobs import WORKER_ID
-
     repo = media.repo
     asset = await repo.get_asset(asset_id)
     if asset is None:
@@ -312,7 +335,7 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
     wanted = set(names)
     groups: dict[int, tuple[Any, list[tuple[str, Variant, AssetVariant]]]] = {}
     runs: dict[str, str] = {}
-    async with repo.store.transaction():
+    async with media.transaction():
         for current in await repo.list_variants(asset_id):
             if current.name not in wanted:
                 continue
@@ -343,7 +366,7 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
         started = time.perf_counter()
         results = await _run_processor(media, processor, profile, asset, members, checkpoint)
         elapsed = round(time.perf_counter() - started, 4)
-        async with repo.store.transaction():
+        async with media.transaction():
             for name, _spec, row in members:
                 outcome = results.get(name)
                 run_id = runs[name]
@@ -383,28 +406,121 @@ async def process_variants(media: Rindle, asset_id: str, names: list[str]) -> No
         raise retry
 
 
-async def _run_processor(media: Rindle, processor: Any, profile: type[Profile], asset: Asset,
-                         members: list[tuple[str, Variant, AssetVariant]],
-                         checkpoint: Any) -> dict[str, Any]:
-    many = getattr(processor, "process_many", None)
-    items = [(name, spec) for name, spec, _ in members]
-    if many is not None:
-        try:
-            return dict(await many(media, profile, asset, items, checkpoint=checkpoint))
-        except Exception as exc:  # the whole batch failed the same way (e.g. undecodable)
-            return {name: exc for name, _ in items}
-    results: dict[str, Any] = {}
-    for name, spec in items:
-        if not await checkpoint(name):
-            continue
-        try:
-            results[name] = await processor.process(media, profile, asset, name, spec)
-        except Exception as exc:
-            results[name] = exc
+async def _run_processor(media: Processing, processor: Processor, profile: type[Profile],
+                         asset: Asset, members: Sequence[tuple[str, Variant, AssetVariant | None]],
+                         checkpoint: Callable[[str], Awaitable[bool]]) -> dict[str, Any]:
+    """Run one processor on its variants of the asset and store what it built.
+
+    Returns each variant's row fields, or the exception that stopped it; a variant left out
+    was cancelled. The scratch directory goes whatever happens.
+    """
+    storage = media.storage_named(asset.storage)
+    names = [name for name, _, _ in members]
+    workspace = Workspace(media.scratch_dir)
+
+    async def cancelled() -> bool:
+        return not any([await checkpoint(name) for name in names])
+
+    async def publish(percent: float) -> None:
+        await media.live.publish("asset", asset.id, LiveEvent(PROCESSING_PROGRESS, {
+            "asset_id": asset.id, "variants": names, "percent": round(percent, 1)}))
+
+    try:
+        context = JobContext(await workspace.path(), max_pixels=profile.max_pixels,
+                             cancelled=cancelled, publish=publish)
+        source = StoredSource(storage, asset, workspace.path)
+        outputs = await _outputs(processor, source, members, context, checkpoint)
+        results: dict[str, Any] = {}
+        for name, spec, _ in members:
+            out = outputs.get(name)
+            if out is None or (not isinstance(out, BaseException)
+                               and not await checkpoint(name)):
+                continue  # cancelled: nothing is stored
+            try:
+                results[name] = (out if isinstance(out, BaseException) else
+                                 await _store(storage, asset, name, spec, out, context.scratch))
+            except Exception as exc:
+                results[name] = exc
+        if context.metadata:
+            await media.repo.merge_asset_metadata(asset.id, context.metadata)
+    finally:
+        await workspace.close()
     return results
 
 
-async def _fail(media: Rindle, asset_id: str, name: str, reason: str) -> None:
+async def build_variants(media: Processing, asset: Asset, variants: Mapping[str, Variant], *,
+                         processor: Processor | None = None) -> dict[str, Any]:
+    """Build and store variants of an asset outside the job queue, as a job would (the
+    same Source, Context, generated keys and clean-up), without touching variant rows.
+
+    For trying a processor on real assets (scripts, tests). Returns each variant's row
+    fields (``storage_key``, ``content_type``, ``byte_size``, dimensions) or the exception
+    that stopped it. ``processor`` defaults to the one registered for the variants' kind.
+    """
+    profile = media.profile(asset.profile)
+    if processor is None:
+        kinds = {v.kind for v in variants.values()}
+        found = media.processor_for(kinds.pop()) if len(kinds) == 1 else None
+        if found is None:
+            raise RindleError("name the processor: no single registered one builds these "
+                              "variants", code="processor_missing")
+        processor = found
+
+    async def always(name: str) -> bool:
+        return True
+
+    members: list[tuple[str, Variant, AssetVariant | None]] = [
+        (name, spec, None) for name, spec in variants.items()]
+    return await _run_processor(media, processor, profile, asset, members, always)
+
+
+async def _outputs(processor: Processor, source: StoredSource,
+                   members: Sequence[tuple[str, Variant, AssetVariant | None]], context: JobContext,
+                   checkpoint: Callable[[str], Awaitable[bool]]
+                   ) -> dict[str, Output | BaseException]:
+    if isinstance(processor, BatchProcessor):
+        try:
+            return dict(await processor.process_many(
+                source, {name: spec for name, spec, _ in members}, context))
+        except Exception as exc:  # the whole batch failed the same way (e.g. undecodable)
+            return {name: exc for name, _, _ in members}
+    outputs: dict[str, Output | BaseException] = {}
+    for name, spec, _ in members:
+        if not await checkpoint(name):
+            continue
+        try:
+            outputs[name] = await processor.process(source, spec, context.part(name))
+        except Exception as exc:
+            outputs[name] = exc
+    return outputs
+
+
+async def _store(storage: Storage, asset: Asset, name: str, spec: Variant, out: Output,
+                 scratch: Path) -> dict[str, Any]:
+    """Store a processor's output under the variant's generated key; the row's fields."""
+    path = Path(out.path) if isinstance(out, Output) else None
+    if path is None or not path.resolve().is_relative_to(scratch.resolve()):
+        raise RindleError(f"the processor of variant {name!r} must return an Output whose "
+                          "file is inside its scratch directory", code="invalid_output")
+    ext = path.suffix or _extension_for(out.content_type)
+    key = f"{asset.profile}/{asset.id}/variants/{name}-{spec.digest[:12]}{ext}"
+    info = await storage.write(key, stream_file(path), content_type=out.content_type)
+    # Deleted at once, so a big rendition doesn't sit twice on disk while the others store.
+    path.unlink(missing_ok=True)
+    fields: dict[str, Any] = {"storage_key": key, "content_type": out.content_type,
+                              "byte_size": info.size}
+    for attr in ("width", "height", "duration_ms"):
+        if getattr(out, attr) is not None:
+            fields[attr] = getattr(out, attr)
+    return fields
+
+
+def _extension_for(content_type: str) -> str:
+    known = sniff.extensions_for(content_type)
+    return f".{known[0]}" if known else ""
+
+
+async def _fail(media: Processing, asset_id: str, name: str, reason: str) -> None:
     try:
         await media.repo.transition_variant(asset_id, name, "processing", "failed",
                                             error_reason=reason[:2000])
@@ -412,7 +528,7 @@ async def _fail(media: Rindle, asset_id: str, name: str, reason: str) -> None:
         pass
 
 
-async def fail_variants(media: Rindle, asset_id: str, names: list[str], reason: str) -> None:
+async def fail_variants(media: Processing, asset_id: str, names: list[str], reason: str) -> None:
     """Mark variants failed for good (their job ran out of attempts), then settle the asset."""
     for name in names:
         row = await media.repo.get_variant(asset_id, name)
@@ -427,7 +543,7 @@ async def fail_variants(media: Rindle, asset_id: str, names: list[str], reason: 
     await settle_asset(media, asset_id)
 
 
-async def settle_asset(media: Rindle, asset_id: str) -> None:
+async def settle_asset(media: Processing, asset_id: str) -> None:
     """Once no variant is waiting or building: ready when none failed, degraded otherwise."""
     asset = await media.repo.get_asset(asset_id)
     if asset is None or asset.state not in ("processing", "ready", "degraded"):

@@ -8,10 +8,11 @@ from .. import telemetry
 from ..errors import NotFound
 from ..logs import get_logger
 from ..model.repo import now
+from ..storage.base import Capability, multipart_storage
 from ..upload.broker import schedule_staging_purge
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ..types import Stores
 
 log = get_logger("rindle.purge")
 
@@ -19,7 +20,7 @@ log = get_logger("rindle.purge")
 PURGING = "purging"
 
 
-async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
+async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
     """Delete an asset's original and variants from storage, then its rows.
 
     Objects go first so a failure leaves rows that point at what is still stored, and the
@@ -27,7 +28,7 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     attached to an owner again is left alone. Returns whether anything was purged.
     """
     repo = media.repo
-    async with repo.store.transaction():
+    async with media.transaction():
         # Decide and mark in one transaction on the locked row, so an attach can't slip in
         # between this check and the deletes below: attach locks the same row and refuses
         # an asset marked as being purged.
@@ -45,13 +46,14 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     storage = media.storage_named(asset.storage)
     keys = [v.storage_key for v in await repo.list_variants(asset_id) if v.storage_key]
     keys.append(asset.storage_key)
-    abort = getattr(storage, "abort_multipart", None)
     sessions = await repo.sessions_for_asset(asset_id)
     for session in sessions:
         # An unfinished multipart upload keeps its parts (and their cost) until aborted.
-        if abort is not None and session.multipart_upload_id and session.state != "completed":
+        if (session.multipart_upload_id and session.state != "completed"
+                and Capability.MULTIPART_UPLOAD in storage.capabilities):
             try:
-                await abort(session.upload_key, session.multipart_upload_id)
+                await multipart_storage(storage).abort_multipart(session.upload_key,
+                                                                 session.multipart_upload_id)
             except NotFound:
                 pass
     for key in keys:
@@ -61,7 +63,7 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
         # log names such a key only when something was there.
         if session.upload_key not in keys and await storage.delete(session.upload_key):
             keys.append(session.upload_key)
-    async with repo.store.transaction():
+    async with media.transaction():
         await repo.log_purge(asset=asset, keys=keys, reason=reason)
         for session in sessions:
             if session.expires_at > now():
@@ -74,7 +76,7 @@ async def purge_asset(media: Rindle, asset_id: str, reason: str) -> bool:
     return True
 
 
-async def purge_upload(media: Rindle, payload: dict[str, Any]) -> bool:
+async def purge_upload(media: Stores, payload: dict[str, Any]) -> bool:
     """Remove what reached an upload's staging key after its session ended (run once the
     session's upload URL has expired, so nothing can land there any more).
 

@@ -10,7 +10,7 @@ from ..logs import get_logger
 from ..model.records import OutboxEntry
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from .jobs import JobRuntime
 
 log = get_logger("rindle.queue")
 
@@ -20,7 +20,7 @@ class Queue(Protocol):
 
     name: str
 
-    async def start(self, media: Rindle) -> None: ...
+    async def start(self, media: JobRuntime) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -45,7 +45,7 @@ class InlineQueue:
     def __init__(self, *, concurrency: int = 4, retry_base: float = 1.0) -> None:
         self.concurrency = concurrency
         self.retry_base = retry_base
-        self._media: Rindle | None = None
+        self._media: JobRuntime | None = None
         self._sem = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -53,7 +53,7 @@ class InlineQueue:
     def __repr__(self) -> str:
         return f"InlineQueue(concurrency={self.concurrency})"
 
-    async def start(self, media: Rindle) -> None:
+    async def start(self, media: JobRuntime) -> None:
         self._media = media
         self._stopping = False
 
@@ -139,7 +139,7 @@ class RQQueue:
             self._queue = _RQ(self.name, connection=connection)
         return self._queue
 
-    async def start(self, media: Rindle) -> None:
+    async def start(self, media: JobRuntime) -> None:
         if self.app_path is None:
             self.app_path = media.app_path
         await asyncio.to_thread(lambda: self.rq_queue().connection.ping())

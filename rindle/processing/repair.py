@@ -11,21 +11,21 @@ from ..model.records import Asset
 from . import pipeline
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..profile import Profile
+    from .pipeline import Processing
 
 log = get_logger("rindle.repair")
 
 _REQUEUABLE = ("failed", "stale", "missing", "cancelled")
 
 
-async def reprobe(media: Rindle, asset_id: str) -> Asset:
+async def reprobe(media: Processing, asset_id: str) -> Asset:
     """Read the stored original again: type, size, dimensions and analyzer facts.
 
     It updates what is known and never changes the asset's state; a file that would now be
     refused is reported in ``metadata["reprobe_problem"]`` for the operator to act on.
     """
-    asset = await media.asset(asset_id)
+    asset = await media.repo.require_asset(asset_id)
     profile = media.profile(asset.profile)
     result = await pipeline.inspect(media, profile, asset)
     metadata = {**asset.metadata, **(result.metadata or {})}
@@ -37,16 +37,16 @@ async def reprobe(media: Rindle, asset_id: str) -> Asset:
         asset_id, content_type=result.content_type or asset.content_type,
         kind=result.kind or asset.kind, byte_size=result.byte_size or asset.byte_size,
         width=result.width, height=result.height, metadata=metadata)
-    return await media.asset(asset_id)
+    return await media.repo.require_asset(asset_id)
 
 
-async def requeue_variants(media: Rindle, asset_id: str, variant_names: list[str] | None = None,
+async def requeue_variants(media: Processing, asset_id: str, variant_names: list[str] | None = None,
                            *, force: bool = False) -> list[str]:
     """Queue failed, stale, missing and cancelled variants again (with ``force``, ready ones
     too). Variants the profile defines but the asset lacks are planned. Returns the names
     queued; variants already queued or building are left alone."""
     repo = media.repo
-    asset = await media.asset(asset_id)
+    asset = await media.repo.require_asset(asset_id)
     profile = media.profile(asset.profile)
     if asset.state not in ("processing", "ready", "degraded"):
         raise InvalidTransition("asset", asset_id, asset.state, "processing")
@@ -54,7 +54,7 @@ async def requeue_variants(media: Rindle, asset_id: str, variant_names: list[str
     for name in names:
         profile.variant(name)  # unknown names fail loudly, before anything changes
     queued: list[str] = []
-    async with repo.store.transaction():
+    async with media.transaction():
         await repo.plan_variants(asset_id, [(n, profile.variants[n].digest,
                                              profile.variants[n].kind) for n in names])
         for name in names:
@@ -75,11 +75,11 @@ async def requeue_variants(media: Rindle, asset_id: str, variant_names: list[str
     return queued
 
 
-async def cancel_processing(media: Rindle, asset_id: str) -> list[str]:
+async def cancel_processing(media: Processing, asset_id: str) -> list[str]:
     """Cancel the asset's planned, queued and building variants. A job building one stops at
     its next checkpoint (before storing) and drops its output. Returns the names cancelled."""
     repo = media.repo
-    await media.asset(asset_id)
+    await media.repo.require_asset(asset_id)
     cancelled: list[str] = []
     for row in await repo.list_variants(asset_id):
         if row.state in ("planned", "queued", "processing"):
@@ -102,7 +102,7 @@ class RegenerateReport:
     queued: int
 
 
-async def regenerate_variants(media: Rindle, profile: type[Profile] | str, *,
+async def regenerate_variants(media: Processing, profile: type[Profile] | str, *,
                               variant: str | None = None, batch: int = 200) -> RegenerateReport:
     """Bring every asset of a profile to its current recipes.
 
@@ -137,6 +137,6 @@ async def regenerate_variants(media: Rindle, profile: type[Profile] | str, *,
     return RegenerateReport(marked_stale=stale, planned_missing=planned, queued=queued)
 
 
-async def _needs(media: Rindle, asset_id: str, name: str) -> bool:
+async def _needs(media: Processing, asset_id: str, name: str) -> bool:
     row = await media.repo.get_variant(asset_id, name)
     return row is not None and row.state in ("stale", "missing")

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, cast, runtime_checkable
+
+from ..errors import UploadUnsupported
 
 
 class Capability(enum.StrEnum):
     """What a storage adapter can do. Callers ask for a capability, never for a type."""
 
     PRESIGNED_PUT = "presigned_put"
+    #: An S3 POST policy for a browser form upload (``PostPolicyStorage``).
+    PRESIGNED_POST = "presigned_post"
+    #: Browser multipart uploads with presigned parts (``MultipartStorage``).
     MULTIPART_UPLOAD = "multipart_upload"
     SIGNED_URL = "signed_url"
     HEAD = "head"
     RESUMABLE_UPLOAD = "resumable_upload"
     TUS_UPLOAD = "tus_upload"
+    #: Files on this machine, uploaded and served through Rindle's own routes
+    #: (``LocalFiles``).
     LOCAL = "local"
 
 
@@ -162,3 +170,101 @@ class Storage(Protocol):
 
     def public_url(self, key: str) -> str:
         """A plain, unsigned delivery URL for public profiles."""
+
+
+# -- what some storages offer besides the protocol, by capability ---------------------------
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    """What a verified upload token of Rindle's own route allows: sending the bytes of one
+    upload session. Where they go, their type and size come from the session row."""
+
+    session_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryGrant:
+    """What a verified delivery token of Rindle's own route allows: reading ``key`` with
+    these response headers."""
+
+    key: str
+    filename: str | None
+    content_type: str | None
+    disposition: str
+    expires_at: datetime
+
+
+class PendingWrite(Protocol):
+    """A received body that is not an object yet: ``commit()`` makes it one (atomically),
+    ``discard()`` drops it unless committed."""
+
+    async def commit(self) -> ObjectInfo: ...
+
+    async def discard(self) -> None: ...
+
+
+class LocalFiles(Storage, Protocol):
+    """``Capability.LOCAL``: files on this machine, moved through Rindle's own routes."""
+
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key``, for processors that read originals in place."""
+        ...
+
+    async def receive(self, key: str, chunks: AsyncIterable[bytes], *,
+                      content_type: str | None = None,
+                      max_bytes: int | None = None) -> PendingWrite:
+        """Stream a body to a temporary file that becomes the object only on ``commit()``."""
+        ...
+
+    def verify_put_token(self, token: str) -> UploadGrant: ...
+
+    def verify_get_token(self, token: str) -> DeliveryGrant: ...
+
+
+class MultipartStorage(Storage, Protocol):
+    """``Capability.MULTIPART_UPLOAD``: the primitives of browser multipart uploads."""
+
+    async def create_multipart(self, key: str, content_type: str | None) -> str: ...
+
+    async def presign_part(self, key: str, upload_id: str, part_number: int, *,
+                           expires_in: int, content_length: int | None = None) -> str: ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]: ...
+
+    async def complete_multipart(self, key: str, upload_id: str,
+                                 parts: Sequence[dict[str, Any]]) -> None: ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+
+class PostPolicyStorage(Storage, Protocol):
+    """``Capability.PRESIGNED_POST``: an S3 POST policy for one browser form upload."""
+
+    async def presign_post(self, key: str, *, content_type: str, min_size: int,
+                           max_size: int, expires_in: int) -> dict[str, Any]: ...
+
+
+def local_files(storage: Storage) -> LocalFiles:
+    """``storage`` as ``LocalFiles``; ``UploadUnsupported`` when it lacks ``LOCAL``."""
+    return cast(LocalFiles, _require(storage, Capability.LOCAL,
+                                     "does not keep files on this machine"))
+
+
+def multipart_storage(storage: Storage) -> MultipartStorage:
+    """``storage`` as ``MultipartStorage``; ``UploadUnsupported`` when it can't."""
+    return cast(MultipartStorage, _require(storage, Capability.MULTIPART_UPLOAD,
+                                           "cannot take multipart uploads"))
+
+
+def post_policy_storage(storage: Storage) -> PostPolicyStorage:
+    """``storage`` as ``PostPolicyStorage``; ``UploadUnsupported`` when it can't."""
+    return cast(PostPolicyStorage, _require(storage, Capability.PRESIGNED_POST,
+                                            "cannot sign an S3 POST policy"))
+
+
+def _require(storage: Storage, capability: Capability, cannot: str) -> Storage:
+    if capability not in storage.capabilities:
+        raise UploadUnsupported(f"this storage {cannot} (it lacks {capability.value})")
+    return storage

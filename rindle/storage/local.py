@@ -9,7 +9,7 @@ import secrets
 import stat
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -27,10 +27,12 @@ from ..errors import (
 )
 from .base import (
     Capability,
+    DeliveryGrant,
     ObjectInfo,
     ObjectListing,
     StorageContext,
     TokenSigner,
+    UploadGrant,
     UploadTicket,
 )
 
@@ -45,27 +47,9 @@ _LIST_PAGE_SIZE = 1000
 _CHECKSUM_HEADERS = {"sha256": "x-amz-checksum-sha256", "md5": "Content-MD5"}
 
 
-@dataclass(frozen=True)
-class LocalPutGrant:
-    """What a verified ``local.put`` token allows: sending the bytes of one upload session.
-
-    The token names the session and nothing else: where the bytes go, their type and size
-    are read from the session row, which also decides whether it still takes bytes.
-    """
-
-    session_id: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class LocalGetGrant:
-    """What a verified ``local.get`` token allows: reading ``key`` with these response headers."""
-
-    key: str
-    filename: str | None
-    content_type: str | None
-    disposition: str
-    expires_at: datetime
+#: The grants of Rindle's own upload and delivery routes (kept under their old names).
+LocalPutGrant = UploadGrant
+LocalGetGrant = DeliveryGrant
 
 
 class LocalStorage:

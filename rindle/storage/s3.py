@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import anyio
 
-from ..delivery.content_disposition import content_disposition
 from ..errors import (
     ConfigurationError,
     DeliveryUnsupported,
@@ -31,6 +30,7 @@ from ..errors import (
     ValidationError,
 )
 from .base import Capability, ObjectInfo, ObjectListing, StorageContext, UploadTicket
+from .content_disposition import content_disposition
 
 try:
     from aiobotocore.config import AioConfig
@@ -85,8 +85,8 @@ class S3Storage:
     """
 
     capabilities: frozenset[Capability] = frozenset(
-        {Capability.PRESIGNED_PUT, Capability.HEAD, Capability.SIGNED_URL,
-         Capability.MULTIPART_UPLOAD}
+        {Capability.PRESIGNED_PUT, Capability.PRESIGNED_POST, Capability.HEAD,
+         Capability.SIGNED_URL, Capability.MULTIPART_UPLOAD}
     )
 
     def __init__(

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
 from ..errors import (
@@ -26,16 +26,22 @@ from ..errors import (
 from ..model.records import Asset, UploadSession
 from ..model.repo import now
 from ..model.states import TERMINAL_SESSION_STATES
-from ..storage.base import Capability, UploadTicket
+from ..storage.base import Capability, UploadTicket, local_files, multipart_storage
 from . import keys
 from .checksums import Checksum, ChecksumMismatch, Hashing
 from .filenames import extension_of, sanitize_filename
 from .sniff import mime_for_extension
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..processing.outbox import Outbox
     from ..profile import Profile
+    from ..types import Catalog, Rows
+
+    class UploadRuntime(Catalog, Rows, Protocol):
+        """What the broker uses: the catalog, rows and outbox, the default upload TTL."""
+
+        @property
+        def upload_ttl(self) -> int: ...
 
 _CHUNK = 256 * 1024
 #: Session states in which Rindle's own upload route still stores a body.
@@ -68,13 +74,13 @@ class Broker:
     ``verify_completion``. ``upload`` does all of it server-side, streaming.
     """
 
-    def __init__(self, media: Rindle) -> None:
+    def __init__(self, media: UploadRuntime) -> None:
         self.media = media
         self.repo = media.repo
 
     # --- checks made before anything is signed -------------------------------------------
 
-    def _check_declared(self, profile: type[Profile], filename: str,
+    def check_declared(self, profile: type[Profile], filename: str,
                         content_type: str | None, byte_size: int | None) -> str | None:
         if byte_size is not None:
             if not isinstance(byte_size, int) or isinstance(byte_size, bool) or byte_size < 0:
@@ -116,7 +122,7 @@ class Broker:
         """
         prof = self.media.profile(profile)
         name = sanitize_filename(filename)
-        ctype = self._check_declared(prof, name, content_type, byte_size)
+        ctype = self.check_declared(prof, name, content_type, byte_size)
         declared = str(Checksum.parse(checksum)) if checksum is not None else None
         if strategy == "presigned_put":
             storage = self.media.storage_for(prof)
@@ -132,7 +138,7 @@ class Broker:
                                       code="content_type_required")
         asset_id = str(uuid.uuid4())
         session_id = str(uuid.uuid4())
-        async with self.repo.store.transaction():
+        async with self.media.transaction():
             await self.repo.insert_asset(
                 id=asset_id, profile=prof.name, state="staged", storage=prof.storage,
                 storage_key=keys.asset_key(prof.name, asset_id, name, ctype), filename=name,
@@ -151,7 +157,9 @@ class Broker:
                        session_id=session.id, strategy=strategy, outcome="ok")
         return session
 
-    async def _live_session(self, session_id: str) -> UploadSession:
+    async def live_session(self, session_id: str) -> UploadSession:
+        """The session, unless it is gone (``session_not_found``) or has expired
+        (``session_expired``; one found past its expiry is expired on the spot)."""
         session = await self.repo.get_session(session_id)
         if session is None:
             raise NotFound(f"upload session {session_id} does not exist",
@@ -167,27 +175,38 @@ class Broker:
         """End an upload abandoned past its expiry: the session expires (an uploaded one
         fails as expired) and a purge of its staged asset is queued in the same commit,
         which also aborts a multipart upload. False when someone moved it first."""
+        return await self.end(session.id, "expired", "expired", purge_reason="upload_expired")
+
+    async def end(self, session_id: str, to: str, reason: str, *,
+                  purge_reason: str | None = None) -> bool:
+        """End an unfinished session — ``failed``, ``aborted`` or ``expired`` — and queue the
+        purge of its staged asset in the same commit (``purge_reason``, else ``reason``).
+
+        The one way every flow gives up on an upload. An uploaded session may only go on to
+        verifying, so it ends as ``failed`` with ``reason``. False (and nothing changed)
+        when the session is finished already or another actor moved it first.
+        """
         try:
-            async with self.repo.store.transaction():
-                if session.state == "uploaded":
-                    # The machine lets an uploaded session only go on to verifying; verifying
-                    # an expired one fails it.
-                    await self.repo.transition_session(session.id, "uploaded", "verifying")
-                    await self.repo.transition_session(session.id, "verifying", "failed",
-                                                       failure_reason="expired")
-                else:
-                    await self.repo.transition_session(session.id, session.state, "expired",
-                                                       failure_reason="expired")
-                await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
-                                                            "reason": "upload_expired"})
-        except RindleError:
+            async with self.media.transaction():
+                current = await self.repo.get_session(session_id, for_update=True)
+                if current is None or current.state in TERMINAL_SESSION_STATES:
+                    return False
+                state = current.state
+                if state == "uploaded":
+                    await self.repo.transition_session(session_id, "uploaded", "verifying")
+                    state, to = "verifying", "failed"
+                await self.repo.transition_session(session_id, state, to,
+                                                   failure_reason=reason)
+                await self.media.outbox.add("purge_asset", {
+                    "asset_id": current.asset_id, "reason": purge_reason or reason})
+        except (InvalidTransition, NotFound):
             return False  # someone else moved it first; their outcome stands
         return True
 
     async def sign_url(self, session_id: str) -> UploadTicket:
         """Where the client PUTs the bytes: bound to the declared type and size, expiring
         with the session. Signing again before expiry gives a fresh ticket."""
-        session = await self._live_session(session_id)
+        session = await self.live_session(session_id)
         if session.state not in ("initialized", "signed"):
             raise UploadRejected(f"upload session {session_id} is {session.state}; it can no "
                                  "longer be signed", code="session_not_signable")
@@ -218,21 +237,18 @@ class Broker:
         body that ends after its session was completed, aborted or expired stores nothing
         and is refused with 409 ``session_closed``.
         """
-        grant = None
-        for storage in self.media.storages.values():
-            verify = getattr(storage, "verify_put_token", None)
-            if verify is not None:
-                grant = verify(token)
-                break
-        if grant is None:
-            raise UploadUnsupported("no storage here takes direct uploads")
-        session = await self._live_session(grant.session_id)
+        local = [s for s in self.media.storages.values() if Capability.LOCAL in s.capabilities]
+        if not local:
+            raise UploadUnsupported("no storage here takes uploads through Rindle's route")
+        # Any Local storage can read the token: they share the runtime's sealing keys.
+        grant = local_files(local[0]).verify_put_token(token)
+        session = await self.live_session(grant.session_id)
         _check_receiving(session)
         storage = self.media.storage_for(session.profile)
-        receive = getattr(storage, "receive", None)
-        if Capability.LOCAL not in storage.capabilities or receive is None:
+        if Capability.LOCAL not in storage.capabilities:
             raise UploadUnsupported(f"upload session {session.id} does not upload through "
                                     "Rindle's own route")
+        receive = local_files(storage).receive
         declared = session.declared_content_type or ""
         ctype = (content_type or "").split(";", 1)[0].strip().lower()
         if ctype != declared.lower():
@@ -251,7 +267,7 @@ class Broker:
         try:
             if hashing is not None:
                 hashing.check()
-            async with self.repo.store.transaction():
+            async with self.media.transaction():
                 # Locked: completion, abort and expiry move this row, so none of them can
                 # slip in between this check and the rename.
                 current = await self.repo.get_session(session.id, for_update=True)
@@ -274,7 +290,7 @@ class Broker:
         """Check the object landed with the declared size, then in one transaction: session
         completed, asset validating, promotion scheduled."""
         started = time.perf_counter()
-        session = await self._live_session(session_id)
+        session = await self.live_session(session_id)
         _check_completable(session)
         prof = self.media.profile(session.profile)
         storage = self.media.storage_for(prof)
@@ -292,14 +308,14 @@ class Broker:
         elif info.size == 0:
             problem = ("empty_file", "the file is empty")
         if problem is not None:
-            await self._fail(session, problem[0])
+            await self.end(session_id, "failed", problem[0])
             telemetry.emit("rindle.upload.complete", asset_id=session.asset_id,
                            profile=prof.name, session_id=session_id, outcome="rejected",
                            duration=time.perf_counter() - started)
             cls = FileTooLarge if problem[0] == "max_bytes_exceeded" else UploadIncomplete
             raise cls(f"upload session {session_id} failed: {problem[1]}; nothing was kept",
                       code=problem[0])
-        async with self.repo.store.transaction():
+        async with self.media.transaction():
             # Read again with the row locked: an upload route may have moved it meanwhile.
             current = await self.repo.get_session(session_id, for_update=True)
             if current is None:
@@ -328,38 +344,24 @@ class Broker:
                            code="session_not_found")
         if session.state == "aborted":
             return session
-        if session.state == "uploaded":
-            # The machine lets an uploaded session only go on to verifying.
-            await self._fail(session, "aborted")
-            return await self._reload(session_id)
-        if session.state not in ("initialized", "signed", "resuming", "uploading"):
+        if session.state not in ("initialized", "signed", "resuming", "uploading", "uploaded"):
             raise UploadRejected(f"upload session {session_id} is {session.state}; only an "
                                  "unfinished upload can be aborted", code="session_closed")
-        abort = getattr(self.media.storage_for(session.profile), "abort_multipart", None)
-        if abort is not None and session.multipart_upload_id:
+        storage = self.media.storage_for(session.profile)
+        if session.multipart_upload_id and Capability.MULTIPART_UPLOAD in storage.capabilities:
+            # Storage first: a completion racing with this abort then finds nothing to join.
             try:
-                await abort(session.upload_key, session.multipart_upload_id)
+                await multipart_storage(storage).abort_multipart(session.upload_key,
+                                                                 session.multipart_upload_id)
             except NotFound:
                 pass
-        async with self.repo.store.transaction():
-            aborted = await self.repo.transition_session(session_id, session.state, "aborted",
-                                                         failure_reason="aborted")
-            await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
-                                                        "reason": "upload_aborted"})
-        return aborted
-
-    async def _fail(self, session: UploadSession, reason: str) -> None:
-        async with self.repo.store.transaction():
-            current = session.state
-            if current in ("signed", "uploading"):
-                await self.repo.transition_session(session.id, current, "failed",
-                                                   failure_reason=reason)
-            else:  # uploaded may only go on to verifying
-                await self.repo.transition_session(session.id, current, "verifying")
-                await self.repo.transition_session(session.id, "verifying", "failed",
-                                                   failure_reason=reason)
-            await self.media.outbox.add("purge_asset", {"asset_id": session.asset_id,
-                                                        "reason": reason})
+        if not await self.end(session_id, "aborted", "aborted", purge_reason="upload_aborted"):
+            current = await self._reload(session_id)
+            if current.state != "aborted":
+                raise UploadRejected(f"upload session {session_id} is {current.state}; only "
+                                     "an unfinished upload can be aborted",
+                                     code="session_closed")
+        return await self._reload(session_id)
 
     # --- server-side upload --------------------------------------------------------------
 
@@ -400,13 +402,13 @@ class Broker:
                     raise
         except BaseException as exc:
             reason = exc.code if isinstance(exc, RindleError) else "write_failed"
-            await self._fail(await self._reload(session.id), reason)
+            await self.end(session.id, "failed", reason)
             if isinstance(exc, FileTooLarge):
                 raise FileTooLarge(
                     f"the file is over the limit of {limit} bytes; nothing was kept") from None
             raise
         if info.size == 0:
-            await self._fail(await self._reload(session.id), "empty_file")
+            await self.end(session.id, "failed", "empty_file")
             raise UploadRejected("the file is empty; nothing was kept", code="empty_file")
         try:
             await self.repo.transition_session(session.id, "uploading", "uploaded",

@@ -18,7 +18,6 @@ from ..errors import (
     FileTooLarge,
     InvalidTransition,
     NotFound,
-    RindleError,
     SessionExpired,
     UploadRejected,
     UploadUnsupported,
@@ -27,13 +26,20 @@ from ..errors import (
 from ..model.records import UploadSession
 from ..model.repo import now
 from ..model.states import TERMINAL_SESSION_STATES
-from ..storage.base import Capability, UploadTicket
+from ..storage.base import Capability, MultipartStorage, UploadTicket, multipart_storage
 from .broker import UploadResult
 from .filenames import sanitize_filename
 
 if TYPE_CHECKING:
-    from ..app import Rindle
     from ..profile import Profile
+    from .broker import Broker, UploadRuntime
+
+    class MultipartRuntime(UploadRuntime, Protocol):
+        """What multipart uploads use: the broker's runtime, and the broker itself (its
+        checks, sessions and verification are the same for every flow)."""
+
+        @property
+        def broker(self) -> Broker: ...
 
 MiB = 1024 * 1024
 # S3's multipart limits (R2, MinIO and GCS's XML API accept the same or looser).
@@ -45,22 +51,6 @@ PREFERRED_PART_SIZE = 8 * MiB
 #: How many part URLs one call may sign.
 MAX_SIGN_BATCH = 1000
 _SIGNABLE = ("signed", "uploading")
-
-
-class MultipartStorage(Protocol):
-    """The primitives a storage with ``Capability.MULTIPART_UPLOAD`` offers."""
-
-    async def create_multipart(self, key: str, content_type: str | None) -> str: ...
-
-    async def presign_part(self, key: str, upload_id: str, part_number: int, *,
-                           expires_in: int, content_length: int | None = None) -> str: ...
-
-    async def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]: ...
-
-    async def complete_multipart(self, key: str, upload_id: str,
-                                 parts: Sequence[dict[str, Any]]) -> None: ...
-
-    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +102,7 @@ def part_length(session: UploadSession, part_number: int) -> int:
 # --- the flow ----------------------------------------------------------------------------
 
 
-async def initiate_multipart_upload(media: Rindle, profile: type[Profile] | str, *,
+async def initiate_multipart_upload(media: MultipartRuntime, profile: type[Profile] | str, *,
                                     filename: str | None, byte_size: int,
                                     content_type: str | None = None,
                                     part_size: int | None = None) -> MultipartSession:
@@ -131,7 +121,7 @@ async def initiate_multipart_upload(media: Rindle, profile: type[Profile] | str,
                               code="byte_size_required")
     # The broker's own checks (size against max_bytes, empty, type, name), made up front so a
     # refusal creates nothing; initiate_upload below repeats them.
-    ctype = media.broker._check_declared(prof, sanitize_filename(filename), content_type,
+    ctype = media.broker.check_declared(prof, sanitize_filename(filename), content_type,
                                          byte_size)
     size, count = plan_parts(byte_size, part_size)
     if ctype is None:
@@ -140,12 +130,12 @@ async def initiate_multipart_upload(media: Rindle, profile: type[Profile] | str,
     session = await media.broker.initiate_upload(prof, filename=filename,
                                                  content_type=content_type,
                                                  byte_size=byte_size, strategy="multipart")
-    multipart = _multipart(storage)
+    multipart = multipart_storage(storage)
     try:
         upload_id = await multipart.create_multipart(session.upload_key,
                                                      session.declared_content_type)
     except Exception:
-        await _fail_new(media, session, "storage_error")
+        await media.broker.end(session.id, "failed", "storage_error")
         raise
     try:
         # One conditional UPDATE: the upload id (server-side only) and the plan, then signed.
@@ -159,7 +149,7 @@ async def initiate_multipart_upload(media: Rindle, profile: type[Profile] | str,
                             part_count=count)
 
 
-async def sign_multipart_parts(media: Rindle, session_id: str,
+async def sign_multipart_parts(media: MultipartRuntime, session_id: str,
                                part_numbers: Iterable[int]) -> dict[int, UploadTicket]:
     """Presigned PUTs for these parts, each bound to its exact size; signing again gives
     fresh URLs. The first signing moves the session signed -> uploading."""
@@ -173,7 +163,7 @@ async def sign_multipart_parts(media: Rindle, session_id: str,
     if bad:
         raise ValidationError(f"part numbers run from 1 to {count} for this file; got {bad[0]}",
                               code="invalid_part_number")
-    storage = _multipart(media.storage_for(session.profile))
+    storage = multipart_storage(media.storage_for(session.profile))
     upload_id = _upload_id(session)
     expires_in = max(1, int((session.expires_at - now()).total_seconds()))
     expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=UTC)
@@ -193,23 +183,24 @@ async def sign_multipart_parts(media: Rindle, session_id: str,
     return tickets
 
 
-async def sign_multipart_part(media: Rindle, session_id: str, part_number: int) -> UploadTicket:
+async def sign_multipart_part(media: MultipartRuntime, session_id: str,
+                              part_number: int) -> UploadTicket:
     """A presigned PUT for one part (see ``sign_multipart_parts``)."""
     return (await sign_multipart_parts(media, session_id, [part_number]))[part_number]
 
 
-async def list_uploaded_parts(media: Rindle, session_id: str) -> list[dict[str, Any]]:
+async def list_uploaded_parts(media: MultipartRuntime, session_id: str) -> list[dict[str, Any]]:
     """The parts storage holds so far, ``[{part_number, etag, size}]``: what a client that
     reloaded needs to resume (upload the missing ones, then complete)."""
     session = await _multipart_session(media, session_id)
     if session.state not in _SIGNABLE:
         raise UploadRejected(f"upload session {session_id} is {session.state}; it has no "
                              "parts to list", code="session_closed")
-    storage = _multipart(media.storage_for(session.profile))
+    storage = multipart_storage(media.storage_for(session.profile))
     return await storage.list_parts(session.upload_key, _upload_id(session))
 
 
-async def complete_multipart_upload(media: Rindle, session_id: str,
+async def complete_multipart_upload(media: MultipartRuntime, session_id: str,
                                     parts: Sequence[dict[str, Any]]) -> UploadResult:
     """Join the parts and verify the upload like any other (asset -> validating, promotion
     queued). A wrong part list is refused with code ``invalid_parts`` and changes nothing:
@@ -226,7 +217,7 @@ async def complete_multipart_upload(media: Rindle, session_id: str,
                              code="session_closed")
     _, count = _plan(session)
     wanted = _check_parts(parts, count)
-    storage = _multipart(media.storage_for(session.profile))
+    storage = multipart_storage(media.storage_for(session.profile))
     upload_id = _upload_id(session)
     try:
         listed = await storage.list_parts(session.upload_key, upload_id)
@@ -247,7 +238,7 @@ async def complete_multipart_upload(media: Rindle, session_id: str,
     return await media.broker.verify_completion(session_id)
 
 
-async def abort_multipart_upload(media: Rindle, session_id: str) -> UploadSession:
+async def abort_multipart_upload(media: MultipartRuntime, session_id: str) -> UploadSession:
     """Abort the storage upload (its parts go), mark the session aborted and purge the staged
     asset after commit. Aborting an aborted session again is a no-op."""
     session = await media.repo.get_session(session_id)
@@ -257,7 +248,7 @@ async def abort_multipart_upload(media: Rindle, session_id: str) -> UploadSessio
     if session.state in ("uploaded", "verifying", "completed"):
         raise UploadRejected(f"upload session {session_id} is {session.state}; it can no "
                              "longer be aborted", code="session_closed")
-    storage = _multipart(media.storage_for(session.profile))
+    storage = multipart_storage(media.storage_for(session.profile))
     if session.multipart_upload_id:
         # Storage first: a completion racing with this abort then finds no upload to join.
         try:
@@ -269,7 +260,7 @@ async def abort_multipart_upload(media: Rindle, session_id: str) -> UploadSessio
             return session
         raise UploadRejected(f"upload session {session_id} is {session.state}",
                              code="session_closed")
-    async with media.repo.store.transaction():
+    async with media.transaction():
         session = await media.repo.transition_session(session_id, session.state, "aborted",
                                                       failure_reason="aborted")
         await media.outbox.add("purge_asset", {"asset_id": session.asset_id,
@@ -280,27 +271,20 @@ async def abort_multipart_upload(media: Rindle, session_id: str) -> UploadSessio
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _multipart(storage: object) -> MultipartStorage:
-    caps: frozenset[Capability] = getattr(storage, "capabilities", frozenset())
-    if Capability.MULTIPART_UPLOAD not in caps:
-        raise UploadUnsupported("this storage cannot take multipart uploads")
-    return storage  # type: ignore[return-value]
-
-
 def _require_multipart(session: UploadSession) -> None:
     if session.strategy != "multipart":
         raise UploadUnsupported(f"upload session {session.id} uses {session.strategy}, not a "
                                 "multipart upload")
 
 
-async def _multipart_session(media: Rindle, session_id: str) -> UploadSession:
+async def _multipart_session(media: MultipartRuntime, session_id: str) -> UploadSession:
     try:
-        session = await media.broker._live_session(session_id)
+        session = await media.broker.live_session(session_id)
     except SessionExpired:
         # The broker expired it and queued the purge; the parts in storage go now too.
         row = await media.repo.get_session(session_id)
         if row is not None and row.strategy == "multipart" and row.multipart_upload_id:
-            storage = _multipart(media.storage_for(row.profile))
+            storage = multipart_storage(media.storage_for(row.profile))
             await _abort_quietly(storage, row.upload_key, row.multipart_upload_id)
         raise
     _require_multipart(session)
@@ -399,18 +383,6 @@ def _compare(session: UploadSession, wanted: list[tuple[int, str]],
 
 def _bare(etag: str) -> str:
     return etag.strip().strip('"')
-
-
-async def _fail_new(media: Rindle, session: UploadSession, reason: str) -> None:
-    """A just-created session that could not get its storage upload: fail it, purge the asset."""
-    try:
-        async with media.repo.store.transaction():
-            await media.repo.transition_session(session.id, "initialized", "failed",
-                                                failure_reason=reason)
-            await media.outbox.add("purge_asset", {"asset_id": session.asset_id,
-                                                   "reason": reason})
-    except RindleError:
-        pass  # someone else moved it first; their outcome stands
 
 
 async def _abort_quietly(storage: MultipartStorage, key: str, upload_id: str) -> None:

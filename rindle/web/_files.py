@@ -10,9 +10,9 @@ from email.utils import formatdate, parsedate_to_datetime
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..delivery.content_disposition import content_disposition
 from ..errors import ObjectNotFound
 from ..storage.base import ObjectInfo, Storage
+from ..storage.content_disposition import content_disposition
 
 # Stored files are user content: a stored HTML or SVG file must not run script on our origin.
 _CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"

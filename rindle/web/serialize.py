@@ -10,10 +10,10 @@ from ..model.records import Asset
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from ..app import Rindle
+    from ..delivery.urls import Delivering
 
 
-async def asset_json(media: Rindle, asset: Asset, *, request: Request | None = None,
+async def asset_json(media: Delivering, asset: Asset, *, request: Request | None = None,
                      actor: Any = None) -> dict[str, Any]:
     """``{id, profile, state, content_type, byte_size, width, height, variants, url?}``."""
     body: dict[str, Any] = {

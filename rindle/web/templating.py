@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -20,13 +20,28 @@ from markupsafe import Markup
 from ..delivery.authorizer import AuthRequest, is_allowed
 from ..delivery.urls import delivery_urls
 from ..errors import RindleError
+from ..live.sse import subscribe_token
 from ..model.records import Asset
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from ..app import Rindle
+    from ..delivery.signing import Signer
+    from ..delivery.urls import Delivering
     from ..profile import Profile
+
+    class Viewing(Delivering, Protocol):
+        """What views and macros use: delivery, the router's path, the signer of subscribe
+        tokens, and ``media.html`` (fragments render through it)."""
+
+        @property
+        def router_path(self) -> str: ...
+
+        @property
+        def signer(self) -> Signer: ...
+
+        @property
+        def html(self) -> Html: ...
 
 _FORMAT_ORDER = {"image/avif": 0, "image/webp": 1}
 
@@ -81,7 +96,7 @@ _UNSETTLED = ("staged", "validating", "analyzing", "promoting", "available", "pr
 class Html:
     """``media.html``: asset views and the macros, callable from Python."""
 
-    def __init__(self, media: Rindle) -> None:
+    def __init__(self, media: Viewing) -> None:
         self.media = media
         self.env = Environment(
             loader=PackageLoader("rindle", "templates"),
@@ -94,7 +109,7 @@ class Html:
                    actor: Any = None, expires_in: int | None = None) -> AssetView:
         """Prepare ``asset`` for rendering: states, dimensions and URLs signed for this viewer."""
         media = self.media
-        row = asset if isinstance(asset, Asset) else await media.asset(asset)
+        row = asset if isinstance(asset, Asset) else await media.repo.require_asset(asset)
         profile = media.profile(row.profile)
         allowed = await is_allowed(media.authorizer_for(profile), AuthRequest(
             action="view", profile=profile.name, asset=row, actor=actor, request=request))
@@ -109,8 +124,6 @@ class Html:
         events_url = fragment_url = None
         if allowed and (row.state in _UNSETTLED or any(
                 v.state in ("planned", "queued", "processing") for v in variants.values())):
-            from ..live.sse import subscribe_token
-
             token = subscribe_token(media, row.id)
             events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
             fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
@@ -212,13 +225,13 @@ def picture_plan(view: AssetView, pairs: Sequence[tuple[str, str | None]]) -> di
     return {"sources": sources, "img": img}
 
 
-def _static_url(media: Rindle, name: str) -> str:
+def _static_url(media: Viewing, name: str) -> str:
     from .static import static_name
 
     return f"{media.router_path}/static/{static_name(name)}"
 
 
-def _add_globals(env: Environment, media: Rindle) -> None:
+def _add_globals(env: Environment, media: Viewing) -> None:
     def require(value: Any, message: str) -> Any:
         if value is None or value == "":
             raise ValueError(message)
@@ -233,7 +246,7 @@ def _add_globals(env: Environment, media: Rindle) -> None:
     )
 
 
-def install(env: Environment, media: Rindle) -> None:
+def install(env: Environment, media: Viewing) -> None:
     """Make ``{% import "rindle/macros.html" as rindle %}`` work in an adopter's environment.
 
     Adds Rindle's templates behind the adopter's own loader (so they can override them) and
@@ -244,6 +257,6 @@ def install(env: Environment, media: Rindle) -> None:
     _add_globals(env, media)
 
 
-def render_live_fragment(media: Rindle, event_name: str, data: dict[str, Any]) -> str | None:
+def render_live_fragment(media: Viewing, event_name: str, data: dict[str, Any]) -> str | None:
     """The fragment for an SSE event with ``?format=html`` (see ``Html.fragment``)."""
     return media.html.fragment(event_name, data)

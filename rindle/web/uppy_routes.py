@@ -39,26 +39,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..delivery.authorizer import require_allowed
 from ..delivery.urls import absolute_url
-from ..errors import (
-    NotFound,
-    UploadUnsupported,
-    ValidationError,
-)
+from ..errors import ValidationError
 from ..model.records import UploadSession
-from ..model.repo import now
-from ..storage.base import Capability
-from ..upload import multipart
+from ..upload import multipart, post_policy
+from ..upload.post_policy import POST_STRATEGY
+from ._http import NO_STORE, PART_LIST_LIMIT, authorize, authorized_session, errors, read_json
 from .serialize import asset_json
 
 if TYPE_CHECKING:
-    from ..app import Rindle
+    from ._http import WebRuntime
 
-_NO_STORE = {"Cache-Control": "no-store"}
 _METADATA_QUERY = re.compile(r"^metadata\[(.+)\]$")
-#: The session strategy of Uppy's single-request (S3 POST policy) uploads.
-POST_STRATEGY = "presigned_post"
 
 ChunkSize = Callable[[int], int]
 
@@ -74,21 +66,13 @@ def uppy_part_size(byte_size: int, chunk_size: ChunkSize | None = None) -> int:
     return size
 
 
-def uppy_routes(media: Rindle, *, default_profile: str | None = None,
+def uppy_routes(media: WebRuntime, *, default_profile: str | None = None,
                 chunk_size: ChunkSize | None = None) -> list[Route]:
     """The Companion-compatible routes, relative to their mount (``/s3`` under the router).
 
     ``default_profile`` is used when Uppy sends no ``profile`` metadata; ``chunk_size`` must
     mirror a custom Uppy ``getChunkSize`` (it receives the file size, returns bytes).
     """
-    # Imported here, not at the top: routes.py may import this module while it loads.
-    from .routes import PART_LIST_LIMIT, _errors, read_json
-
-    async def authorize(request: Request, profile: str | None,
-                        session: UploadSession | None = None) -> None:
-        await require_allowed(media, "upload", profile=profile, session=session,
-                              request=request)
-
     def profile_of(metadata: dict[str, Any]) -> str:
         profile = metadata.get("profile") or default_profile
         if not isinstance(profile, str) or not profile:
@@ -99,12 +83,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
 
     async def session_of(request: Request) -> UploadSession:
         """The path's session, once the Authorizer allowed it and ``?key=`` names its asset."""
-        session_id: str = request.path_params["upload_id"]
-        session = await media.repo.get_session(session_id)
-        await authorize(request, session.profile if session else None, session)
-        if session is None:
-            raise NotFound(f"upload session {session_id} does not exist",
-                           code="session_not_found")
+        session = await authorized_session(media, request, "upload_id")
         key = request.query_params.get("key")
         if not key:
             raise ValidationError("the key query parameter is required (?key=...)",
@@ -119,36 +98,21 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
 
     # --- single request: GET /params, then Uppy POSTs the file straight to S3 ----------------
 
-    @_errors
+    @errors
     async def params(request: Request) -> Response:
         query = request.query_params
         metadata = {m.group(1): v for k, v in query.multi_items()
                     if (m := _METADATA_QUERY.match(k))}
         profile = profile_of(metadata)
-        await authorize(request, profile)
-        prof = media.profile(profile)
-        storage = media.storage_for(prof)
-        if Capability.PRESIGNED_PUT not in storage.capabilities:
-            raise UploadUnsupported(f"storage {prof.storage!r} cannot take direct uploads")
-        byte_size = _size(metadata.get("size"), required=False)
-        session = await media.broker.initiate_upload(
-            prof, filename=_str(query.get("filename"), "filename"),
-            content_type=_str(query.get("type"), "type"), byte_size=byte_size,
-            strategy=POST_STRATEGY)
-        ttl = max(1, int((session.expires_at - now()).total_seconds()))
-        try:
-            post = await _presign_post(storage, session.upload_key,
-                                       content_type=session.declared_content_type or "",
-                                       min_size=byte_size or 1,
-                                       max_size=byte_size or prof.max_bytes, expires_in=ttl)
-            session = await media.repo.transition_session(session.id, "initialized", "signed")
-        except BaseException:
-            await _fail_quietly(media, session, "storage_error")
-            raise
-        return JSONResponse({"method": "POST", "url": post["url"], "fields": post["fields"],
-                             "expires": ttl}, headers=_NO_STORE)
+        await authorize(media, request, "upload", profile=profile)
+        post = await post_policy.initiate_post_upload(
+            media, profile, filename=_str(query.get("filename"), "filename"),
+            content_type=_str(query.get("type"), "type"),
+            byte_size=_size(metadata.get("size"), required=False))
+        return JSONResponse({"method": "POST", "url": post.url, "fields": post.fields,
+                             "expires": post.expires_in}, headers=NO_STORE)
 
-    @_errors
+    @errors
     async def params_complete(request: Request) -> Response:
         """What Uppy's ``upload-success`` hook calls with ``response.body.key``: verify the
         upload (idempotent: an already completed one answers with its asset)."""
@@ -159,21 +123,18 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
         if not isinstance(key, str) or not key:
             raise ValidationError("key is required (Uppy's response.body.key)",
                                   code="missing_field", field="key")
-        session = await _session_for_key(media, key)
-        await authorize(request, session.profile if session else None, session)
-        if session is None:
-            raise NotFound("no upload has this key", code="session_not_found")
-        if session.state == "completed":
-            asset = await media.asset(session.asset_id)
-        else:
-            asset = (await media.verify_completion(session.id)).asset
+        session = await post_policy.session_for_key(media.repo, key)
+        await authorize(media, request, "upload", profile=session.profile if session else None,
+                        session=session)
+        session = await post_policy.require_session_for_key(media.repo, key)
+        asset = await post_policy.complete_post_upload(media, session)
         return JSONResponse({"session_id": session.id,
                              "asset": await asset_json(media, asset, request=request)},
-                            headers=_NO_STORE)
+                            headers=NO_STORE)
 
     # --- multipart -------------------------------------------------------------------------
 
-    @_errors
+    @errors
     async def create(request: Request) -> Response:
         body = await read_json(request)
         metadata = body.get("metadata") or {}
@@ -181,7 +142,7 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
             raise ValidationError("metadata must be an object", code="invalid_field",
                                   field="metadata")
         profile = profile_of(metadata)
-        await authorize(request, profile)
+        await authorize(media, request, "upload", profile=profile)
         byte_size = _size(metadata.get("size", body.get("size")), required=True)
         assert byte_size is not None
         started = await multipart.initiate_multipart_upload(
@@ -189,24 +150,24 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
             byte_size=byte_size, content_type=_str(body.get("type"), "type"),
             part_size=uppy_part_size(byte_size, chunk_size))
         return JSONResponse({"uploadId": started.session_id, "key": started.asset_id},
-                            headers=_NO_STORE)
+                            headers=NO_STORE)
 
-    @_errors
+    @errors
     async def list_parts(request: Request) -> Response:
         session = await session_of(request)
         parts = await multipart.list_uploaded_parts(media, session.id)
         return JSONResponse([{"PartNumber": p["part_number"], "ETag": p["etag"],
-                              "Size": p["size"]} for p in parts], headers=_NO_STORE)
+                              "Size": p["size"]} for p in parts], headers=NO_STORE)
 
-    @_errors
+    @errors
     async def sign_part(request: Request) -> Response:
         session = await session_of(request)
         number: int = request.path_params["part_number"]
         ticket = await multipart.sign_multipart_part(media, session.id, number)
         return JSONResponse({"url": ticket.url, "headers": ticket.headers,
-                             "expires": _seconds_left(ticket.expires_at)}, headers=_NO_STORE)
+                             "expires": _seconds_left(ticket.expires_at)}, headers=NO_STORE)
 
-    @_errors
+    @errors
     async def sign_batch(request: Request) -> Response:
         session = await session_of(request)
         raw = request.query_params.get("partNumbers") or ""
@@ -217,9 +178,9 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
                                   code="invalid_field", field="partNumbers") from None
         tickets = await multipart.sign_multipart_parts(media, session.id, numbers)
         return JSONResponse({"presignedUrls": {str(n): t.url for n, t in tickets.items()}},
-                            headers=_NO_STORE)
+                            headers=NO_STORE)
 
-    @_errors
+    @errors
     async def complete(request: Request) -> Response:
         session = await session_of(request)
         body = await read_json(request, limit=PART_LIST_LIMIT)
@@ -236,13 +197,13 @@ def uppy_routes(media: Rindle, *, default_profile: str | None = None,
         return JSONResponse({"location": location(request, result.asset.id),
                              "key": result.asset.id, "session_id": result.session.id,
                              "asset": await asset_json(media, result.asset, request=request)},
-                            headers=_NO_STORE)
+                            headers=NO_STORE)
 
-    @_errors
+    @errors
     async def abort(request: Request) -> Response:
         session = await session_of(request)
         await multipart.abort_multipart_upload(media, session.id)
-        return JSONResponse({}, headers=_NO_STORE)
+        return JSONResponse({}, headers=NO_STORE)
 
     return [
         Route("/params", params, methods=["GET"]),
@@ -287,55 +248,6 @@ def _size(value: Any, *, required: bool) -> int | None:
 
 def _seconds_left(expires_at: Any) -> int:
     return max(1, int(expires_at.timestamp() - time.time()))
-
-
-async def _presign_post(storage: Any, key: str, *, content_type: str, min_size: int,
-                        max_size: int, expires_in: int) -> dict[str, Any]:
-    """An S3 POST policy for ``key`` from a storage that can sign one."""
-    own = getattr(storage, "presign_post", None)
-    if own is None:
-        raise UploadUnsupported(
-            "this storage cannot sign an S3 POST policy, which Uppy's single-request upload "
-            "needs; configure Uppy with `shouldUseMultipart: true`", code="upload_unsupported")
-    result: dict[str, Any] = await own(key, content_type=content_type, min_size=min_size,
-                                       max_size=max_size, expires_in=expires_in)
-    return result
-
-
-async def _session_for_key(media: Rindle, key: str) -> UploadSession | None:
-    """The upload session behind a key Uppy reports: a storage key
-    (``[prefix/]profile/asset_id/name``, single requests) or an asset id (multipart)."""
-    parts = key.split("/")
-    asset_id = parts[-2] if len(parts) >= 3 else key
-    sessions = await media.repo.sessions_for_asset(asset_id)
-    if len(parts) >= 3:
-        sessions = [s for s in sessions if key.endswith(s.upload_key)
-                    and _prefix_ok(media, s, key[: len(key) - len(s.upload_key)])]
-    if not sessions:
-        return None
-    return max(sessions, key=lambda s: s.created_at or now())
-
-
-def _prefix_ok(media: Rindle, session: UploadSession, prefix: str) -> bool:
-    if not prefix:
-        return True
-    storage = media.storage_for(session.profile)
-    return prefix == getattr(storage, "key_prefix", "")
-
-
-async def _fail_quietly(media: Rindle, session: UploadSession, reason: str) -> None:
-    """A just-created single-request session that could not be signed: fail it, purge."""
-    try:
-        async with media.repo.store.transaction():
-            current = await media.repo.get_session(session.id)
-            if current is None or current.state not in ("initialized", "signed"):
-                return
-            await media.repo.transition_session(session.id, current.state, "failed",
-                                                failure_reason=reason)
-            await media.outbox.add("purge_asset", {"asset_id": session.asset_id,
-                                                   "reason": reason})
-    except Exception:
-        pass  # someone else moved it first; their outcome stands
 
 
 __all__ = ["POST_STRATEGY", "uppy_part_size", "uppy_routes"]

@@ -165,7 +165,7 @@ async def test_html_format_sends_fragments_as_data_lines(make_media: MakeMedia) 
     except ImportError as exc:
         pytest.skip(f"rindle.web.templating.render_live_fragment is not importable yet: {exc}")
     media = make_media()
-    app, _ = app_for(media)
+    app, _ = app_for(media, render=render_live_fragment)
     async with LiveServer(app) as srv, httpx.AsyncClient(base_url=srv.url) as client:
         asset_id = await make_asset(media, "available")
         async with stream(client, f"/rindle/events/asset/{asset_id}?format=html") as sse:

@@ -15,7 +15,6 @@ from pathlib import Path
 from rindle import Rindle, SessionExpired
 from rindle.model.records import Change, UploadSession
 from rindle.ops.cleanup import expire_uploads, sweep_scratch_dirs
-from rindle.processing.image import ImageProcessor
 from tests.conftest import MakeMedia
 from tests.support.images import png
 
@@ -169,8 +168,8 @@ async def test_the_sweeper_expires_abandoned_uploads(make_media: MakeMedia) -> N
 
 def test_old_scratch_directories_are_removed(make_media: MakeMedia, tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
-    media = make_media(processors={"image": ImageProcessor(temp_dir=scratch)})
-    old, young, other = (scratch / "rindle-image-old", scratch / "rindle-image-young",
+    media = make_media(scratch_dir=str(scratch))
+    old, young, other = (scratch / "rindle-job-old", scratch / "rindle-job-young",
                          scratch / "someone-elses")
     for d in (old, young, other):
         (d / "sub").mkdir(parents=True)

@@ -9,6 +9,7 @@ import pytest
 
 from rindle import Profile, Rindle, ScanVerdict, Variant
 from rindle.model.records import Asset
+from rindle.processing.processor import Output
 from tests.conftest import MakeMedia
 from tests.support.images import HTML, jpeg, png, png_claiming
 
@@ -100,18 +101,16 @@ async def test_scanner_can_quarantine(make_media: MakeMedia) -> None:
 
 
 class CopyProcessor:
-    """A custom processor: the 'variant' is the original's bytes under a new key."""
+    """A custom processor: the 'variant' is the original's bytes, copied into scratch."""
 
     def __init__(self) -> None:
-        self.calls: list[str] = []
+        self.calls: list[int | None] = []
 
-    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
-                      variant: Variant) -> dict[str, Any]:
-        self.calls.append(name)
-        storage = media.storage_for(profile)
-        key = f"{asset.profile}/{asset.id}/variants/{name}.bin"
-        info = await storage.write(key, storage.stream(asset.storage_key))
-        return {"storage_key": key, "content_type": asset.content_type, "byte_size": info.size}
+    async def process(self, source: Any, variant: Variant, context: Any) -> Output:
+        self.calls.append(variant.width)
+        out = context.scratch / "copy.bin"
+        out.write_bytes((await source.path()).read_bytes())
+        return Output(path=out, content_type=source.asset.content_type)
 
 
 async def test_variants_are_planned_queued_and_built(make_media: MakeMedia) -> None:
@@ -127,8 +126,11 @@ async def test_variants_are_planned_queued_and_built(make_media: MakeMedia) -> N
         asset = await _upload(media, png(30, 30), "c.png", "copies")
         rows = await media.repo.list_variants(asset.id)
         assert asset.state == "ready"
-        assert sorted(proc.calls) == ["a", "b"]
+        assert sorted(proc.calls) == [10, 20]  # type: ignore[type-var]
         assert [(r.name, r.state) for r in rows] == [("a", "ready"), ("b", "ready")]
+        assert rows[0].storage_key == (f"copies/{asset.id}/variants/"
+                                       f"a-{Copies.variants['a'].digest[:12]}.bin")
+        assert rows[0].content_type == "image/png" and rows[0].byte_size
         assert rows[0].recipe_digest == Copies.variants["a"].digest
         runs = await media.repo.runs_for_asset(asset.id)
         assert sorted((r.variant_name, r.state) for r in runs) == [("a", "succeeded"),
@@ -141,7 +143,7 @@ async def test_variants_are_planned_queued_and_built(make_media: MakeMedia) -> N
         await pipeline.promote(media, asset.id)
         await pipeline.process_variants(media, asset.id, ["a"])
         await media.drain()
-        assert sorted(proc.calls) == ["a", "b"]
+        assert sorted(proc.calls) == [10, 20]  # type: ignore[type-var]
 
 
 async def test_without_a_processor_variants_fail_with_a_reason(make_media: MakeMedia) -> None:
@@ -170,9 +172,9 @@ async def test_a_16_pixel_file_claiming_50000_squared_is_quarantined(media: Rind
 class Tagger:
     """A custom analyzer: adds a fact every asset of kind image gets."""
 
-    async def analyze(self, media: Rindle, profile: type[Profile], asset: Asset,
-                      head: bytes) -> dict[str, Any] | None:
-        return {"first_byte": head[0], "profile_seen": profile.name}
+    async def analyze(self, asset: Asset, source: Any) -> dict[str, Any] | None:
+        return {"first_byte": source.head[0], "profile_seen": asset.profile,
+                "path_exists": (await source.path()).is_file()}
 
 
 async def test_a_custom_analyzer_adds_metadata(make_media: MakeMedia) -> None:
@@ -181,3 +183,4 @@ async def test_a_custom_analyzer_adds_metadata(make_media: MakeMedia) -> None:
         asset = await _upload(media, png(10, 10), "t.png")
     assert asset.metadata["first_byte"] == 0x89
     assert asset.metadata["profile_seen"] == "image"
+    assert asset.metadata["path_exists"] is True

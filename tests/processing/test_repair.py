@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
-from rindle.model.records import Asset
+from rindle.processing.processor import Output
 from tests.conftest import SECRET
 from tests.support.images import png
 
@@ -112,30 +112,29 @@ async def test_requeue_retries_failed_and_forces_ready(url: str, tmp_path: Path)
 
 
 class SlowProcessor:
-    """Writes its output only after ``release`` is set, so a test can cancel mid-job."""
+    """Builds its outputs only after ``release`` is set, so a test can cancel mid-job; it
+    asks ``context.cancelled()`` first, as a long job would."""
 
     def __init__(self) -> None:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
-        self.stored: list[str] = []
+        self.stopped_early = 0
 
-    async def process_many(self, media: Rindle, profile: type[Profile], asset: Asset,
-                           items: list[tuple[str, Variant]], *, checkpoint: Any) -> dict[str, Any]:
+    async def process(self, source: Any, variant: Variant, context: Any) -> Output:
+        raise AssertionError("a batch processor gets process_many")
+
+    async def process_many(self, source: Any, variants: Mapping[str, Variant],
+                           context: Any) -> dict[str, Output | Exception]:
         self.started.set()
         await self.release.wait()
-        out: dict[str, Any] = {}
-        storage = media.storage_for(profile)
-        for name, _ in items:
-            if not await checkpoint(name):
-                continue
-            key = f"{asset.profile}/{asset.id}/variants/{name}.bin"
-
-            async def body() -> AsyncIterator[bytes]:
-                yield b"x"
-
-            await storage.write(key, body())
-            self.stored.append(name)
-            out[name] = {"storage_key": key}
+        if await context.cancelled():
+            self.stopped_early += 1
+            return {}
+        out: dict[str, Output | Exception] = {}
+        for name in variants:
+            path = context.scratch / f"{name}.bin"
+            path.write_bytes(b"x")
+            out[name] = Output(path=path, content_type="application/octet-stream")
         return out
 
 
@@ -156,14 +155,17 @@ async def test_cancel_stops_a_running_job_at_its_checkpoint(url: str, tmp_path: 
         await media.drain()
         rows = {v.name: v.state for v in await media.repo.list_variants(asset.id)}
         assert rows == {"a": "cancelled", "b": "cancelled"}
-        assert proc.stored == []
+        assert proc.stopped_early == 1
+        stored = [o.key async for o in media.storage_for(Slow).list_keys(f"slow/{asset.id}/")]
+        assert [k for k in stored if "/variants/" in k] == []
         runs = await media.repo.runs_for_asset(asset.id)
         assert {r.state for r in runs} == {"cancelled"}
         assert (await media.asset(asset.id)).state == "ready"
         # Cancelled work can be queued again.
         assert sorted(await media.requeue_variants(asset.id)) == ["a", "b"]
         await media.drain()
-        assert sorted(proc.stored) == ["a", "b"]
+        rows = {v.name: v.state for v in await media.repo.list_variants(asset.id)}
+        assert rows == {"a": "ready", "b": "ready"}
 
 
 async def test_reprobe_redetects_without_changing_state(url: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,10 +188,10 @@ async def test_a_silent_redis_fails_an_enqueue_instead_of_hanging_it() -> None:
     try:
         queue = RQQueue(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
         queue.socket_timeout = 0.5
-        started = time.monotonic()
-        with pytest.raises(RedisTimeout):
-            await asyncio.to_thread(lambda: queue.rq_queue().connection.ping())
-        assert time.monotonic() - started < 5
+        # Only a socket timeout raises RedisTimeout; the guard stops a hung test, nothing more.
+        async with asyncio.timeout(10):
+            with pytest.raises(RedisTimeout):
+                await asyncio.to_thread(lambda: queue.rq_queue().connection.ping())
         # A worker's connection has no read timeout: it blocks in BLPOP by design.
         worker_side = RQQueue(queue.redis_url).rq_queue(for_worker=True)
         assert worker_side.connection.connection_pool.connection_kwargs["socket_timeout"] is None

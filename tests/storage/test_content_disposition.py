@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from rindle.delivery.content_disposition import content_disposition
+from rindle.storage.content_disposition import content_disposition
 
 
 def _params(value: str) -> dict[str, str]:

@@ -6,30 +6,27 @@ import os
 from typing import Any
 
 from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
-from rindle.model.records import Asset
+from rindle.processing.processor import Output
 from rindle.processing.queue import RQQueue
 
 
 class CopyProcessor:
-    """Copies the original as the 'variant' and records which process built it."""
+    """Copies the original as the 'variant'; the file's name says which process built it."""
 
-    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
-                      variant: Variant) -> dict[str, Any]:
-        storage = media.storage_for(profile)
-        key = f"{asset.profile}/{asset.id}/variants/{name}-{os.getpid()}.bin"
-        info = await storage.write(key, storage.stream(asset.storage_key))
-        return {"storage_key": key, "content_type": asset.content_type, "byte_size": info.size}
+    async def process(self, source: Any, variant: Variant, context: Any) -> Output:
+        out = context.scratch / f"copy-{os.getpid()}.bin"
+        out.write_bytes((await source.path()).read_bytes())
+        return Output(path=out, content_type=source.asset.content_type)
 
 
 class SleepyProcessor(CopyProcessor):
     """Sleeps before copying, so a test can kill the worker in the middle of a job."""
 
-    async def process(self, media: Rindle, profile: type[Profile], asset: Asset, name: str,
-                      variant: Variant) -> dict[str, Any]:
+    async def process(self, source: Any, variant: Variant, context: Any) -> Output:
         import asyncio
 
         await asyncio.sleep(float(os.environ.get("RINDLE_TEST_SLEEP", "0")))
-        return await super().process(media, profile, asset, name, variant)
+        return await super().process(source, variant, context)
 
 
 class SlowProfile(Profile):

@@ -11,9 +11,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Router
 
-from rindle import DenyAll, LocalStorage, Profile, Rindle
+from rindle import Forbidden, LocalStorage, Profile, Rindle
+from rindle.delivery.authorizer import ACTIONS, require_allowed
 from rindle.web.multipart_routes import multipart_routes
-from tests.conftest import LiveServer, MakeMedia
+from tests.conftest import SECRET, LiveServer, MakeMedia
 from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -176,16 +177,30 @@ async def test_bad_requests(client: httpx.AsyncClient) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found"
 
 
-async def test_default_authorizer_denies(make_media: MakeMedia, s3: S3Bucket) -> None:
-    media = make_media(storages={"s3": s3.storage()}, profiles=[ClipProfile],
-                       authorizer=DenyAll())
+async def test_default_authorizer_denies(database_url: str, s3: S3Bucket) -> None:
+    # No authorizer= at all: the runtime an adopter gets before saying who may do what.
+    media = Rindle(database_url=database_url, storages={"s3": s3.storage()},
+                   profiles=[ClipProfile], secret_keys=[SECRET])
     async with LiveServer(app_for(media)) as srv, httpx.AsyncClient(base_url=srv.url) as http:
-        r = await _create(http, 9 * MiB)
-        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        asset = (await media.upload("clip", png_of_size(1000), filename="a.png")).asset
+        await media.drain()
         started = await media.broker.initiate_upload("clip", filename="a.png",
                                                      content_type="image/png",
                                                      byte_size=10, strategy="multipart")
+        refused = {"upload: create": await _create(http, 9 * MiB)}
         for method, path in (("POST", "/parts"), ("GET", "/parts"), ("POST", "/complete"),
                              ("DELETE", "")):
-            r = await http.request(method, f"/rindle/multipart/{started.id}{path}", json={})
-            assert r.status_code == 403, (method, path)
+            refused[f"upload: {method} {path}"] = await http.request(
+                method, f"/rindle/multipart/{started.id}{path}", json={})
+        refused["view"] = await http.get(f"/rindle/assets/{asset.id}")
+        refused["subscribe"] = await http.get(f"/rindle/events/asset/{asset.id}")
+        for what, r in refused.items():
+            assert r.status_code == 403, (what, r.text)
+            assert r.json()["error"]["code"] == "forbidden", what
+        untouched = await media.repo.get_session(started.id)
+        assert untouched is not None and untouched.state == started.state
+        with pytest.raises(Forbidden):
+            await media.url("clip", asset.id)
+        for action in ACTIONS:  # `admin` included: no route asks for it yet
+            with pytest.raises(Forbidden):
+                await require_allowed(media, action, profile="clip", asset=asset)

@@ -17,14 +17,16 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Router
 
-from rindle import DenyAll, Profile, Rindle
+from rindle import Forbidden, Profile, Rindle
+from rindle.delivery.authorizer import ACTIONS, require_allowed
 from rindle.web.uppy_routes import uppy_part_size, uppy_routes
-from tests.conftest import LiveServer, MakeMedia
+from tests.conftest import SECRET, LiveServer, MakeMedia
 from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
 MiB = 1024 * 1024
-UPPY_DIR = Path(__file__).resolve().parents[1] / "js" / "uppy"
+ROOT = Path(__file__).resolve().parents[2]
+UPPY_DIR = ROOT / "tests" / "js" / "uppy"
 NODE = shutil.which("node")
 
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
@@ -40,14 +42,21 @@ class ClipProfile(Profile):
 
 
 
+def _node_finds(start: Path, package: str) -> bool:
+    """Whether Node, run from ``start``, finds ``package`` in a node_modules folder there or
+    above it: ``npm ci`` at the repository root (npm workspaces) hoists it to the top."""
+    return any((folder / "node_modules" / package / "package.json").exists()
+               for folder in (start, *start.parents))
+
+
 @pytest.fixture(scope="module")
 def uppy_installed() -> Path:
-    """@uppy/* installed from tests/js/uppy/package-lock.json (``npm ci``) if not yet there."""
-    if not (UPPY_DIR / "node_modules" / "@uppy" / "aws-s3" / "package.json").exists():
+    """@uppy/* installed from the root package-lock.json (``npm ci``) if not yet there."""
+    if not _node_finds(UPPY_DIR, "@uppy/aws-s3"):
         npm = shutil.which("npm")
         assert npm is not None, "node is installed but npm is not: install npm"
-        subprocess.run([npm, "ci", "--prefix", str(UPPY_DIR), "--no-audit", "--no-fund"],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True,
+                       capture_output=True, timeout=300)
     return UPPY_DIR
 
 
@@ -241,27 +250,40 @@ async def test_contract_errors(server: LiveServer, runtime: Rindle, s3: S3Bucket
 
 
 @sqlite
-async def test_default_authorizer_denies(make_media: MakeMedia, s3: S3Bucket) -> None:
-    media = make_media(storages={"s3": s3.storage()}, profiles=[ClipProfile],
-                       authorizer=DenyAll())
+async def test_default_authorizer_denies(database_url: str, s3: S3Bucket) -> None:
+    # No authorizer= at all: the runtime an adopter gets before saying who may do what.
+    media = Rindle(database_url=database_url, storages={"s3": s3.storage()},
+                   profiles=[ClipProfile], secret_keys=[SECRET])
     async with LiveServer(app_for(media), access_log=False) as srv, \
-            httpx.AsyncClient(base_url=f"{srv.url}/rindle/s3") as http:
-        r = await http.post("/multipart", json={
-            "filename": "a.png", "type": "image/png",
-            "metadata": {"profile": "clip", "size": 10}})
-        assert r.status_code == 403
-        r = await http.get("/params", params={"filename": "a.png", "type": "image/png",
-                                              "metadata[profile]": "clip"})
-        assert r.status_code == 403
+            httpx.AsyncClient(base_url=f"{srv.url}/rindle") as http:
+        asset = (await media.upload("clip", png_of_size(1000), filename="a.png")).asset
+        await media.drain()
         started = await media.initiate_multipart_upload("clip", filename="a.png",
                                                         byte_size=6 * MiB,
                                                         content_type="image/png")
+        refused = {
+            "upload: multipart": await http.post("/s3/multipart", json={
+                "filename": "a.png", "type": "image/png",
+                "metadata": {"profile": "clip", "size": 10}}),
+            "upload: params": await http.get("/s3/params", params={
+                "filename": "a.png", "type": "image/png", "metadata[profile]": "clip"}),
+        }
         for method, path in (("GET", ""), ("GET", "/1"), ("POST", "/complete"),
                              ("DELETE", "")):
-            r = await http.request(method, f"/multipart/{started.session_id}{path}",
-                                   params={"key": started.asset_id})
-            assert r.status_code == 403, (method, path)
-        assert s3.pending_uploads() != []
+            refused[f"upload: {method} {path}"] = await http.request(
+                method, f"/s3/multipart/{started.session_id}{path}",
+                params={"key": started.asset_id})
+        refused["view"] = await http.get(f"/assets/{asset.id}")
+        refused["subscribe"] = await http.get(f"/events/asset/{asset.id}")
+        for what, r in refused.items():
+            assert r.status_code == 403, (what, r.text)
+            assert r.json()["error"]["code"] == "forbidden", what
+        assert s3.pending_uploads() != []  # the refused DELETE aborted nothing
+        with pytest.raises(Forbidden):
+            await media.url("clip", asset.id)
+        for action in ACTIONS:  # `admin` included: no route asks for it yet
+            with pytest.raises(Forbidden):
+                await require_allowed(media, action, profile="clip", asset=asset)
         await media.abort_multipart_upload(started.session_id)
 
 
