@@ -10,13 +10,58 @@ from pathlib import Path
 import pytest
 
 from rindle import ConfigurationError, Rindle
-from rindle.model.db import Store, _numbered, sqlite_target
+from rindle.model.db import Store, sqlite_target
+from rindle.model.placeholders import numbered
 
 
 def test_named_placeholders_become_numbered_for_asyncpg() -> None:
-    sql, names = _numbered("UPDATE t SET a = :a, b = :b WHERE id = :id AND a <> :a")
+    sql, names = numbered("UPDATE t SET a = :a, b = :b WHERE id = :id AND a <> :a")
     assert sql == "UPDATE t SET a = $1, b = $2 WHERE id = $3 AND a <> $1"
     assert names == ("a", "b", "id")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT ':x' AS a",
+    "SELECT 'it''s :x' AS a",
+    "SELECT E'it\\'s :x' AS a",
+    'SELECT 1 AS ":x"',
+    'SELECT 1 AS "a "":x"""',
+    "SELECT 1 -- :x",
+    "SELECT 1 /* :x */",
+    "SELECT 1 /* nested /* :x */ still a comment :x */",
+    "SELECT $$:x$$, $tag$ :x $$ :x $tag$",
+    "SELECT a::text, '1'::integer",
+    "SELECT 'unterminated :x",
+])
+def test_colons_that_are_not_placeholders_are_left_alone(sql: str) -> None:
+    # Where SQLite's own tokenizer sees no placeholder, asyncpg must not get one either.
+    assert numbered(sql) == (sql, ())
+
+
+def test_placeholders_around_literals_comments_and_casts_are_numbered() -> None:
+    sql, names = numbered("SELECT ':a' AS \":b\", :a::integer -- :c\n, /* :d */ :e, 'x:'||:a")
+    assert sql == "SELECT ':a' AS \":b\", $1::integer -- :c\n, /* :d */ $2, 'x:'||$1"
+    assert names == ("a", "e")
+
+
+async def test_colons_in_literals_identifiers_and_comments_mean_the_same_on_both(
+        media: Rindle) -> None:
+    row = await media.store.fetch_one(
+        "SELECT ':not_a_param' AS x, :real AS y, 'it''s :q' AS z, 1 AS \":w\" -- :c\n"
+        "/* :d */", {"real": "yes"})
+    assert row == {"x": ":not_a_param", "y": "yes", "z": "it's :q", ":w": 1}
+    entry = await media.repo.add_outbox("k", {})
+    await media.store.execute(
+        "UPDATE rindle_outbox SET kind = 'a:b' /* :kind */ WHERE id = :id -- AND kind = :kind",
+        {"id": entry.id})
+    assert [e.kind for e in await media.repo.list_outbox()] == ["a:b"]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_casts_keep_working_on_postgresql(media: Rindle) -> None:
+    row = await media.store.fetch_one("SELECT :n::integer + 1 AS v, '7'::integer AS w",
+                                      {"n": 41})
+    assert row == {"v": 42, "w": 7}
 
 
 @pytest.mark.parametrize(("url", "target"), [

@@ -1,0 +1,42 @@
+"""What both pools share: the checkout deadline, and clean-up a cancellation can't cut short."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from ..errors import ConfigurationError
+
+CHECKOUT_TIMEOUT = 30.0  # seconds to wait for a pooled connection before giving up
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def to_completion(work: Awaitable[None], *, wait: bool = True) -> None:
+    """Run clean-up to its end even if the caller is cancelled (again) meanwhile.
+
+    anyio's shield does not stop a plain ``task.cancel()``; a rollback or a pool release cut
+    short would leave a connection holding SQLite's write lock or a pool slot lost for good.
+    With ``wait=False`` (a cancelled caller) it runs in the background: the rollback may
+    have to wait for the lock a cut-off BEGIN is still queued for, and a cancelled task
+    should end now.
+    """
+    task = asyncio.ensure_future(work)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "unretrieved"
+    if wait:
+        await asyncio.shield(task)
+
+
+async def drain_cleanups() -> None:
+    """Wait for clean-up still running in the background (before a pool closes)."""
+    if _cleanups:
+        await asyncio.gather(*list(_cleanups), return_exceptions=True)
+
+
+def pool_timeout(dialect: str) -> ConfigurationError:
+    """The error for a checkout that waited ``CHECKOUT_TIMEOUT`` in vain."""
+    return ConfigurationError(
+        f"no {dialect} connection became free within {CHECKOUT_TIMEOUT:.0f} s: raise the pool "
+        "size or look for work holding transactions open", code="database_pool_exhausted")
