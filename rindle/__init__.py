@@ -4,8 +4,9 @@ The public names are re-exported here; everything else lives in submodules. Heav
 libraries (pyvips, aiobotocore) load only when a feature that needs them is used.
 
 The plug-in contracts an adopter implements are Protocols: ``Storage``, ``Analyzer``,
-``Processor``, ``Scanner`` and ``Authorizer``; a storage adapter raises ``StorageError`` (or
-``ObjectNotFound``) when its backend fails.
+``Processor`` (returning an ``Output``; ``BatchProcessor`` builds several variants at once),
+``Scanner`` and ``Authorizer``; a storage adapter raises ``StorageError`` (or
+``ObjectNotFound``) when its backend fails. docs/guides/plugins.md shows each in full.
 """
 
 from .app import Rindle
@@ -30,7 +31,7 @@ from .errors import (
     ValidationError,
 )
 from .processing.analyzer import Analyzer
-from .processing.processor import Processor
+from .processing.processor import BatchProcessor, Output, Processor
 from .processing.scanner import Scanner, ScanVerdict
 from .profile import Delivery, Profile, Variant
 from .storage.base import Capability, Storage
@@ -43,6 +44,7 @@ __all__ = [
     "Analyzer",
     "AuthRequest",
     "Authorizer",
+    "BatchProcessor",
     "Capability",
     "ConfigurationError",
     "Delivery",
@@ -55,6 +57,7 @@ __all__ = [
     "LocalStorage",
     "NotFound",
     "ObjectNotFound",
+    "Output",
     "Processor",
     "Profile",
     "Rindle",
