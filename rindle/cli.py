@@ -67,7 +67,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .processing.jobs import set_worker_runtime
+    from .model.urls import redact_url
+    from .processing.jobs import close_worker_runtime, prepare_worker, set_worker_runtime
     from .processing.queue import RQQueue
 
     media = _runtime(args.app)
@@ -78,14 +79,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     if queue.app_path is None:
         queue.app_path = args.app
-    set_worker_runtime(media)
-    from rq import Worker
+    # Read once, before rq forks: every work horse inherits it (and the imports a job
+    # needs), and jobs of another database are refused without opening a connection.
+    queue.fingerprint = prepare_worker(media)
+    if queue.fingerprint is None:
+        console.print("[yellow]warning:[/] the database id could not be read (is the "
+                      "database migrated?); this worker cannot tell its jobs from another "
+                      "database's and does not listen on its own queue")
+    # Without --fork the jobs run in this process and share one connected runtime.
+    set_worker_runtime(media, keep_connected=not args.fork)
+    from .processing.rq_worker import ForkingRindleWorker, RindleWorker
 
-    rq_queue = queue.rq_queue(for_worker=True)
-    worker = Worker([rq_queue], connection=rq_queue.connection, name=args.name)
-    console.print(f"[green]rindle worker[/] on queue {queue.name!r} ({queue!r})")
-    worker.work(burst=args.burst, with_scheduler=not args.burst,
-                logging_level=args.log_level.upper())
+    queues = queue.worker_queues()
+    worker_class = ForkingRindleWorker if args.fork else RindleWorker
+    worker = worker_class(queues, connection=queues[0].connection, name=args.name,
+                          fingerprint=queue.fingerprint,
+                          database=redact_url(media.database_url), app=args.app)
+    names = ", ".join(repr(q.name) for q in queues)
+    mode = "a work horse per job" if args.fork else "jobs in this process"
+    console.print(f"[green]rindle worker[/] on {escape(names)} ({escape(repr(queue))}, "
+                  f"{mode}), database {escape(redact_url(media.database_url))} "
+                  f"({queue.fingerprint or 'no fingerprint'})")
+    try:
+        worker.work(burst=args.burst, with_scheduler=not args.burst,
+                    logging_level=args.log_level.upper())
+    finally:
+        close_worker_runtime()
     return 0
 
 
@@ -399,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.add_argument("--name", default=None)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--fork", action="store_true",
+                   help="run each job in a forked work horse (rq's default: isolates a job's "
+                        "memory and crashes, costs ~100 ms per job)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("sweep", help="dispatch outbox entries that were left behind")

@@ -111,6 +111,9 @@ upload_sessions = sa.Table(
     _ts("session_uri_expires_at"),
     sa.Column("last_known_offset", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("resumable_protocol", sa.String(20)),
+    # The lease of the one request appending to a resumable upload now (tus), if any.
+    sa.Column("lease_token", sa.String(64)),
+    _ts("lease_until"),
     _ts("created_at", False),
     _ts("updated_at", False),
     sa.Index(None, "state"),
@@ -208,4 +211,15 @@ purge_log = sa.Table(
     sa.Column("asset_state", sa.String(20)),
     _ts("purged_at", False),
     sa.Index(None, "asset_id"),
+)
+
+# Facts about the database itself. "database_id" is a random id made once (by migration 0004,
+# or by the first process that finds it missing), so processes sharing a Redis can tell whether
+# they serve the same database (rindle.model.identity).
+meta = sa.Table(
+    "rindle_meta",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    _ts("created_at", False),
 )

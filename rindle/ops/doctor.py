@@ -3,7 +3,8 @@
 Most of what goes wrong with Rindle in a new deployment is not a bug but a mismatch
 between the configuration and the machine: a database nobody migrated, a bucket the
 credentials cannot write, rq workers whose live events go to a ``memory://`` broadcast no
-other process hears, a libvips without an AV1 encoder for AVIF variants. Each of those
+other process hears, an rq worker of another database on the same queue (it takes this
+runtime's jobs), a libvips without an AV1 encoder for AVIF variants. Each of those
 otherwise surfaces much later, as a job failing for good or a badge that never changes.
 The doctor asks each question once, up front, and answers with what it found and what to
 do about it.
@@ -37,9 +38,10 @@ from urllib.parse import urlparse
 
 from ..delivery.authorizer import AllowAll, DenyAll
 from ..errors import ConfigurationError, RindleError
-from ..model import migrate
+from ..model import identity, migrate
 from ..model.db import Store, redact_url, sqlite_target
 from ..model.repo import Repo
+from ..processing import ownership
 from ..processing.queue import InlineQueue, RQQueue
 from ..storage.base import Capability, Storage, StorageContext
 from . import PROBE_PREFIX
@@ -255,6 +257,18 @@ def _redis_status(url: str, rq_name: str | None) -> tuple[int, int] | None:
         conn.close()
 
 
+def _listening_workers(url: str, queue_names: list[str]) -> list[dict[str, Any]]:
+    """The rq workers on ``queue_names`` and the database each announced. Blocking."""
+    from redis import Redis
+
+    conn = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT,
+                          socket_timeout=REDIS_TIMEOUT)
+    try:
+        return ownership.listening_workers(conn, queue_names)
+    finally:
+        conn.close()
+
+
 def _revisions() -> tuple[str, set[str]]:
     """(head, every revision shipped): reading the migration scripts is blocking."""
     return migrate.head_revision(), migrate.known_revisions()
@@ -275,6 +289,7 @@ class _Doctor:
         self.store: Store | None = None
         self.database_ok = False
         self.schema_at_head = False
+        self.redis_ok = False
 
     async def checks(self) -> list[Check]:
         media = self.media
@@ -296,6 +311,11 @@ class _Doctor:
                          fix="register a processor for every variant kind"),
             await _timed("doctor.queue", "queue", self.queue,
                          fix="check the queue URL; is Redis running?"),
+        ]
+        if isinstance(media.queue, RQQueue):
+            out.append(await _timed("doctor.workers", "queue", self.workers,
+                                    fix=ownership.REPAIR))
+        out += [
             await _timed("doctor.broadcast", "broadcast", self.broadcast,
                          fix="check broadcast_url; is Redis running?"),
             await _timed("doctor.secret_keys", "security", self.secret_keys, fix=_KEY_FIX),
@@ -499,6 +519,7 @@ class _Doctor:
             return ("error", f"cannot reach Redis at {shown}: {_describe(exc)}",
                     "check the queue's redis:// URL; is Redis running and reachable from here?")
         assert status is not None
+        self.redis_ok = True
         workers, waiting = status
         facts = f"rq queue {queue.name!r} on Redis at {shown}: {_plural(waiting, 'job')} waiting"
         if workers == 0:
@@ -506,6 +527,49 @@ class _Doctor:
             return ("warn", f"{facts}, but no rq worker listens on it",
                     f"start workers: rindle worker --app {self.media.app_path or 'module:media'}")
         return "ok", f"{facts}, {_plural(workers, 'worker')} listening", None
+
+    async def workers(self) -> Outcome:
+        """Which database each rq worker on the queue serves: one of another database takes
+        this runtime's jobs (and, since fingerprints, hands them back)."""
+        queue = self.media.queue
+        assert isinstance(queue, RQQueue)
+        if not self.redis_ok:
+            return "ok", "not checked: Redis is unreachable", None
+        ours = None
+        if self.store is not None and self.schema_at_head:
+            ours = await identity.fingerprint(self.store, create=False)
+        names = [queue.name] + ([ownership.owner_queue(queue.name, ours)] if ours else [])
+        workers = await asyncio.to_thread(_listening_workers, queue.redis_url, names)
+        if not workers:
+            return "ok", f"no rq worker listens on {queue.name!r} to check", None
+        listed: list[str] = []
+        problems: list[str] = []
+        fixes: list[str] = []
+        for w in workers:
+            who = f"{w['name']} on {w['hostname']} (pid {w['pid']})"
+            database = redact_url(str(w["database"] or "?"))
+            if w["fingerprint"] is None:
+                listed.append(f"{who}: database not announced")
+                problems.append(f"worker {who} does not say which database it serves (a plain "
+                                "`rq worker` or an older Rindle): if it serves another one, it "
+                                "takes this runtime's jobs")
+                fixes.append(f"run workers with `rindle worker --app "
+                             f"{self.media.app_path or 'module:media'}`")
+            elif ours is not None and w["fingerprint"] == ours:
+                listed.append(f"{who}: this database")
+            else:
+                listed.append(f"{who}: {database} ({w['fingerprint']})")
+                if ours is not None:
+                    problems.append(f"worker {who} serves another database, {database} "
+                                    f"({w['fingerprint']}, this one is {ours}): it takes jobs "
+                                    f"from {queue.name!r} and hands them back")
+                    fixes.append(f"{ownership.REPAIR} (RQQueue(name=...))")
+        summary = f"{_plural(len(workers), 'rq worker')} on {queue.name!r}: {'; '.join(listed)}"
+        if ours is None:
+            summary += " (this database's id could not be read, so not compared)"
+        if problems:
+            return "warn", f"{'; '.join(problems)} — {summary}", "; ".join(dict.fromkeys(fixes))
+        return "ok", summary, None
 
     # 7 ---------------------------------------------------------------------------------------
     async def broadcast(self) -> Outcome:

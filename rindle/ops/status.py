@@ -3,7 +3,8 @@
 ``media.runtime_status()`` (and ``rindle status``) counts rows by state and looks for work
 that is stuck or needs an operator: failed, cancelled, stale or missing variants, variants
 queued or processing for too long, uploads abandoned past their expiry, assets stuck
-between upload and promotion, and jobs that failed for good. Each finding carries its
+between upload and promotion, jobs that failed for good, and jobs that rq workers of another
+database took from this runtime's queue (read from Redis). Each finding carries its
 count, the age of the oldest row and a few samples (oldest first); each class of finding
 comes with the repair that fixes it. Reading it never changes anything.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ValidationError
+from ..logs import get_logger
+from ..model import identity
 from ..model.records import utc
 from ..model.repo import OPEN_SESSION_STATES
 
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from ..types import Stores
 
 __all__ = ["runtime_status"]
+
+log = get_logger("rindle.ops")
 
 QUEUED_TOO_LONG = 300.0  # seconds a variant may wait in the queue before it looks starved
 IN_FLIGHT_TOO_LONG = 900.0  # seconds an asset may sit between upload and promotion
@@ -42,7 +47,17 @@ _REPAIRS: dict[str, tuple[str, str]] = {
     "stuck_assets": ("sweep", "`rindle sweep --app ...` re-sends their promotion"),
     "failed_jobs": ("inspect", "read last_error, fix the cause, then requeue the asset's "
                     "variants"),
+    "foreign_worker": ("stop the foreign worker", "stop the worker of the other database, or "
+                       "give the runtimes different rq queue names (RQQueue(name=...)); the "
+                       "jobs it took were handed back to this database's workers"),
 }
+
+
+@runtime_checkable
+class ReportsForeignTakers(Protocol):
+    """A queue that knows which workers of other databases took this database's jobs."""
+
+    async def foreign_takers(self, fingerprint: str) -> list[dict[str, Any]]: ...
 
 
 async def runtime_status(media: Stores, *, profile: type[Profile] | str | None = None,
@@ -88,8 +103,8 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
         await finding("stuck_assets", "asset", ["validating", "analyzing", "promoting"],
                       "state_changed_at", IN_FLIGHT_TOO_LONG),
     ] if f]
-    job_findings = [f for f in [await finding("failed_jobs", "outbox", ["failed"], "created_at")]
-                    if f]
+    job_findings = [f for f in [await finding("failed_jobs", "outbox", ["failed"], "created_at"),
+                                await _foreign_workers(media, at, limit)] if f]
 
     outbox_counts = await repo.count_by_state("outbox")
     # Measured from when an entry became due: a delayed one (a staging clean-up waits for
@@ -113,6 +128,44 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
          "how": _REPAIRS[f["class"]][1]} for f in everything]
     report["healthy"] = not any(f["class"] not in ("stale", "cancelled") for f in everything)
     return report
+
+
+async def _foreign_workers(media: Stores, at: datetime, limit: int) -> dict[str, Any] | None:
+    """The ``foreign_worker`` finding: jobs of this database that a worker of another one
+    took (and handed back), per worker, from the queue's record in Redis."""
+    queue = getattr(media, "queue", None)
+    if not isinstance(queue, ReportsForeignTakers):
+        return None
+    fingerprint = await identity.fingerprint(media.repo.store, create=False)
+    if fingerprint is None:
+        return None
+    try:
+        takers = await queue.foreign_takers(fingerprint)
+    except Exception as exc:  # a status report must not fail because Redis is away
+        log.warning("cannot read which workers took this database's jobs: %s",
+                    type(exc).__name__)
+        return None
+    if not takers:
+        return None
+    first = min(float(t.get("first_at") or t.get("last_at") or 0) for t in takers)
+    return {"class": "foreign_worker", "count": sum(int(t["count"]) for t in takers),
+            "oldest_age_seconds": round(at.timestamp() - first, 1),
+            "samples": [_taker_sample(t, at, fingerprint) for t in takers[:limit]]}
+
+
+def _taker_sample(taker: dict[str, Any], at: datetime, ours: str) -> dict[str, Any]:
+    # A worker with our own fingerprint that does not know our entries serves a copy of this
+    # database; it cannot hand the jobs back (it listens on our queue too) and rq retries them.
+    why = ("refused them as unknown to its database, a copy of this one? (delete the copy's "
+           "database_id row in rindle_meta)" if taker.get("fingerprint") == ours
+           else "handed them back")
+    return {"state": "taken", "age_seconds": round(at.timestamp() - float(taker["last_at"]), 1),
+            "job_id": taker.get("last_entry"), "count": int(taker["count"]),
+            "worker": taker.get("worker"), "where": taker.get("where"),
+            "fingerprint": taker.get("fingerprint"), "database": taker.get("database"),
+            "error": f"{taker['count']} job(s) taken by worker {taker.get('worker')} on "
+                     f"{taker.get('where')} serving {taker.get('database')} "
+                     f"({taker.get('fingerprint')}); it {why}"}
 
 
 def _section(counts: dict[str, int], findings: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ import random
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..logs import get_logger
+from ..model import identity
 from ..model.records import OutboxEntry
+from . import ownership
 
 if TYPE_CHECKING:
     from .jobs import JobRuntime
@@ -86,7 +88,8 @@ class InlineQueue:
         while not self._stopping:
             async with self._sem:
                 try:
-                    await run_entry(self._media, entry_id)
+                    if await run_entry(self._media, entry_id) == "unknown":
+                        log.warning("outbox entry %s does not exist; nothing to run", entry_id)
                     return
                 except JobRetry as retry:
                     delay = backoff(retry.attempt, self.retry_base)
@@ -102,6 +105,11 @@ class RQQueue:
     rq's API is synchronous, so every call goes through a thread. Retries and backoff are
     rq's own (``Retry``); the job id is the outbox id, so a re-dispatch replaces rather than
     duplicates a job still waiting.
+
+    Each job carries ``owner``, the fingerprint of this runtime's database (read at start):
+    a worker of another database on the same queue hands it back to ``<name>:<owner>``,
+    the queue only this database's workers listen on besides ``name`` (see
+    ``rindle.processing.ownership``).
     """
 
     def __init__(self, redis_url: str, *, name: str = "rindle", job_timeout: int = 600,
@@ -114,6 +122,9 @@ class RQQueue:
         self.retry_intervals = retry_intervals
         self.app_path = app_path
         self.socket_timeout = 10.0  # seconds the web process waits on a silent Redis
+        #: The database's fingerprint (``None`` until started, or when it cannot be read:
+        #: jobs then go out without one and workers only check that the entry exists).
+        self.fingerprint: str | None = None
         self._queue: Any = None
 
     def __repr__(self) -> str:
@@ -139,10 +150,28 @@ class RQQueue:
             self._queue = _RQ(self.name, connection=connection)
         return self._queue
 
+    def worker_queues(self) -> list[Any]:
+        """What a worker of this runtime listens on: its database's own queue (jobs handed
+        back by workers of another database; first, since they waited already), then the
+        shared one."""
+        shared = self.rq_queue(for_worker=True)
+        if self.fingerprint is None:
+            return [shared]
+        own = type(shared)(ownership.owner_queue(self.name, self.fingerprint),
+                           connection=shared.connection)
+        return [own, shared]
+
     async def start(self, media: JobRuntime) -> None:
         if self.app_path is None:
             self.app_path = media.app_path
+        self.fingerprint = await identity.fingerprint(media.repo.store)
         await asyncio.to_thread(lambda: self.rq_queue().connection.ping())
+
+    async def foreign_takers(self, fingerprint: str) -> list[dict[str, Any]]:
+        """Workers of other databases that took this database's jobs lately (``rindle
+        status`` shows them)."""
+        conn = self.rq_queue().connection
+        return await asyncio.to_thread(ownership.foreign_takers, conn, fingerprint)
 
     async def stop(self) -> None:
         if self._queue is not None:
@@ -153,11 +182,15 @@ class RQQueue:
         from rq import Retry
 
         q = self.rq_queue()
+        # Without a fingerprint the call is the one older workers know. With one, a worker
+        # older than this fails the job (TypeError) and rq retries it: upgrade the workers
+        # before the web processes.
+        owner = {} if self.fingerprint is None else {"owner": self.fingerprint}
         await asyncio.to_thread(
             q.enqueue,
             "rindle.processing.jobs.rq_entry",
-            entry.id,
-            self.app_path,
+            args=(entry.id, self.app_path),
+            kwargs=owner,
             job_id=f"rindle-{entry.id}",
             job_timeout=self.job_timeout,
             retry=Retry(max=self.max_retries, interval=list(self.retry_intervals)),

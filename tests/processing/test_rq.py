@@ -36,9 +36,10 @@ def rq_env(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
             os.environ[k] = v
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _worker(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "rindle.cli", "worker", "--app", "tests.support.rq_app:media"],
+        [sys.executable, "-m", "rindle.cli", "worker", "--app", "tests.support.rq_app:media",
+         *options],
         env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parents[2], start_new_session=True,
     )
@@ -53,13 +54,15 @@ async def _wait_state(media: Rindle, asset_id: str, state: str, timeout: float =
                          f"not {state}")
 
 
+@pytest.mark.parametrize("options", [(), ("--fork",)], ids=["in-process", "fork"])
 async def test_five_call_flow_on_postgres_with_rq_workers(rq_env: dict[str, str],
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path,
+                                                          options: tuple[str, ...]) -> None:
     from tests.support import rq_app
 
     media = rq_app.build()
     data = png(50, 40)
-    worker = _worker(rq_env, tmp_path / "worker.log")
+    worker = _worker(rq_env, tmp_path / "worker.log", *options)
     try:
         from starlette.applications import Starlette
         from starlette.routing import Mount
@@ -98,7 +101,8 @@ async def test_five_call_flow_on_postgres_with_rq_workers(rq_env: dict[str, str]
             assert got.content == data
             [variant] = await media.repo.list_variants(body["asset_id"])
             assert variant.state == "ready"
-            # Built in rq's work horse (a fork of the worker), not in this process.
+            # Built by the worker (in its own process, or in a work horse it forked), not in
+            # this process.
             assert variant.storage_key and f"-{os.getpid()}." not in variant.storage_key
             runs = await media.repo.runs_for_asset(body["asset_id"])
             assert [r.worker.rsplit(":", 1)[1] for r in runs] == [str(worker.pid)]
@@ -141,11 +145,11 @@ async def test_killing_a_worker_mid_job_loses_nothing(rq_env: dict[str, str],
                 await asyncio.sleep(0.05)
             else:
                 raise AssertionError("the variant job never started")
-            # rq's work horse runs in its own session (setsid), so kill it by parentage.
-            horses = subprocess.run(["ps", "-o", "pid=", "--ppid", str(first.pid)],
-                                    capture_output=True, text=True).stdout.split()
-            assert horses, "no work horse found"
-            for pid in [first.pid, *map(int, horses)]:
+            # The job runs in the worker itself; its child (rq's scheduler, and with --fork
+            # a work horse in its own session) is killed by parentage.
+            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(first.pid)],
+                                      capture_output=True, text=True).stdout.split()
+            for pid in [first.pid, *map(int, children)]:
                 os.kill(pid, signal.SIGKILL)
             first.wait(10)
             await asyncio.sleep(3.5)  # the sleepy job would have finished by now: it didn't
@@ -172,6 +176,66 @@ async def test_killing_a_worker_mid_job_loses_nothing(rq_env: dict[str, str],
                 proc.wait(10)
         os.environ.pop("RINDLE_TEST_SLEEP", None)
         os.environ.pop("RINDLE_TEST_STALE_AFTER", None)
+
+
+async def test_a_job_past_its_timeout_leaves_the_worker_serving_the_next(
+        rq_env: dict[str, str], tmp_path: Path) -> None:
+    """rq's job timeout interrupts the shared event loop of a worker that does not fork: the
+    job is cancelled there, and the next job runs on the same loop and connections."""
+    import signal
+
+    env = {**rq_env, "RINDLE_TEST_SLEEP": "30", "RINDLE_TEST_JOB_TIMEOUT": "1"}
+    os.environ.update(env)
+    from tests.support import rq_app
+
+    media = rq_app.build()
+    log = tmp_path / "worker.log"
+    worker = _worker(env, log)
+    try:
+        async with media.connected():
+            slow = (await media.upload("slow", png(20, 20), filename="s.png")).asset
+            for _ in range(300):
+                row = await media.repo.get_variant(slow.id, "copy")
+                if row is not None and row.state == "processing":
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the slow job never started")
+            quick = (await media.upload("image", png(30, 20), filename="q.png")).asset
+            await _wait_state(media, quick.id, "ready", timeout=20)
+            assert worker.poll() is None
+            row = await media.repo.get_variant(slow.id, "copy")
+            assert row is not None and row.state != "ready"
+        assert "JobTimeoutException" in log.read_text()
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(20)
+        for key in ("RINDLE_TEST_SLEEP", "RINDLE_TEST_JOB_TIMEOUT"):
+            os.environ.pop(key, None)
+
+
+def test_a_worker_started_while_the_database_is_down_connects_once_it_is_up(
+        tmp_path: Path) -> None:
+    """A failed connect before the first job must not leave the runtime counting itself
+    connected: every later job would skip connecting and fail."""
+    from rindle import LocalStorage
+    from rindle.processing.jobs import prepare_worker
+    from tests.conftest import SECRET, ImageProfile
+
+    media = Rindle(database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+                   storages={"local": LocalStorage(root=tmp_path)}, profiles=[ImageProfile],
+                   secret_keys=[SECRET], queue=f"{REDIS_URL}")
+    assert prepare_worker(media) is None
+
+    async def connect_again() -> None:
+        async with media.connected(start_queue=False):
+            pass
+
+    # It really tries again (and fails again), instead of believing it is connected.
+    with pytest.raises(Exception, match="cannot connect to the database"):
+        asyncio.run(connect_again())
+    assert not media.store.connected
 
 
 async def test_a_silent_redis_fails_an_enqueue_instead_of_hanging_it() -> None:
