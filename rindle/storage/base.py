@@ -268,3 +268,35 @@ def _require(storage: Storage, capability: Capability, cannot: str) -> Storage:
     if capability not in storage.capabilities:
         raise UploadUnsupported(f"this storage {cannot} (it lacks {capability.value})")
     return storage
+
+
+class ResumableStorage(Storage, Protocol):
+    """``Capability.RESUMABLE_UPLOAD``: the store's own resumable sessions (GCS), which a
+    client fills chunk by chunk and resumes after a break.
+
+    A session URI is a bearer credential (whoever holds it may upload into the session):
+    adapters keep it out of every ``repr``, log line and error message.
+    """
+
+    async def create_resumable(self, key: str, content_type: str, byte_size: int,
+                               origin: str | None = None) -> str:
+        """Open a session for ``byte_size`` bytes of ``content_type`` under ``key``; returns
+        its URI. ``origin`` is the browser origin that will send the chunks (CORS)."""
+        ...
+
+    async def resumable_status(self, session_uri: str, byte_size: int) -> tuple[int, bool]:
+        """``(committed_bytes, complete)``: what the store holds of a ``byte_size``-byte upload,
+        and whether the object exists. ``NotFound`` (``session_expired``) when the session is
+        gone and made no object."""
+        ...
+
+    async def cancel_resumable(self, session_uri: str) -> bool:
+        """Drop the session and its bytes; ``False`` when the store can't cancel one (it then
+        lingers until it expires; no object is made unless its last byte arrives)."""
+        ...
+
+
+def resumable_storage(storage: Storage) -> ResumableStorage:
+    """``storage`` as ``ResumableStorage``; ``UploadUnsupported`` when it can't."""
+    return cast(ResumableStorage, _require(storage, Capability.RESUMABLE_UPLOAD,
+                                           "cannot open resumable upload sessions"))

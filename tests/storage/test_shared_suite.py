@@ -1,4 +1,4 @@
-"""The same upload-and-delivery tests on every storage adapter (Local and S3).
+"""The same upload-and-delivery tests on every storage adapter (Local, S3 and GCS).
 
 Callers ask adapters what they can do, never which one they are; these tests hold every
 adapter to the same contract.
@@ -18,6 +18,7 @@ from rindle import LocalStorage, Profile, Rindle
 from rindle.errors import ObjectNotFound
 from rindle.storage.base import Capability, Storage
 from tests.conftest import LiveServer, MakeMedia
+from tests.support.gcs import GCSBucket, gcs_emulator_fixture, gcs_fixture  # noqa: F401
 from tests.support.images import png
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -32,10 +33,15 @@ class SharedProfile(Profile):
     allow_mime = ["image/png"]
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "gcs"])
 def adapter(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "local":
         return LocalStorage(root=tmp_path / "local-store")
+    if request.param == "gcs":
+        # gcp-storage-emulator checks no signature: tests/storage/test_gcs.py checks them.
+        gcs: GCSBucket = request.getfixturevalue("gcs")
+        emulated: Storage = gcs.storage()
+        return emulated
     bucket: S3Bucket = request.getfixturevalue("s3")
     storage: Storage = bucket.storage()
     return storage
