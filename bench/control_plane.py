@@ -28,6 +28,9 @@ Contenders, each on a fresh server process per database:
   ``object_missing``; the first flow checks it against the session row). That write is
   timed apart and excluded. Promotion still runs after
   each completion, on the in-process queue of the same server process, during the window.
+* ``floor`` (only with ``--contenders floor,...``): the bare app's ``POST /bench/echo``,
+  the same body read and a like answer with no database: uvicorn and Starlette alone. Half
+  its requests/s is the most flows/s any two-call control plane could reach here.
 
 Both apps run under ``uvicorn --loop uvloop --http httptools`` (``uvicorn[standard]``, as the
 demo) with one worker, the demo's ``--timeout-keep-alive 5 --limit-concurrency 2048`` and no
@@ -77,6 +80,8 @@ SECRET = "bench-secret-key-0123456789abcdef"
 PROFILE = "bench"
 FILENAME = "photo.png"
 CONTENDERS = ("bare", "rindle")
+#: Run only when asked for (``--contenders floor,bare,rindle``): the HTTP stack alone.
+OPTIONAL = ("floor",)
 DATABASES = ("sqlite", "postgres")
 DB_LABELS = {"sqlite": "SQLite (aiosqlite)", "postgres": "PostgreSQL (asyncpg)"}
 TARGET = 0.5
@@ -238,7 +243,16 @@ def make_bare_app(url: str) -> Any:
     async def info(request: Request) -> JSONResponse:
         return JSONResponse({"pid": os.getpid()})
 
+    async def echo(request: Request) -> JSONResponse:
+        # The floor: the same body read and a like answer, with no database at all.
+        body = await request.json()
+        return JSONResponse({"id": str(uuid.uuid4()), "profile": body["profile"],
+                             "filename": body.get("filename"),
+                             "created_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")},
+                            status_code=201)
+
     return Starlette(routes=[Route("/bench/insert", insert, methods=["POST"]),
+                             Route("/bench/echo", echo, methods=["POST"]),
                              Route("/bench/info", info)], lifespan=lifespan)
 
 
@@ -352,7 +366,9 @@ class _Load:
         self.server_pid = server_pid
         host = f"Host: {HOST}:{port}\r\n"
         json_head = "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n"
-        path = "/bench/insert" if contender == "bare" else "/rindle/uploads"
+        path = {"bare": "/bench/insert", "floor": "/bench/echo"}.get(contender,
+                                                                     "/rindle/uploads")
+        self.path = path
         self.post = (f"POST {path} HTTP/1.1\r\n{host}"
                      + json_head.format(len(BODY))).encode() + BODY
         self.complete_tail = (f"/complete HTTP/1.1\r\n{host}"
@@ -389,15 +405,16 @@ class _Load:
         perf = time.perf_counter
         initiate = self.calls.setdefault("POST /rindle/uploads", [])
         complete = self.calls.setdefault("POST /rindle/uploads/{id}/complete", [])
-        bare = self.calls.setdefault("POST /bench/insert", [])
+        bare = self.calls.setdefault(f"POST {self.path}", []) if self.contender != "rindle" \
+            else []
         while not self.stopping:
             try:
                 t0 = perf()
                 status, body = await conn.request(self.post)
                 t1 = perf()
-                if self.contender == "bare":
+                if self.contender != "rindle":
                     if status != 201:
-                        self._error("bare", f"{status} {body!r}")
+                        self._error(self.contender, f"{status} {body!r}")
                     elif self.measuring:
                         bare.append(t1 - t0)
                     continue
@@ -677,12 +694,15 @@ def print_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         errors = sum(r["errors"].values())
         shares = (f"{r['server_cpu'] / window:.0%} | {r['client_cpu'] / window:.0%} "
                   f"| {r['machine_busy']:.0%} of {r['cpus']}")
-        if r["contender"] == "bare":
-            lat = r["calls"]["POST /bench/insert"]
+        if r["contender"] in ("bare", "floor"):
+            path = "/bench/insert" if r["contender"] == "bare" else "/bench/echo"
+            lat = r["calls"][f"POST {path}"]
             r["rate"] = len(lat) / window
             r["cpu_per"] = r["server_cpu"] / max(1, len(lat))
-            print(f"| {label} | bare Starlette + 1 INSERT (baseline) | {r['rate']:,.0f} "
-                  f"requests/s | POST /bench/insert | {_ms(lat)} | {shares} "
+            what = ("bare Starlette + 1 INSERT (baseline)" if r["contender"] == "bare"
+                    else "floor: the same Starlette, no database")
+            print(f"| {label} | {what} | {r['rate']:,.0f} "
+                  f"requests/s | POST {path} | {_ms(lat)} | {shares} "
                   f"| {r['cpu_per'] * 1000:.2f} ms/request | {errors} |")
             continue
         r["rate"] = r["flows"] / window
@@ -719,6 +739,13 @@ def print_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             print(f"    if promotion must keep up: {kept_up:,.0f} flows/s = "
                   f"{kept_up / base['rate']:.3f} (a lower bound: the window's flows over the "
                   "window plus the time until every backlog, the warm-up's too, was promoted)")
+        floor = by_key.get((db, "floor"))
+        if floor and floor["rate"]:
+            ceiling = floor["rate"] / 2
+            print(f"    the HTTP floor: a flow is two calls, so at the floor's "
+                  f"{floor['rate']:,.0f} requests/s at most {ceiling:,.0f} flows/s = "
+                  f"{ceiling / base['rate']:.3f} x bare; Rindle reaches "
+                  f"{ours['rate'] / ceiling:.0%} of that ceiling")
 
     print("\nnotes:")
     print(f"  * one flow = POST /rindle/uploads (initiate + sign: the API's first two calls) + "
@@ -765,7 +792,7 @@ def main() -> int:
         args.warmup, args.duration = 1.0, 4.0
     args.databases = [d for d in args.databases.split(",") if d]
     contenders = [c for c in args.contenders.split(",") if c]
-    for given, known in ((args.databases, DATABASES), (contenders, CONTENDERS)):
+    for given, known in ((args.databases, DATABASES), (contenders, CONTENDERS + OPTIONAL)):
         unknown = set(given) - set(known)
         if unknown:
             parser.error(f"unknown: {sorted(unknown)}; choose from {', '.join(known)}")

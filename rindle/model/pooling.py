@@ -1,15 +1,43 @@
-"""What both pools share: the checkout deadline, and clean-up a cancellation can't cut short."""
+"""What both pools share: the checkout deadline, clean-up a cancellation can't cut short, and
+a task's lease on one pooled connection."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
 from ..errors import ConfigurationError
 
 CHECKOUT_TIMEOUT = 30.0  # seconds to wait for a pooled connection before giving up
 
 _cleanups: set[asyncio.Task[None]] = set()
+
+
+class Lease:
+    """One task's hold on one pooled connection, between its statements.
+
+    ``busy`` while a statement (or a transaction) of the task runs on it; ``armed`` while
+    a check is scheduled that ends the lease if the task has moved on to other work.
+    """
+
+    __slots__ = ("driver", "conn", "task", "busy", "armed")
+
+    def __init__(self, driver: Any, conn: Any, task: asyncio.Task[Any] | None) -> None:
+        self.driver = driver
+        self.conn = conn
+        self.task = task
+        self.busy = True
+        self.armed = False
+
+
+def in_background(work: Awaitable[None]) -> asyncio.Future[None]:
+    """Run clean-up in a task of its own that ``drain_cleanups`` waits for."""
+    task = asyncio.ensure_future(work)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "unretrieved"
+    return task
 
 
 async def to_completion(work: Awaitable[None], *, wait: bool = True) -> None:
@@ -21,10 +49,7 @@ async def to_completion(work: Awaitable[None], *, wait: bool = True) -> None:
     have to wait for the lock a cut-off BEGIN is still queued for, and a cancelled task
     should end now.
     """
-    task = asyncio.ensure_future(work)
-    _cleanups.add(task)
-    task.add_done_callback(_cleanups.discard)
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "unretrieved"
+    task = in_background(work)
     if wait:
         await asyncio.shield(task)
 

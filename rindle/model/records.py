@@ -33,18 +33,33 @@ def json_value(value: Any, default: Any) -> Any:
 
 def _build(cls: type[T], row: Mapping[str, Any]) -> T:
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name not in row:
+    for name, kind in _columns(cls):
+        if name not in row:
             continue
-        v = row[f.name]
-        if f.name.endswith("_at"):
-            v = utc(v)
-        elif f.name in _JSON_DICT:
-            v = json_value(v, {})
-        elif f.name in _JSON_LIST:
-            v = json_value(v, [])
-        kwargs[f.name] = v
+        v = row[name]
+        if kind is _PLAIN:
+            kwargs[name] = v
+        elif kind is _TIME:
+            kwargs[name] = utc(v)
+        else:
+            kwargs[name] = json_value(v, {} if kind is _DICT else [])
     return cls(**kwargs)
+
+
+_PLAIN, _TIME, _DICT, _LIST = "plain", "time", "dict", "list"
+_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _columns(cls: type) -> tuple[tuple[str, str], ...]:
+    """Each field of a record class with how its column is decoded, worked out once."""
+    found = _COLUMNS.get(cls)
+    if found is None:
+        found = tuple(
+            (f.name, _TIME if f.name.endswith("_at") else _DICT if f.name in _JSON_DICT
+             else _LIST if f.name in _JSON_LIST else _PLAIN)
+            for f in fields(cls))
+        _COLUMNS[cls] = found
+    return found
 
 
 _JSON_DICT = {"metadata", "multipart_parts", "timings", "payload", "raw_provider_metadata"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -48,8 +50,32 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+_entropy = b""
+_taken = 0
+
+
+def _forget_entropy() -> None:
+    global _entropy, _taken
+    _entropy, _taken = b"", 0
+
+
+# A forked child (an rq work horse) must not hand out the ids its parent's buffer holds too.
+os.register_at_fork(after_in_child=_forget_entropy)
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as text.
+
+    ``uuid.uuid4()`` makes a system call per id, and on a busy event loop each one lets
+    another thread take the interpreter for a while; the same random bytes are read here
+    4 KiB at a time.
+    """
+    global _entropy, _taken
+    if _taken + 16 > len(_entropy):
+        _entropy, _taken = os.urandom(4096), 0
+    raw = _entropy[_taken:_taken + 16]
+    _taken += 16
+    return str(uuid.UUID(bytes=raw, version=4))
 
 
 def _column(name: str) -> str:
@@ -60,10 +86,25 @@ def _column(name: str) -> str:
     return f'"{name}"'
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...], suffix: str, prefixes: tuple[str, ...] = ("",)
+                ) -> str:
+    """INSERT of one row per prefix, each row's values named ``:{prefix}{column}``."""
+    names = ", ".join(_column(k) for k in columns)
+    rows = ", ".join("(" + ", ".join(f":{p}{k}" for k in columns) + ")" for p in prefixes)
+    return f"INSERT INTO {table} ({names}) VALUES {rows}{suffix}"
+
+
 def _insert(table: str, row: dict[str, Any], *, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    columns = ", ".join(_column(k) for k in row)
-    values = ", ".join(f":{k}" for k in row)
-    return f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}", row
+    return _insert_sql(table, tuple(row), suffix), row
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...],
+                suffix: str) -> str:
+    sets = ", ".join(f"{_column(k)} = :v_{k}" for k in columns)
+    conds = " AND ".join(f"{_column(k)} = :w_{k}" for k in keys)
+    return f"UPDATE {table} SET {sets} WHERE {conds}{suffix}"
 
 
 def _update(table: str, values: dict[str, Any], where: dict[str, Any],
@@ -71,9 +112,24 @@ def _update(table: str, values: dict[str, Any], where: dict[str, Any],
     """``UPDATE table SET ... WHERE`` every ``where`` column equals its value."""
     params = {f"v_{k}": v for k, v in values.items()}
     params.update({f"w_{k}": v for k, v in where.items()})
-    sets = ", ".join(f"{_column(k)} = :v_{k}" for k in values)
-    conds = " AND ".join(f"{_column(k)} = :w_{k}" for k in where)
-    return f"UPDATE {table} SET {sets} WHERE {conds}{suffix}", params
+    return _update_sql(table, tuple(values), tuple(where), suffix), params
+
+
+def _asset_row(values: dict[str, Any]) -> dict[str, Any]:
+    ts = now()
+    values.setdefault("id", new_id())
+    values.setdefault("state", "staged")
+    values.setdefault("metadata", {})
+    return {**values, "created_at": ts, "updated_at": ts, "state_changed_at": ts}
+
+
+def _session_row(values: dict[str, Any]) -> dict[str, Any]:
+    ts = now()
+    values.setdefault("id", new_id())
+    values.setdefault("state", "initialized")
+    values.setdefault("multipart_parts", {})
+    values.setdefault("last_known_offset", 0)
+    return {**values, "created_at": ts, "updated_at": ts}
 
 
 def _of_profile(table: str, profile: str, params: dict[str, Any]) -> str:
@@ -109,9 +165,15 @@ class Repo:
     # --- generic -------------------------------------------------------------------------
 
     async def _transition(self, entity: str, where: dict[str, Any], label_id: str,
-                          from_state: str, to_state: str, values: dict[str, Any]) -> Row:
-        if not states.allowed(entity, from_state, to_state):
-            raise InvalidTransition(_LABELS[entity], label_id, from_state, to_state)
+                          from_state: str, to_state: str, values: dict[str, Any], *,
+                          via: Sequence[str] = ()) -> Row:
+        """One conditional UPDATE from ``from_state`` to ``to_state``; ``via`` names states
+        passed through on the way, each step checked and announced as if it were its own
+        UPDATE (in one transaction no one could see the row between them anyway)."""
+        path = (from_state, *via, to_state)
+        for a, b in zip(path, path[1:], strict=False):
+            if not states.allowed(entity, a, b):
+                raise InvalidTransition(_LABELS[entity], label_id, a, b)
         table = _TABLES[entity]
         ts = now()
         values = {**values, "state": to_state, "updated_at": ts}
@@ -128,6 +190,13 @@ class Repo:
             raise InvalidTransition(_LABELS[entity], label_id, from_state, to_state,
                                     actual=current["state"])
         row = rows[0]
+        for a, b in zip(path, path[1:], strict=False):
+            await self.announce(entity, row, a, b, at=ts)
+        return row
+
+    async def announce(self, entity: str, row: Row, from_state: str, to_state: str, *,
+                       at: datetime) -> None:
+        """Record the state change of ``row`` (published after the current commit)."""
         await self.store.record(
             Change(
                 entity=entity,
@@ -135,14 +204,13 @@ class Repo:
                 asset_id=row["id"] if entity == "asset" else row["asset_id"],
                 from_state=from_state,
                 to_state=to_state,
-                at=ts,
+                at=at,
                 profile=row.get("profile"),
                 name=row.get("name"),
                 reason=row.get("quarantine_reason") or row.get("failure_reason")
                 or row.get("error_reason"),
             )
         )
-        return row
 
     async def _select(self, table: str, where: dict[str, Any], *, order: str | None = None,
                       limit: int | None = None, lock: bool = False) -> list[Row]:
@@ -162,13 +230,27 @@ class Repo:
     # --- assets --------------------------------------------------------------------------
 
     async def insert_asset(self, **values: Any) -> Asset:
-        ts = now()
-        values.setdefault("id", new_id())
-        values.setdefault("state", "staged")
-        values.setdefault("metadata", {})
-        row = {**values, "created_at": ts, "updated_at": ts, "state_changed_at": ts}
+        row = _asset_row(values)
         await self.db.execute(*_insert(ASSETS, row))
         return Asset.from_row(row)
+
+    async def insert_asset_and_session(self, asset: dict[str, Any], session: dict[str, Any]
+                                       ) -> tuple[Asset, UploadSession]:
+        """An asset and its upload session (values as for ``insert_asset`` and
+        ``insert_session``), both or neither: one statement on PostgreSQL, which saves the
+        BEGIN and COMMIT round trips of a transaction; a transaction on SQLite."""
+        a, u = _asset_row(dict(asset)), _session_row(dict(session))
+        if self.store.dialect == "postgresql":
+            params = {f"a_{k}": v for k, v in a.items()}
+            params.update({f"s_{k}": v for k, v in u.items()})
+            await self.db.execute(  # (a second run would only find the ids taken)
+                f"WITH a AS ({_insert_sql(ASSETS, tuple(a), '', ('a_',))}) "
+                f"{_insert_sql(SESSIONS, tuple(u), '', ('s_',))}", params, replayable=True)
+        else:
+            async with self.store.transaction():
+                await self.db.execute(*_insert(ASSETS, a))
+                await self.db.execute(*_insert(SESSIONS, u))
+        return Asset.from_row(a), UploadSession.from_row(u)
 
     async def get_asset(self, asset_id: str, *, for_update: bool = False) -> Asset | None:
         """The asset row; ``for_update`` locks it until the transaction ends (PostgreSQL;
@@ -306,12 +388,7 @@ class Repo:
     # --- upload sessions -----------------------------------------------------------------
 
     async def insert_session(self, **values: Any) -> UploadSession:
-        ts = now()
-        values.setdefault("id", new_id())
-        values.setdefault("state", "initialized")
-        values.setdefault("multipart_parts", {})
-        values.setdefault("last_known_offset", 0)
-        row = {**values, "created_at": ts, "updated_at": ts}
+        row = _session_row(values)
         await self.db.execute(*_insert(SESSIONS, row))
         return UploadSession.from_row(row)
 
@@ -322,10 +399,11 @@ class Repo:
         rows = await self._select(SESSIONS, {"id": session_id}, lock=for_update)
         return UploadSession.from_row(rows[0]) if rows else None
 
-    async def transition_session(self, session_id: str, from_state: str, to_state: str,
-                                 **values: Any) -> UploadSession:
+    async def transition_session(self, session_id: str, from_state: str, to_state: str, *,
+                                 via: Sequence[str] = (), **values: Any) -> UploadSession:
+        """``via``: states the session passes through on the way (see ``_transition``)."""
         row = await self._transition("session", {"id": session_id}, session_id,
-                                     from_state, to_state, values)
+                                     from_state, to_state, values, via=via)
         return UploadSession.from_row(row)
 
     async def update_session(self, session_id: str, **values: Any) -> None:
@@ -380,21 +458,51 @@ class Repo:
 
     async def add_outbox(self, kind: str, payload: dict[str, Any], *,
                          delay_seconds: float = 0) -> OutboxEntry:
+        [entry] = await self.add_outbox_many([(kind, payload, delay_seconds)])
+        return entry
+
+    async def add_outbox_many(self, items: Sequence[tuple[str, dict[str, Any], float]]
+                              ) -> list[OutboxEntry]:
+        """Outbox rows of (kind, payload, delay in seconds), in one INSERT."""
         ts = now()
-        row = dict(id=new_id(), kind=kind, payload=payload, state="pending", attempts=0,
-                   available_at=ts + timedelta(seconds=delay_seconds), created_at=ts)
-        await self.db.execute(*_insert(OUTBOX, row))
-        return OutboxEntry.from_row(row)
+        rows = [dict(id=new_id(), kind=kind, payload=payload, state="pending", attempts=0,
+                     available_at=ts + timedelta(seconds=delay), created_at=ts)
+                for kind, payload, delay in items]
+        if not rows:
+            return []
+        if len(rows) == 1:
+            await self.db.execute(*_insert(OUTBOX, rows[0]))
+        else:
+            prefixes = tuple(f"r{i}_" for i in range(len(rows)))
+            params = {f"{p}{k}": v for p, row in zip(prefixes, rows, strict=True)
+                      for k, v in row.items()}
+            await self.db.execute(_insert_sql(OUTBOX, tuple(rows[0]), "", prefixes), params)
+        return [OutboxEntry.from_row(row) for row in rows]
 
     async def get_outbox(self, entry_id: str) -> OutboxEntry | None:
         rows = await self._select(OUTBOX, {"id": entry_id})
         return OutboxEntry.from_row(rows[0]) if rows else None
 
     async def mark_outbox_dispatched(self, entry_id: str) -> None:
-        await self.db.execute(
+        await self.mark_outbox_dispatched_many([entry_id])
+
+    async def mark_outbox_dispatched_many(self, entry_ids: Sequence[str]) -> None:
+        """Entries handed to the queue -> dispatched (one that already ran keeps its state).
+
+        One statement for any number of ids: the ids travel as one array value, so the SQL
+        (and the prepared statement asyncpg caches for it) is always the same.
+        """
+        if not entry_ids:
+            return
+        if self.store.dialect == "postgresql":
+            ids = "ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))))"
+            cond = f"id = {ids}"
+        else:
+            cond = "id IN (SELECT value FROM json_each(:ids))"
+        await self.db.execute(  # (both drivers send a list as JSON text)
             f"UPDATE {OUTBOX} SET state = 'dispatched', dispatched_at = :ts"
-            " WHERE id = :id AND state IN ('pending', 'dispatched')",
-            {"ts": now(), "id": entry_id})
+            f" WHERE {cond} AND state IN ('pending', 'dispatched')",
+            {"ts": now(), "ids": list(entry_ids)}, replayable=True)
 
     async def start_outbox_attempt(self, entry_id: str) -> int:
         """Count one more attempt; returns the attempt number (1 for the first)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import time
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +23,8 @@ from ..errors import (
     ValidationError,
 )
 from ..model.records import Asset, UploadSession
-from ..model.repo import now
-from ..model.states import TERMINAL_SESSION_STATES
+from ..model.repo import new_id, now
+from ..model.states import TERMINAL_SESSION_STATES, sources
 from ..storage.base import Capability, UploadTicket, local_files, multipart_storage
 from . import keys
 from .checksums import Checksum, ChecksumMismatch, Hashing
@@ -51,6 +50,8 @@ RECEIVING = ("signed", "uploading", "uploaded")
 _REUSABLE_CREDENTIALS = ("presigned_put", "presigned_post")
 #: Extra seconds before that removal, for clocks that disagree.
 CLOCK_SKEW = 60
+#: Session states from which an upload may be completed (-> verifying -> completed).
+_COMPLETABLE = sources("session", "verifying")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,23 @@ class UploadResult:
 
     session: UploadSession
     asset: Asset
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked upload request: the rows ``initiate_upload`` is about to write."""
+
+    profile: type[Profile]
+    asset_id: str
+    session_id: str
+    filename: str
+    content_type: str | None
+    byte_size: int | None
+    checksum: str | None
+    strategy: str
+    asset_key: str
+    upload_key: str
+    expires_at: datetime
 
 
 def storage_key(profile: type[Profile], asset_id: str, filename: str | None,
@@ -120,6 +138,53 @@ class Broker:
         ``checksum`` (``sha256:<base64>`` or ``md5:<base64>``, optional) is the digest the
         client computed: it is signed into the upload URL and checked again at promotion.
         """
+        plan = self._plan(profile, filename=filename, content_type=content_type,
+                          byte_size=byte_size, strategy=strategy, checksum=checksum)
+        session = await self._insert(plan, state="initialized")
+        telemetry.emit("rindle.upload.initiate", asset_id=session.asset_id,
+                       profile=plan.profile.name, session_id=session.id, strategy=strategy,
+                       outcome="ok")
+        return session
+
+    async def initiate_signed_upload(self, profile: type[Profile] | str, *,
+                                     filename: str | None, content_type: str | None = None,
+                                     byte_size: int | None = None,
+                                     checksum: str | None = None,
+                                     ) -> tuple[UploadSession, UploadTicket]:
+        """``initiate_upload`` then ``sign_url``, in one transaction: what ``POST /uploads``
+        answers with.
+
+        The same checks, rows, ticket, events and telemetry as the two calls, in the same
+        order; the session is written signed at once instead of initialized and updated a
+        moment later, a state nobody could have seen in between: its URL is not out yet.
+        """
+        plan = self._plan(profile, filename=filename, content_type=content_type,
+                          byte_size=byte_size, strategy="presigned_put", checksum=checksum)
+        if plan.expires_at <= now():  # no time to live at all: sign_url refuses it
+            session = await self.initiate_upload(profile, filename=filename,
+                                                 content_type=content_type,
+                                                 byte_size=byte_size, checksum=checksum)
+            return session, await self.sign_url(session.id)
+        # Signing needs only what is about to be written (and never the database).
+        expires_in = max(1, int((plan.expires_at - now()).total_seconds()))
+        ticket = await self._presign(plan.profile, plan.upload_key, session_id=plan.session_id,
+                                     content_type=plan.content_type,
+                                     byte_size=plan.byte_size, checksum=plan.checksum,
+                                     expires_in=expires_in)
+        session = await self._insert(plan, state="signed")
+        telemetry.emit("rindle.upload.initiate", asset_id=session.asset_id,
+                       profile=plan.profile.name, session_id=session.id,
+                       strategy="presigned_put", outcome="ok")
+        # Announced after the initiate event, where sign_url's own commit would have been.
+        await self.repo.announce("session", {"id": session.id, "asset_id": session.asset_id,
+                                             "profile": session.profile},
+                                 "initialized", "signed", at=now())
+        return session, ticket
+
+    def _plan(self, profile: type[Profile] | str, *, filename: str | None,
+              content_type: str | None, byte_size: int | None, strategy: str,
+              checksum: str | None) -> _Plan:
+        """Check what the client declared; the ids, keys and expiry of the rows to write."""
         prof = self.media.profile(profile)
         name = sanitize_filename(filename)
         ctype = self.check_declared(prof, name, content_type, byte_size)
@@ -136,31 +201,51 @@ class Broker:
             if ctype is None:
                 raise ValidationError("content_type is required for a direct upload",
                                       code="content_type_required")
-        asset_id = str(uuid.uuid4())
-        session_id = str(uuid.uuid4())
-        async with self.media.transaction():
-            await self.repo.insert_asset(
-                id=asset_id, profile=prof.name, state="staged", storage=prof.storage,
-                storage_key=keys.asset_key(prof.name, asset_id, name, ctype), filename=name,
-                declared_content_type=ctype, byte_size=byte_size,
-            )
+        asset_id = new_id()
+        session_id = new_id()
+        return _Plan(
+            profile=prof, asset_id=asset_id, session_id=session_id, filename=name,
+            content_type=ctype, byte_size=byte_size, checksum=declared, strategy=strategy,
+            asset_key=keys.asset_key(prof.name, asset_id, name, ctype),
             # The session's bytes land under a key of their own; promotion moves them.
-            session = await self.repo.insert_session(
-                id=session_id, asset_id=asset_id, profile=prof.name, state="initialized",
-                strategy=strategy,
-                upload_key=keys.staging_key(prof.name, asset_id, session_id, name, ctype),
-                filename=name, declared_content_type=ctype,
-                declared_byte_size=byte_size, declared_checksum=declared,
-                expires_at=now() + timedelta(seconds=self._ttl(prof)),
-            )
-        telemetry.emit("rindle.upload.initiate", asset_id=asset_id, profile=prof.name,
-                       session_id=session.id, strategy=strategy, outcome="ok")
+            upload_key=keys.staging_key(prof.name, asset_id, session_id, name, ctype),
+            expires_at=now() + timedelta(seconds=self._ttl(prof)),
+        )
+
+    async def _insert(self, plan: _Plan, *, state: str) -> UploadSession:
+        """The staged asset and its session, in one transaction (or one statement)."""
+        prof = plan.profile
+        _, session = await self.repo.insert_asset_and_session(
+            dict(id=plan.asset_id, profile=prof.name, state="staged", storage=prof.storage,
+                 storage_key=plan.asset_key, filename=plan.filename,
+                 declared_content_type=plan.content_type, byte_size=plan.byte_size),
+            dict(id=plan.session_id, asset_id=plan.asset_id, profile=prof.name, state=state,
+                 strategy=plan.strategy, upload_key=plan.upload_key, filename=plan.filename,
+                 declared_content_type=plan.content_type, declared_byte_size=plan.byte_size,
+                 declared_checksum=plan.checksum, expires_at=plan.expires_at),
+        )
         return session
 
-    async def live_session(self, session_id: str) -> UploadSession:
+    async def _presign(self, prof: type[Profile], key: str, *, session_id: str,
+                       content_type: str | None, byte_size: int | None, checksum: str | None,
+                       expires_in: int) -> UploadTicket:
+        storage = self.media.storage_for(prof)
+        parsed = Checksum.parse(checksum) if checksum else None
+        return await storage.presign_put(
+            key, content_type=content_type or "", byte_size=byte_size or 0,
+            expires_in=expires_in, session_id=session_id,
+            **({"checksum": (parsed.algorithm, parsed.b64)} if parsed else {}),
+        )
+
+    async def live_session(self, session_id: str, *,
+                           row: UploadSession | None = None) -> UploadSession:
         """The session, unless it is gone (``session_not_found``) or has expired
-        (``session_expired``; one found past its expiry is expired on the spot)."""
-        session = await self.repo.get_session(session_id)
+        (``session_expired``; one found past its expiry is expired on the spot).
+
+        ``row``: the session as the caller has just read it, to save reading it again.
+        """
+        session = row if row is not None and row.id == session_id else \
+            await self.repo.get_session(session_id)
         if session is None:
             raise NotFound(f"upload session {session_id} does not exist",
                            code="session_not_found")
@@ -214,15 +299,11 @@ class Broker:
             raise UploadUnsupported(f"upload session {session_id} uses {session.strategy}, "
                                     "not a presigned PUT")
         prof = self.media.profile(session.profile)
-        storage = self.media.storage_for(prof)
         expires_in = max(1, int((session.expires_at - now()).total_seconds()))
-        checksum = _declared(session)
-        ticket = await storage.presign_put(
-            session.upload_key, content_type=session.declared_content_type or "",
-            byte_size=session.declared_byte_size or 0, expires_in=expires_in,
-            session_id=session.id,
-            **({"checksum": (checksum.algorithm, checksum.b64)} if checksum else {}),
-        )
+        ticket = await self._presign(prof, session.upload_key, session_id=session.id,
+                                     content_type=session.declared_content_type,
+                                     byte_size=session.declared_byte_size,
+                                     checksum=session.declared_checksum, expires_in=expires_in)
         if session.state == "initialized":
             await self.repo.transition_session(session_id, "initialized", "signed")
         return ticket
@@ -286,11 +367,16 @@ class Broker:
             await pending.discard()
         return current
 
-    async def verify_completion(self, session_id: str) -> UploadResult:
+    async def verify_completion(self, session_id: str, *,
+                                session: UploadSession | None = None) -> UploadResult:
         """Check the object landed with the declared size, then in one transaction: session
-        completed, asset validating, promotion scheduled."""
+        completed, asset validating, promotion scheduled.
+
+        ``session``: the row as the caller has just read it (the route reads it to ask the
+        Authorizer), to save reading it again; the transaction rechecks its state anyway.
+        """
         started = time.perf_counter()
-        session = await self.live_session(session_id)
+        session = await self.live_session(session_id, row=session)
         _check_completable(session)
         prof = self.media.profile(session.profile)
         storage = self.media.storage_for(prof)
@@ -315,21 +401,36 @@ class Broker:
             cls = FileTooLarge if problem[0] == "max_bytes_exceeded" else UploadIncomplete
             raise cls(f"upload session {session_id} failed: {problem[1]}; nothing was kept",
                       code=problem[0])
+        seen = session.state
         async with self.media.transaction():
-            # Read again with the row locked: an upload route may have moved it meanwhile.
-            current = await self.repo.get_session(session_id, for_update=True)
-            if current is None:
-                raise NotFound(f"upload session {session_id} does not exist",
-                               code="session_not_found")
-            _check_completable(current)
-            await self.repo.transition_session(session_id, current.state, "verifying")
-            session = await self.repo.transition_session(session_id, "verifying", "completed",
-                                                         verified_at=now())
+            completed = None
+            if seen in _COMPLETABLE:
+                # Still in the state just read? Then straight to completed, one conditional
+                # UPDATE (its row lock orders it with the upload route and abort/expiry).
+                try:
+                    completed = await self.repo.transition_session(
+                        session_id, seen, "completed", via=("verifying",), verified_at=now())
+                except (InvalidTransition, NotFound):
+                    completed = None  # moved meanwhile: look again, below
+            if completed is None:
+                # Read again with the row locked: an upload route may have moved it meanwhile.
+                current = await self.repo.get_session(session_id, for_update=True)
+                if current is None:
+                    raise NotFound(f"upload session {session_id} does not exist",
+                                   code="session_not_found")
+                _check_completable(current)
+                completed = await self.repo.transition_session(
+                    session_id, current.state, "completed", via=("verifying",),
+                    verified_at=now())
+            session = completed
             asset = await self.repo.transition_asset(session.asset_id, "staged", "validating",
                                                      byte_size=info.size)
-            await self.media.outbox.add("promote_asset", {"asset_id": asset.id,
-                                                          "session_id": session.id})
-            await schedule_staging_purge(self.media.outbox, session, prof.storage)
+            jobs: list[tuple[str, dict[str, Any], float]] = [
+                ("promote_asset", {"asset_id": asset.id, "session_id": session.id}, 0)]
+            purge = staging_purge(session, prof.storage)
+            if purge is not None:
+                jobs.append(purge)
+            await self.media.outbox.add_many(jobs)
         telemetry.emit("rindle.upload.complete", asset_id=asset.id, profile=prof.name,
                        session_id=session_id, outcome="ok",
                        duration=time.perf_counter() - started)
@@ -431,12 +532,19 @@ async def schedule_staging_purge(outbox: Outbox, session: UploadSession, storage
     """Once the session's upload URL has expired, remove whatever reached its staging key
     after promotion took the verified bytes away: a client (or an attacker) may PUT to a
     presigned URL again until it expires. Part of the caller's transaction."""
+    job = staging_purge(session, storage)
+    if job is not None:
+        await outbox.add(job[0], job[1], delay_seconds=job[2])
+
+
+def staging_purge(session: UploadSession, storage: str
+                  ) -> tuple[str, dict[str, Any], float] | None:
+    """The outbox job ``schedule_staging_purge`` adds (kind, payload, delay), if any."""
     if session.strategy not in _REUSABLE_CREDENTIALS:
-        return
-    await outbox.add(
-        "purge_upload", {"asset_id": session.asset_id, "session_id": session.id,
-                         "storage": storage, "key": session.upload_key},
-        delay_seconds=_seconds_until(session.expires_at) + CLOCK_SKEW)
+        return None
+    return ("purge_upload", {"asset_id": session.asset_id, "session_id": session.id,
+                             "storage": storage, "key": session.upload_key},
+            _seconds_until(session.expires_at) + CLOCK_SKEW)
 
 
 def _declared(session: UploadSession) -> Checksum | None:

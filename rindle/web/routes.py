@@ -42,10 +42,10 @@ def build_router(media: WebRuntime) -> Router:
         byte_size = field(body, "byte_size", int)
         checksum = field(body, "checksum", str, required=False)
         await authorize(media, request, "upload", profile=profile)
-        session = await media.initiate_upload(profile, filename=filename,
-                                              content_type=content_type, byte_size=byte_size,
-                                              checksum=checksum)
-        ticket = await media.sign_url(session.id)
+        # initiate_upload + sign_url, in one transaction.
+        session, ticket = await media.broker.initiate_signed_upload(
+            profile, filename=filename, content_type=content_type, byte_size=byte_size,
+            checksum=checksum)
         upload = ticket.to_dict()
         upload["url"] = absolute_url(request, ticket.url)
         return JSONResponse({"session_id": session.id, "asset_id": session.asset_id,
@@ -54,7 +54,12 @@ def build_router(media: WebRuntime) -> Router:
 
     @errors
     async def complete_upload(request: Request) -> Response:
-        result = await media.verify_completion(await authorized_session_id(media, request))
+        # authorized_session_id, keeping the row it reads for verify_completion.
+        session_id: str = request.path_params["session_id"]
+        session = await media.repo.get_session(session_id)
+        await authorize(media, request, "upload", profile=session.profile if session else None,
+                        session=session)
+        result = await media.broker.verify_completion(session_id, session=session)
         return JSONResponse({"session_id": result.session.id,
                              "asset": await asset_json(media, result.asset, request=request)})
 

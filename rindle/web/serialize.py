@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 from ..delivery.urls import delivery_urls
 from ..model.records import Asset
 
+#: Asset states before promotion made it available, when it can have no variant rows.
+BEFORE_VARIANTS = frozenset({"staged", "validating", "analyzing", "promoting"})
+
 if TYPE_CHECKING:
     from starlette.requests import Request
 
@@ -30,7 +33,9 @@ async def asset_json(media: Delivering, asset: Asset, *, request: Request | None
     }
     if asset.quarantine_reason:
         body["quarantine_reason"] = asset.quarantine_reason
-    rows = await media.repo.list_variants(asset.id)
+    # Variants are planned once an asset is available: none exist before (a just-completed
+    # upload is validating), so there is nothing to read.
+    rows = [] if asset.state in BEFORE_VARIANTS else await media.repo.list_variants(asset.id)
     original, urls = await delivery_urls(media, media.profile(asset.profile), asset, rows,
                                          actor=actor, request=request)
     variants: dict[str, Any] = {}
