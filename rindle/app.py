@@ -216,13 +216,21 @@ class Rindle:
         self._connected += 1
         if self._connected > 1:
             return
-        await self.store.connect()
-        context = StorageContext(router_path=self.router_path, sign=self.signer)
-        for storage in self.storages.values():
-            await storage.open(context)
-        await self.live.connect()
-        if start_queue:
-            await self.queue.start(self)
+        try:
+            await self.store.connect()
+            context = StorageContext(router_path=self.router_path, sign=self.signer)
+            for storage in self.storages.values():
+                await storage.open(context)
+            await self.live.connect()
+            if start_queue:
+                await self.queue.start(self)
+        except BaseException:
+            # Half-open: close what did open, and count this call out, so the next
+            # connect() really connects instead of seeing a runtime it believes is open.
+            self._connected = 0
+            with contextlib.suppress(Exception):
+                await self._close_all()
+            raise
         if sweeper:
             if isinstance(self.queue, InlineQueue):
                 # Nothing of an in-process queue survives a restart: resend what was unfinished.
@@ -239,6 +247,9 @@ class Rindle:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self._close_all()
+
+    async def _close_all(self) -> None:
         await self.queue.stop()
         await self.live.disconnect()
         for storage in self.storages.values():

@@ -12,12 +12,19 @@ from typing import Any
 ERROR_CODES: Mapping[str, int] = MappingProxyType({
     # 400: the request itself is malformed or asks for something the storage can't do
     "invalid_json": 400,
+    "invalid_tus_header": 400,
+    "invalid_concat": 400,
+    "tus_checksum_unsupported": 400,
+    "tus_error": 400,
     "upload_unsupported": 400,
     "delivery_unsupported": 400,
     # 403: a credential or the Authorizer says no
     "invalid_token": 403,
     "token_expired": 403,
     "forbidden": 403,
+    "tus_final_upload": 403,
+    # 405: a method the route does not take
+    "method_not_allowed": 405,
     # 404: nothing by that name
     "not_found": 404,
     "session_not_found": 404,
@@ -37,8 +44,10 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "object_missing": 409,
     "size_mismatch": 409,
     "asset_not_deliverable": 409,
+    "offset_mismatch": 409,
     # 410: gone for good
     "session_expired": 410,
+    "upload_lost": 410,
     # 413: too large
     "max_bytes_exceeded": 413,
     "declared_size_exceeded": 413,
@@ -47,6 +56,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "mime_not_allowed": 415,
     "content_type_mismatch": 415,
     "json_required": 415,
+    "tus_content_type": 415,
     # 422: well-formed but refused by validation or the profile's policy
     "validation_error": 422,
     "missing_field": 422,
@@ -73,6 +83,10 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "max_pixels_exceeded": 422,
     "image_decode_failed": 422,
     "image_format_unsupported": 422,
+    # 423: someone else holds it right now
+    "upload_locked": 423,
+    # 460: tus's own code for a body that does not match its Upload-Checksum
+    "tus_checksum_mismatch": 460,
     # 500: Rindle or the adopter's configuration is wrong; nothing the client can fix
     "rindle_error": 500,
     "configuration_error": 500,

@@ -49,7 +49,8 @@ class Processing(Stores, Protocol):
 
 log = get_logger("rindle.pipeline")
 
-#: Who ran a processing run: this host and process (rq forks a work horse per job).
+#: Who ran a processing run: this host and process (with `rindle worker --fork`, the work
+#: horse rq forks for the job).
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 QUARANTINE_REASONS = (
