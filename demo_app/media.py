@@ -63,6 +63,8 @@ media = Rindle(
     # The demo lets anyone do anything so it can be driven with curl; a real app decides here.
     authorizer=AllowAll(),
     app_path="demo_app.media:media",
-    # Browsers switch to multipart above this size when the storage offers it (S3).
+    # Above this size browsers switch to a resumable flow: tus (Local and S3), or S3
+    # multipart when RINDLE_LARGE_UPLOADS puts it first ("multipart,tus").
     multipart_threshold=int(os.environ.get("RINDLE_MULTIPART_THRESHOLD", str(16 * 1024 * 1024))),
+    large_uploads=tuple(os.environ.get("RINDLE_LARGE_UPLOADS", "tus,multipart").split(",")),
 )

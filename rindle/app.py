@@ -72,7 +72,11 @@ class Rindle:
     the old one once every URL it signed has expired. ``upload_idle_timeout``: seconds an
     upload body through Rindle's own route may send nothing before it is cut (408).
     ``scratch_dir``: where each processing job gets its private scratch directory (the
-    system's temporary directory when ``None``).
+    system's temporary directory when ``None``). ``durable_uploads``: fsync every resumable
+    (tus) append on Local storage before acknowledging its offset (``False`` is faster, but
+    a machine that loses power may lose acknowledged bytes: the upload then starts over).
+    ``large_uploads``: the flows browsers use for files over ``multipart_threshold``, in
+    order of preference, where the storage offers them (``("tus", "multipart")``).
     """
 
     def __init__(
@@ -98,6 +102,8 @@ class Rindle:
         live_buffer: int = 1000,
         upload_idle_timeout: float = 30.0,
         scratch_dir: str | None = None,
+        durable_uploads: bool = True,
+        large_uploads: Sequence[str] = ("tus", "multipart"),
     ) -> None:
         install()  # the servers' loggers are redacted even without the lifespan
         if not storages:
@@ -129,6 +135,13 @@ class Rindle:
         # An upload body through Rindle's own route that stalls this long is cut.
         self.upload_idle_timeout = upload_idle_timeout
         self.scratch_dir = None if scratch_dir is None else str(scratch_dir)
+        # fsync each resumable (tus) append on Local before its offset is acknowledged.
+        self.durable_uploads = durable_uploads
+        unknown = sorted(set(large_uploads) - {"tus", "multipart"})
+        if unknown:
+            raise ConfigurationError(f"large_uploads names {unknown}; it orders 'tus' and "
+                                     "'multipart'", code="configuration_error")
+        self.large_uploads = tuple(large_uploads)
         self.app_path = app_path
         self.database_url = database_url
         self.store = Store(database_url)
@@ -352,18 +365,17 @@ class Rindle:
     def upload_options(self, profile: type[Profile] | str) -> dict[str, Any]:
         """What a client needs to pick an upload flow for this profile's storage.
 
-        ``strategies`` lists the flows the storage supports, best first for large files:
-        ``multipart`` (files over ``multipart_threshold``), ``tus``, ``presigned_put``.
+        ``strategies`` lists the flows the storage can honour, in the order the runtime
+        prefers them for files over ``multipart_threshold`` (``large_uploads``: tus, then
+        multipart, by default), then ``presigned_put`` (what small files use).
         """
         from .storage.base import Capability
 
         prof = self.profile(profile)
         caps = self.storage_for(prof).capabilities
-        strategies = []
-        if Capability.MULTIPART_UPLOAD in caps:
-            strategies.append("multipart")
-        if Capability.TUS_UPLOAD in caps:
-            strategies.append("tus")
+        offered = {"tus": Capability.TUS_UPLOAD in caps,
+                   "multipart": Capability.MULTIPART_UPLOAD in caps}
+        strategies = [s for s in self.large_uploads if offered.get(s)]
         if Capability.PRESIGNED_PUT in caps:
             strategies.append("presigned_put")
         return {

@@ -90,8 +90,9 @@ export function checkFile(file, options) {
 }
 
 /**
- * The flow for this file: multipart when offered and the file is over the threshold, else tus
- * when offered, else a presigned PUT (else multipart, when it is all the storage can do).
+ * The flow for this file. Over the threshold: the first resumable flow (tus or multipart) in
+ * the order the server lists them; at or under it: a presigned PUT when offered. Otherwise
+ * whatever the storage can do, in the server's order.
  *
  * @param {{size: number}} file
  * @param {UploadOptions} options
@@ -101,10 +102,10 @@ export function chooseStrategy(file, options) {
   const offered = options.strategies || [];
   const threshold = typeof options.multipart_threshold === 'number'
     ? options.multipart_threshold : 16 * 1024 * 1024;
-  if (offered.includes('multipart') && file.size > threshold) return 'multipart';
-  if (offered.includes('tus')) return 'tus';
+  const resumable = offered.filter((s) => s === 'tus' || s === 'multipart');
+  if (file.size > threshold && resumable.length) return resumable[0];
   if (offered.includes('presigned_put')) return 'presigned_put';
-  if (offered.includes('multipart')) return 'multipart';
+  if (resumable.length) return resumable[0];
   throw new RindleError('no_upload_strategy', `Profile ${options.profile || ''} offers no upload `
     + 'flow this browser uploader knows.');
 }

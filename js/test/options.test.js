@@ -9,17 +9,21 @@ describe('chooseStrategy', () => {
   const opts = (strategies, threshold = 16 * MiB) => ({ ...OPTIONS, strategies,
     multipart_threshold: threshold });
 
-  it('takes multipart only over the threshold', () => {
-    const all = opts(['multipart', 'tus', 'presigned_put']);
-    expect(chooseStrategy({ size: 16 * MiB + 1 }, all)).toBe('multipart');
-    expect(chooseStrategy({ size: 16 * MiB }, all)).toBe('tus');
+  it('takes the first resumable flow the server lists, only over the threshold', () => {
+    expect(chooseStrategy({ size: 16 * MiB + 1 }, opts(['multipart', 'tus', 'presigned_put'])))
+      .toBe('multipart');
+    expect(chooseStrategy({ size: 16 * MiB + 1 }, opts(['tus', 'multipart', 'presigned_put'])))
+      .toBe('tus');
+    expect(chooseStrategy({ size: 16 * MiB }, opts(['tus', 'multipart', 'presigned_put'])))
+      .toBe('presigned_put');
   });
 
-  it('prefers tus, then presigned PUT, for files under the threshold', () => {
+  it('prefers a presigned PUT for files under the threshold', () => {
     expect(chooseStrategy({ size: 10 }, opts(['multipart', 'presigned_put']))).toBe('presigned_put');
-    expect(chooseStrategy({ size: 10 }, opts(['tus', 'presigned_put']))).toBe('tus');
+    expect(chooseStrategy({ size: 10 }, opts(['tus', 'presigned_put']))).toBe('presigned_put');
     expect(chooseStrategy({ size: 20 * MiB }, opts(['tus', 'presigned_put']))).toBe('tus');
     expect(chooseStrategy({ size: 20 * MiB }, opts(['presigned_put']))).toBe('presigned_put');
+    expect(chooseStrategy({ size: 10 }, opts(['tus']))).toBe('tus');
   });
 
   it('falls back to multipart when it is all the storage offers', () => {

@@ -44,7 +44,7 @@ const response = (status, headers = {}, body = '') => ({
 });
 
 function tusServer() {
-  return new FakeServer({ options: { strategies: ['tus', 'presigned_put'] } }).install();
+  return new FakeServer({ options: { strategies: ['tus'] } }).install();
 }
 
 describe('tus', () => {

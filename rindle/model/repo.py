@@ -689,3 +689,42 @@ class Repo:
         rows = await self._select(SESSIONS, {"asset_id": asset_id, "state": "completed"},
                                   order="created_at DESC", limit=1)
         return UploadSession.from_row(rows[0]) if rows else None
+
+    # --- resumable uploads: the lease of the one request appending now ------------------
+
+    async def acquire_session_lease(self, session_id: str, token: str,
+                                    until: datetime) -> bool:
+        """Take the session's lease unless another holder's is still running."""
+        rows = await self.db.fetch_all(
+            f"UPDATE {SESSIONS} SET lease_token = :token, lease_until = :until"
+            " WHERE id = :id AND (lease_token IS NULL OR lease_until IS NULL"
+            " OR lease_until < :now) RETURNING id",
+            {"token": token, "until": until, "id": session_id, "now": now()})
+        return bool(rows)
+
+    async def renew_session_lease(self, session_id: str, token: str, until: datetime) -> bool:
+        """Push the lease's expiry out, if ``token`` still holds it."""
+        rows = await self.db.fetch_all(
+            f"UPDATE {SESSIONS} SET lease_until = :until WHERE id = :id"
+            " AND lease_token = :token RETURNING id",
+            {"until": until, "id": session_id, "token": token})
+        return bool(rows)
+
+    async def release_session_lease(self, session_id: str, token: str) -> None:
+        await self.db.execute(
+            f"UPDATE {SESSIONS} SET lease_token = NULL, lease_until = NULL"
+            " WHERE id = :id AND lease_token = :token", {"id": session_id, "token": token})
+
+    async def record_append(self, session_id: str, token: str, *, offset: int,
+                            parts: dict[str, Any], expires_at: datetime,
+                            byte_size: int | None = None) -> UploadSession | None:
+        """Record what an append made of the upload, if ``token`` still holds its lease
+        (``None`` otherwise: another request took it over, and this one's bytes are void)."""
+        values: dict[str, Any] = {"last_known_offset": offset, "multipart_parts": parts,
+                                  "expires_at": expires_at, "updated_at": now()}
+        if byte_size is not None:
+            values["declared_byte_size"] = byte_size
+        sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token},
+                              suffix=" RETURNING *")
+        rows = await self.db.fetch_all(sql, params)
+        return UploadSession.from_row(rows[0]) if rows else None

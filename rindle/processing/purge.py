@@ -8,6 +8,7 @@ from .. import telemetry
 from ..errors import NotFound
 from ..logs import get_logger
 from ..model.repo import now
+from ..storage.append import appendable_storage
 from ..storage.base import Capability, multipart_storage
 from ..upload.broker import schedule_staging_purge
 
@@ -56,6 +57,12 @@ async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
                                                                  session.multipart_upload_id)
             except NotFound:
                 pass
+    if Capability.TUS_UPLOAD in storage.capabilities:
+        for session in sessions:
+            state = (session.multipart_parts or {}).get("append")
+            if session.strategy == "tus" and state and session.state != "completed":
+                # An unfinished resumable upload: its multipart upload and tail go too.
+                await appendable_storage(storage).append_abort(session.upload_key, state)
     for key in keys:
         await storage.delete(key)
     for session in sessions:

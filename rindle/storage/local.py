@@ -8,7 +8,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from ..errors import (
     ObjectNotFound,
     StorageError,
 )
+from .append import Appended, AppendState
 from .base import (
     Capability,
     DeliveryGrant,
@@ -61,7 +62,8 @@ class LocalStorage:
     """
 
     capabilities: frozenset[Capability] = frozenset(
-        {Capability.PRESIGNED_PUT, Capability.SIGNED_URL, Capability.HEAD, Capability.LOCAL}
+        {Capability.PRESIGNED_PUT, Capability.SIGNED_URL, Capability.HEAD, Capability.LOCAL,
+         Capability.TUS_UPLOAD}
     )
 
     def __init__(
@@ -263,6 +265,85 @@ class LocalStorage:
             self._prune(src.parent)
         digest = _sha256(dst)
         return replace(_object_info(dest, dst.stat()), checksum=f"sha256:{digest}")
+
+    # -- appending (tus) ---------------------------------------------------------------------
+
+    async def append_start(self, key: str, *, content_type: str | None, length: int | None,
+                           max_length: int) -> AppendState:
+        """An empty file at ``key``; the state is empty (the file's length is the truth
+        the recorded offset is checked against)."""
+        await anyio.to_thread.run_sync(self._open_append, key, 0, True)
+        return {}
+
+    async def append(self, key: str, state: AppendState, offset: int,
+                     chunks: AsyncIterable[bytes], *, limit: int | None, length: int | None,
+                     durable: bool = True) -> Appended:
+        """Write at ``offset`` in place. Bytes past ``offset`` that no call recorded (a
+        request that died after writing) are cut first; ``durable`` fsyncs before
+        returning, so an acknowledged offset survives a power cut."""
+        fp = await anyio.to_thread.run_sync(self._open_append, key, offset, False)
+        written = 0
+        try:
+            out = anyio.wrap_file(fp)
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if limit is not None and written + len(chunk) > limit:
+                    await anyio.to_thread.run_sync(fp.truncate, offset)
+                    raise FileTooLarge(f"the upload is larger than its declared length "
+                                       f"({limit} more bytes were allowed)", max_bytes=limit)
+                try:
+                    await out.write(chunk)
+                except OSError as exc:
+                    raise _write_failed(exc) from exc
+                written += len(chunk)
+            await anyio.to_thread.run_sync(_flush_open, fp, durable)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_close_quietly, fp)
+        return Appended(offset=offset + written, state=state)
+
+    def _open_append(self, key: str, offset: int, create: bool) -> IO[bytes]:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create or not offset
+                                                           else 0)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileNotFoundError:
+            raise StorageError("the stored part of this upload is gone; start a new upload",
+                               code="upload_lost") from None
+        fp = os.fdopen(fd, "r+b")
+        size = os.fstat(fd).st_size
+        if size < offset:
+            fp.close()
+            # Only a crash in fast mode (no fsync) loses acknowledged bytes like this.
+            raise StorageError(f"the stored upload holds {size} bytes but {offset} were "
+                               "acknowledged; start a new upload", code="upload_lost")
+        if size > offset:
+            fp.truncate(offset)
+        fp.seek(offset)
+        return fp
+
+    async def append_discard(self, key: str, before: AppendState, offset: int,
+                             after: Appended) -> None:
+        fp = await anyio.to_thread.run_sync(self._open_append, key, offset, False)
+        await anyio.to_thread.run_sync(_close_quietly, fp)
+
+    async def append_finish(self, key: str, state: AppendState) -> None:
+        return None  # the file is whole already, fsynced by the last durable append
+
+    async def append_abort(self, key: str, state: AppendState) -> None:
+        await self.delete(key)
+
+    async def append_concat(self, key: str, sources: Sequence[str], *,
+                            content_type: str | None) -> None:
+        async def joined() -> AsyncIterator[bytes]:
+            for source in sources:
+                async for chunk in self.stream(source, chunk_size=1024 * 1024):
+                    yield chunk
+
+        await self.write(key, joined(), content_type=content_type)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -513,6 +594,17 @@ class PendingWrite:
         self._done = True
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_unlink_quietly, self._tmp)
+
+
+def _flush_open(fp: IO[bytes], durable: bool) -> None:
+    fp.flush()
+    if durable:
+        os.fsync(fp.fileno())
+
+
+def _close_quietly(fp: IO[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        fp.close()
 
 
 def _flush(fp: IO[bytes]) -> None:

@@ -29,6 +29,7 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
+from .append import Appended, AppendState
 from .base import Capability, ObjectInfo, ObjectListing, StorageContext, UploadTicket
 from .content_disposition import content_disposition
 
@@ -55,6 +56,10 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 LIST_PAGE_SIZE = 1000
 #: CopyObject copies at most 5 GiB; ``move`` copies larger objects part by part.
 COPY_LIMIT = 5 * 1024 * MiB
+#: S3's smallest part (all but the last); tus appends keep a shorter tail as an object.
+MIN_PART = 5 * MiB
+#: The part size of tus appends when the upload's size allows it.
+APPEND_PART_SIZE = 8 * MiB
 #: The part size of those copies, and how many parts are copied at once.
 COPY_PART_SIZE = 512 * MiB
 COPY_CONCURRENCY = 4
@@ -86,7 +91,7 @@ class S3Storage:
 
     capabilities: frozenset[Capability] = frozenset(
         {Capability.PRESIGNED_PUT, Capability.PRESIGNED_POST, Capability.HEAD,
-         Capability.SIGNED_URL, Capability.MULTIPART_UPLOAD}
+         Capability.SIGNED_URL, Capability.MULTIPART_UPLOAD, Capability.TUS_UPLOAD}
     )
 
     def __init__(
@@ -415,6 +420,133 @@ class S3Storage:
         return ObjectInfo(key=dest, size=src.size, etag=r.get("ETag"),
                           content_type=src.content_type, modified_at=datetime.now(UTC),
                           checksum=_checksum(None, r.get("ETag")))
+
+    # -- appending (tus) ---------------------------------------------------------------------
+
+    async def append_start(self, key: str, *, content_type: str | None, length: int | None,
+                           max_length: int) -> AppendState:
+        """A multipart upload under ``key``. Its part size fits ``max_length`` (or the
+        declared length) in S3's 10,000 parts."""
+        bound = length if length is not None else max_length
+        part_size = max(APPEND_PART_SIZE, -(-bound // MAX_PARTS))
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        upload_id = await self._create(self._key(key), extra, key)
+        return {"upload_id": upload_id, "part_size": part_size, "parts": [], "tail": None}
+
+    async def append(self, key: str, state: AppendState, offset: int,
+                     chunks: AsyncIterable[bytes], *, limit: int | None, length: int | None,
+                     durable: bool = True) -> Appended:
+        """Cut the stream into parts as it arrives (one part in memory at a time). What is
+        left at the end is the last part when it completes ``length``; otherwise, shorter
+        than S3's 5 MiB minimum, it is kept as a *tail object* in the bucket (as tusd's
+        s3store does) and read back in front of the next request's bytes: no machine's disk
+        holds it, so any process can take the next request."""
+        upload_id, part_size = str(state["upload_id"]), int(state["part_size"])
+        parts: list[dict[str, Any]] = list(state["parts"])
+        tail: dict[str, Any] | None = state.get("tail")
+        buf = bytearray()
+        if tail:
+            buf += await self.read_range(str(tail["key"]), 0, int(tail["size"]))
+        object_key = self._key(key)
+        taken = 0
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            taken += len(chunk)
+            if limit is not None and taken > limit:
+                raise FileTooLarge(f"the upload is larger than its declared length "
+                                   f"({limit} more bytes were allowed)", max_bytes=limit)
+            buf += chunk
+            while len(buf) >= part_size:
+                parts.append(await self._append_part(object_key, upload_id, len(parts) + 1,
+                                                     bytes(buf[:part_size]), key))
+                del buf[:part_size]
+        new_tail: dict[str, Any] | None = None
+        final = length is not None and offset + taken == length
+        if buf and (final or len(buf) >= MIN_PART):
+            parts.append(await self._append_part(object_key, upload_id, len(parts) + 1,
+                                                 bytes(buf), key))
+        elif buf:
+            # A new name each time: until the caller records this state, the old tail is
+            # still the truth (a retry reads it again).
+            new_tail = {"key": f"{key}.tail-{offset + taken}", "size": len(buf)}
+            with _s3_errors("PutObject", key):
+                await self._c().put_object(Bucket=self.bucket, Key=self._key(new_tail["key"]),
+                                           Body=bytes(buf))
+        garbage = (str(tail["key"]),) if tail and (new_tail is None
+                                                  or new_tail["key"] != tail["key"]) else ()
+        return Appended(offset=offset + taken,
+                        state={**state, "parts": parts, "tail": new_tail}, garbage=garbage)
+
+    async def _append_part(self, object_key: str, upload_id: str, number: int, data: bytes,
+                           key: str) -> dict[str, Any]:
+        with _s3_errors("UploadPart", key):
+            r = await self._c().upload_part(Bucket=self.bucket, Key=object_key,
+                                            UploadId=upload_id, PartNumber=number, Body=data)
+        return {"part_number": number, "etag": str(r["ETag"]), "size": len(data)}
+
+    async def append_discard(self, key: str, before: AppendState, offset: int,
+                             after: Appended) -> None:
+        # Parts past the recorded ones are overwritten by the next append (same numbers);
+        # only a tail object made for the dropped state must go.
+        tail = after.state.get("tail")
+        if tail and tail != before.get("tail"):
+            await self.delete(str(tail["key"]))
+
+    async def append_finish(self, key: str, state: AppendState) -> None:
+        await self.complete_multipart(key, str(state["upload_id"]), state["parts"])
+        tail = state.get("tail")
+        if tail:
+            await self.delete(str(tail["key"]))
+
+    async def append_abort(self, key: str, state: AppendState) -> None:
+        if state.get("upload_id"):
+            await self._abort_quietly(self._key(key), str(state["upload_id"]))
+        tail = state.get("tail")
+        if tail:
+            await self.delete(str(tail["key"]))
+
+    async def append_concat(self, key: str, sources: Sequence[str], *,
+                            content_type: str | None) -> None:
+        """Part copies inside S3 when every source but the last is at least 5 MiB (what
+        tus-js-client's parallel uploads give a large file); else one streamed write."""
+        infos = [await self.head(source) for source in sources]
+        if any(info is None for info in infos):
+            raise ObjectNotFound("a part of the concatenated upload is missing")
+        sizes = [info.size for info in infos if info is not None]
+        if len(sources) > 1 and all(size >= MIN_PART for size in sizes[:-1]):
+            await self._concat_parts(key, sources, content_type)
+            return
+
+        async def joined() -> AsyncIterator[bytes]:
+            for source in sources:
+                async for chunk in self.stream(source, chunk_size=1024 * 1024):
+                    yield chunk
+
+        await self.write(key, joined(), content_type=content_type)
+
+    async def _concat_parts(self, key: str, sources: Sequence[str],
+                            content_type: str | None) -> None:
+        object_key = self._key(key)
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        upload_id = await self._create(object_key, extra, key)
+        try:
+            parts = []
+            for number, source in enumerate(sources, 1):
+                with _s3_errors("UploadPartCopy", key):
+                    r = await self._c().upload_part_copy(
+                        Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": self._key(source)})
+                parts.append({"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]})
+            with _s3_errors("CompleteMultipartUpload", key):
+                await self._c().complete_multipart_upload(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                    MultipartUpload={"Parts": parts})
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._abort_quietly(object_key, upload_id)
+            raise
 
     # -- listing ---------------------------------------------------------------------------
 

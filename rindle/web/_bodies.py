@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import RindleError
 
@@ -41,4 +41,26 @@ async def idle_limited(request: Request, seconds: float) -> AsyncIterator[bytes]
         yield chunk
 
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "UploadTimeout", "idle_limited"]
+class KeptBody:
+    """A body whose bytes are kept however it ends (a tus PATCH): a client that goes away or
+    stalls ends it quietly, and ``interrupted`` says why; the caller records what came."""
+
+    def __init__(self, request: Request, idle_timeout: float) -> None:
+        self._request = request
+        self._idle = idle_timeout
+        self.interrupted: str | None = None
+
+    def __repr__(self) -> str:
+        return f"KeptBody(interrupted={self.interrupted!r})"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in idle_limited(self._request, self._idle):
+                yield chunk
+        except ClientDisconnect:
+            self.interrupted = "the client went away"
+        except UploadTimeout as exc:
+            self.interrupted = exc.message
+
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "KeptBody", "UploadTimeout", "idle_limited"]

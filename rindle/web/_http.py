@@ -22,6 +22,7 @@ from ..model.records import Asset, UploadSession
 from ._bodies import DEFAULT_IDLE_TIMEOUT, UploadTimeout, idle_limited
 
 if TYPE_CHECKING:
+    from ..delivery.signing import Signer
     from ..delivery.urls import Delivering
     from ..live.sse import Subscribing
     from ..profile import Profile
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 
         @property
         def upload_idle_timeout(self) -> float: ...
+
+        @property
+        def durable_uploads(self) -> bool: ...
+
+        @property
+        def signer(self) -> Signer: ...
 
         @property
         def html(self) -> Html: ...

@@ -22,6 +22,7 @@ from .multipart_routes import multipart_routes
 from .serialize import asset_json
 from .static import StaticFiles
 from .templating import render_live_fragment
+from .tus_routes import tus_routes
 from .uppy_routes import uppy_routes
 
 if TYPE_CHECKING:
@@ -129,5 +130,6 @@ def build_router(media: WebRuntime) -> Router:
     ]
     routes += multipart_routes(media)
     routes += sse_routes(media, render=render_live_fragment) + ws_routes(media)
+    routes.append(Mount("/tus", routes=tus_routes(media, durable=media.durable_uploads)))
     routes.append(Mount("/s3", routes=uppy_routes(media)))
     return Router(routes=routes)

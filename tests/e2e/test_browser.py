@@ -75,6 +75,20 @@ def test_presigned_put_on_local(tmp_path: Path) -> None:
     _check(result, "local-put", "presigned_put")
 
 
+def test_tus_on_local_for_a_large_file(tmp_path: Path) -> None:
+    """Over the threshold, the browser's uploader resumes through Rindle's tus server
+    (tus-js-client inside rindle.js) on Local storage."""
+    proc, base = _start_demo(tmp_path, {"RINDLE_MULTIPART_THRESHOLD": str(256 * 1024)})
+    try:
+        photo = _photo(tmp_path / "photo.png", 1600, 1000)
+        assert photo.stat().st_size > 256 * 1024
+        result = _drive(base, photo, "local-tus", 1024)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    _check(result, "local-tus", "tus")
+
+
 def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucket) -> None:
     """S3 + rq + Redis broadcast: variants are built by a separate worker process and the
     badge hears about them through Redis."""
@@ -90,6 +104,7 @@ def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucke
     redis.Redis.from_url(url).flushdb()
     env = {"RINDLE_S3_ENDPOINT_URL": s3.endpoint_url, "RINDLE_S3_BUCKET": s3.name,
            "RINDLE_MULTIPART_THRESHOLD": str(1024 * 1024), "RINDLE_QUEUE": url,
+           "RINDLE_LARGE_UPLOADS": "multipart,tus",
            "RINDLE_BROADCAST_URL": url}
     proc, base = _start_demo(tmp_path, env)
     worker = subprocess.Popen(

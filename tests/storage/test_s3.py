@@ -121,7 +121,7 @@ def test_protocol_capabilities_and_repr(s3: S3Bucket) -> None:
     assert isinstance(st, Storage)
     assert st.capabilities == {Capability.PRESIGNED_PUT, Capability.PRESIGNED_POST,
                                Capability.HEAD, Capability.SIGNED_URL,
-                               Capability.MULTIPART_UPLOAD}
+                               Capability.MULTIPART_UPLOAD, Capability.TUS_UPLOAD}
     text = repr(st)
     assert s3.name in text
     for secret in ("AKIAEXAMPLEKEY", "s3cr3t-value", "tok3n-value"):

@@ -416,7 +416,7 @@ async def test_upload_options_tell_the_client_which_flows_work(server_media: Rin
         r = await client.get("/rindle/profiles/image/upload-options")
         assert r.status_code == 200
         body = r.json()
-        assert body["strategies"] == ["presigned_put"]
+        assert body["strategies"] == ["tus", "presigned_put"]
         assert body["max_bytes"] == 1024 * 1024
         assert "image/png" in body["accept"]
         assert (await client.get("/rindle/profiles/nope/upload-options")).status_code == 404

@@ -1,0 +1,271 @@
+"""The tus 1.0.0 server, request by request, over uvicorn with httpx (real clients are in
+test_tus_clients.py): every status code and header the protocol and its extensions name."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import zlib
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from rindle import AllowAll, Profile, Rindle
+from tests.conftest import LiveServer, MakeMedia
+from tests.support.images import png
+
+MiB = 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {"Content-Type": "application/offset+octet-stream"}
+
+
+class Clips(Profile):
+    name = "clips"
+    storage = "local"
+    allow_mime = ["image/png"]
+    max_bytes = 8 * MiB
+
+
+def _app(media: Rindle) -> Starlette:
+    return Starlette(routes=[Mount("/rindle", app=media.router)], lifespan=media.lifespan)
+
+
+def _meta(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def _data(size: int) -> bytes:
+    """A PNG header padded to ``size`` bytes: promotion accepts it, variants aren't built."""
+    return (png(16, 16) + bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+@pytest.fixture
+def tus_media(make_media: MakeMedia) -> Rindle:
+    return make_media(profiles=[Clips], authorizer=AllowAll())
+
+
+async def _create(client: httpx.AsyncClient, length: int | None, **headers: str) -> str:
+    h = {**TUS, "Upload-Metadata": _meta(filename="a.png", filetype="image/png"), **headers}
+    if length is None:
+        h["Upload-Defer-Length"] = "1"
+    else:
+        h["Upload-Length"] = str(length)
+    r = await client.post("/rindle/tus/clips/", headers=h)
+    assert r.status_code == 201, r.text
+    return r.headers["location"]
+
+
+async def _patch(client: httpx.AsyncClient, url: str, offset: int, body: bytes,
+                 **headers: str) -> httpx.Response:
+    return await client.patch(url, content=body, headers={
+        **TUS, **OCTETS, "Upload-Offset": str(offset), **headers})
+
+
+async def _ready(media: Rindle, asset_id: str) -> None:
+    await media.drain()
+    asset = await media.asset(asset_id)
+    assert asset.state in ("available", "ready"), asset
+
+
+async def test_options_announces_the_protocol(tus_media: Rindle) -> None:
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.options("/rindle/tus/clips/")
+        assert r.status_code == 204
+        assert r.headers["tus-version"] == "1.0.0"
+        assert set(r.headers["tus-extension"].split(",")) == {
+            "creation", "creation-with-upload", "creation-defer-length", "expiration",
+            "termination", "checksum", "concatenation"}
+        assert r.headers["tus-max-size"] == str(8 * MiB)
+        assert r.headers["tus-checksum-algorithm"] == "sha1,md5,crc32"
+
+
+async def test_create_head_patch_in_chunks_then_the_asset(tus_media: Rindle) -> None:
+    data = _data(3 * MiB + 17)
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.post("/rindle/tus/clips/", headers={
+            **TUS, "Upload-Length": str(len(data)),
+            "Upload-Metadata": _meta(filename="a.png", filetype="image/png")})
+        assert r.status_code == 201
+        url = r.headers["location"]
+        assert url.startswith(f"{srv.url}/rindle/tus/clips/")
+        assert r.headers["upload-expires"] and r.headers["rindle-session-id"]
+        assert "Location" in r.headers["access-control-expose-headers"]
+        head = await client.head(url, headers=TUS)
+        assert head.status_code == 200 and head.headers["upload-offset"] == "0"
+        assert head.headers["upload-length"] == str(len(data))
+        assert head.headers["cache-control"] == "no-store"
+        assert head.headers["upload-metadata"].startswith("filename ")
+        offset = 0
+        for piece in (data[:MiB], data[MiB:2 * MiB], data[2 * MiB:]):
+            r = await _patch(client, url, offset, piece)
+            assert r.status_code == 204, r.text
+            offset += len(piece)
+            assert r.headers["upload-offset"] == str(offset)
+        assert r.headers["rindle-asset-id"]
+        await _ready(tus_media, r.headers["rindle-asset-id"])
+        asset = await tus_media.asset(r.headers["rindle-asset-id"])
+        assert asset.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+        again = await client.head(url, headers=TUS)
+        assert again.status_code == 200 and again.headers["rindle-asset-id"] == asset.id
+
+
+async def test_protocol_errors(tus_media: Rindle) -> None:
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 100)
+        # No or another Tus-Resumable: 412 with the version the server speaks.
+        r = await client.head(url)
+        assert r.status_code == 412 and r.headers["tus-version"] == "1.0.0"
+        r = await client.head(url, headers={"Tus-Resumable": "0.2.2"})
+        assert r.status_code == 412
+        # Another content type: 415; an offset that isn't the upload's: 409.
+        r = await client.patch(url, content=b"x", headers={**TUS, "Upload-Offset": "0",
+                                                            "Content-Type": "text/plain"})
+        assert r.status_code == 415
+        r = await _patch(client, url, 5, b"x")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "offset_mismatch"
+        # Past the declared length: 413 and nothing appended.
+        r = await _patch(client, url, 0, b"x" * 101)
+        assert r.status_code == 413
+        assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "0"
+        # An unknown or forged URL: 403/404.
+        middle = len(url) - 20
+        forged = url[:middle] + ("A" if url[middle] != "A" else "B") + url[middle + 1:]
+        r = await client.head(forged, headers=TUS)
+        assert r.status_code == 403
+        # Over the profile's max_bytes: 413 before anything exists.
+        r = await client.post("/rindle/tus/clips/", headers={
+            **TUS, "Upload-Length": str(8 * MiB + 1)})
+        assert r.status_code == 413
+        # Neither or both of Upload-Length and Upload-Defer-Length: 400.
+        r = await client.post("/rindle/tus/clips/", headers=TUS)
+        assert r.status_code == 400
+        # A type the profile refuses: 415 before anything exists.
+        r = await client.post("/rindle/tus/clips/", headers={
+            **TUS, "Upload-Length": "10", "Upload-Metadata": _meta(filename="a.html",
+                                                                   filetype="text/html")})
+        assert r.status_code == 415
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "md5", "crc32"])
+async def test_checksum_mismatch_appends_nothing(tus_media: Rindle, algorithm: str) -> None:
+    data = _data(4000)
+
+    def digest(body: bytes) -> str:
+        if algorithm == "crc32":
+            raw = zlib.crc32(body).to_bytes(4, "big")
+        else:
+            raw = hashlib.new(algorithm, body).digest()
+        return f"{algorithm} {base64.b64encode(raw).decode()}"
+
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, len(data))
+        r = await _patch(client, url, 0, data[:1000], **{"Upload-Checksum": digest(b"other")})
+        assert r.status_code == 460
+        assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "0"
+        r = await _patch(client, url, 0, data[:1000], **{"Upload-Checksum": digest(data[:1000])})
+        assert r.status_code == 204 and r.headers["upload-offset"] == "1000"
+        r = await _patch(client, url, 1000, data[1000:], **{"Upload-Checksum": "sha3 AAAA"})
+        assert r.status_code == 400
+
+
+async def test_creation_with_upload_and_deferred_length(tus_media: Rindle) -> None:
+    data = _data(5000)
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.post("/rindle/tus/clips/", content=data[:2000], headers={
+            **TUS, **OCTETS, "Upload-Defer-Length": "1",
+            "Upload-Metadata": _meta(filename="a.png", filetype="image/png")})
+        assert r.status_code == 201 and r.headers["upload-offset"] == "2000"
+        url = r.headers["location"]
+        head = await client.head(url, headers=TUS)
+        assert head.headers["upload-defer-length"] == "1" and "upload-length" not in head.headers
+        r = await _patch(client, url, 2000, data[2000:], **{"Upload-Length": str(len(data))})
+        assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data))
+        await _ready(tus_media, r.headers["rindle-asset-id"])
+
+
+async def test_termination_and_expiry(tus_media: Rindle) -> None:
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 100)
+        assert (await _patch(client, url, 0, b"\x89PNG" + b"x" * 20)).status_code == 204
+        r = await client.delete(url, headers=TUS)
+        assert r.status_code == 204
+        assert (await client.head(url, headers=TUS)).status_code in (404, 410)
+        assert (await _patch(client, url, 24, b"x")).status_code in (404, 410)
+        # Expired: 410 afterwards.
+        url = await _create(client, 100)
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        from datetime import UTC, datetime, timedelta
+
+        await tus_media.repo.update_session(
+            session_id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        assert (await client.head(url, headers=TUS)).status_code == 410
+        assert (await _patch(client, url, 0, b"x")).status_code == 410
+
+
+async def test_method_override(tus_media: Rindle) -> None:
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 10)
+        r = await client.post(url, content=b"\x89PNG\r\n\x1a\n..", headers={
+            **TUS, **OCTETS, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"})
+        assert r.status_code == 204 and r.headers["upload-offset"] == "10"
+
+
+async def test_concatenation(tus_media: Rindle) -> None:
+    data = _data(9000)
+    parts = [data[:3000], data[3000:6000], data[6000:]]
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        urls = []
+        for part in parts:
+            r = await client.post("/rindle/tus/clips/", headers={
+                **TUS, "Upload-Length": str(len(part)), "Upload-Concat": "partial"})
+            assert r.status_code == 201
+            assert (await _patch(client, r.headers["location"], 0, part)).status_code == 204
+            urls.append(r.headers["location"])
+        # A PATCH to a final upload is refused (403).
+        r = await client.post("/rindle/tus/clips/", headers={
+            **TUS, "Upload-Concat": "final;" + " ".join(urls),
+            "Upload-Metadata": _meta(filename="a.png", filetype="image/png")})
+        assert r.status_code == 201, r.text
+        asset_id = r.headers["rindle-asset-id"]
+        final = r.headers["location"]
+        head = await client.head(final, headers=TUS)
+        assert head.headers["upload-offset"] == str(len(data))
+        assert (await _patch(client, final, len(data), b"x")).status_code == 403
+        await _ready(tus_media, asset_id)
+        asset = await tus_media.asset(asset_id)
+        assert asset.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def test_two_concurrent_patches_apply_once(tus_media: Rindle) -> None:
+    data = _data(2 * MiB)
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+        url = await _create(client, len(data))
+        gate = asyncio.Event()
+
+        async def slow_body() -> Any:
+            yield data[:MiB]
+            await gate.wait()
+            yield data[MiB:]
+
+        first = asyncio.create_task(client.patch(url, content=slow_body(), headers={
+            **TUS, **OCTETS, "Upload-Offset": "0"}))
+        await asyncio.sleep(0.5)
+        second = await _patch(client, url, 0, data)
+        gate.set()
+        done = await first
+        assert sorted([second.status_code, done.status_code]) == [204, 423]
+        head = await client.head(url, headers=TUS)
+        assert head.headers["upload-offset"] == str(len(data))
