@@ -25,8 +25,10 @@ from .processing.queue import InlineQueue, Queue, RQQueue
 from .profile import Profile
 from .storage.base import Storage, StorageContext, UploadTicket
 from .upload import multipart as _multipart
+from .upload import resumable as _resumable
 from .upload.broker import Broker, UploadResult
 from .upload.multipart import MultipartSession
+from .upload.resumable import ResumableSession, ResumableStatus
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -367,7 +369,8 @@ class Rindle:
 
         ``strategies`` lists the flows the storage can honour, in the order the runtime
         prefers them for files over ``multipart_threshold`` (``large_uploads``: tus, then
-        multipart, by default), then ``presigned_put`` (what small files use).
+        multipart, by default), then ``resumable`` (GCS's own sessions) and
+        ``presigned_put`` (what small files use).
         """
         from .storage.base import Capability
 
@@ -376,6 +379,8 @@ class Rindle:
         offered = {"tus": Capability.TUS_UPLOAD in caps,
                    "multipart": Capability.MULTIPART_UPLOAD in caps}
         strategies = [s for s in self.large_uploads if offered.get(s)]
+        if Capability.RESUMABLE_UPLOAD in caps:
+            strategies.append("resumable")  # the store's own sessions (GCS)
         if Capability.PRESIGNED_PUT in caps:
             strategies.append("presigned_put")
         return {
@@ -389,6 +394,7 @@ class Rindle:
                 "uploads": f"{self.router_path}/uploads",
                 "multipart": f"{self.router_path}/multipart",
                 "tus": f"{self.router_path}/tus/{prof.name}/",
+                "resumable": f"{self.router_path}/resumable",
             },
         }
 
@@ -440,6 +446,26 @@ class Rindle:
     async def abort_multipart_upload(self, session_id: str) -> UploadSession:
         """Abort in storage, mark the session aborted and purge the staged asset."""
         return await _multipart.abort_multipart_upload(self, session_id)
+
+    # --- native resumable sessions (GCS) -------------------------------------------------
+
+    async def initiate_resumable_session(self, profile: type[Profile] | str, *,
+                                         filename: str | None, byte_size: int,
+                                         content_type: str | None = None,
+                                         origin: str | None = None) -> ResumableSession:
+        """Start a native resumable upload (GCS): the client gets the store's session URI
+        and sends the chunks straight to it. See ``rindle.upload.resumable``."""
+        return await _resumable.initiate_resumable_session(
+            self, profile, filename=filename, byte_size=byte_size, content_type=content_type,
+            origin=origin)
+
+    async def resumable_session_status(self, session_id: str) -> ResumableStatus:
+        """How many bytes the store holds; a finished upload is verified on the way."""
+        return await _resumable.resumable_session_status(self, session_id)
+
+    async def cancel_resumable_session(self, session_id: str) -> UploadSession:
+        """Drop the store's session and purge the staged asset."""
+        return await _resumable.cancel_resumable_session(self, session_id)
 
     async def asset(self, asset_id: str) -> Asset:
         """The asset row; NotFound when there is none."""

@@ -44,7 +44,6 @@ connection — which ends in a reconnect and a ``RESYNC`` like any other outage.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,7 @@ from urllib.parse import urlparse
 from broadcaster import Event
 from broadcaster._backends.base import BroadcastBackend
 
+from .._backoff import backoff
 from ..logs import get_logger
 
 if TYPE_CHECKING:  # redis is an optional dependency: imported when a backend connects
@@ -374,8 +374,8 @@ class RedisPubSubBackend(BroadcastBackend):
         self._confirmed.clear()
 
     def _backoff(self) -> float:
-        delay = min(self.max_backoff, self.initial_backoff * 2.0 ** min(self._attempts, 30))
-        return delay * random.uniform(0.75, 1.0)
+        return backoff(self._attempts + 1, self.initial_backoff, self.max_backoff,
+                       jitter=0.25)
 
     def _connection_lost(self, exc: BaseException, *, unexpected: bool = False) -> None:
         self._broken = True
@@ -409,6 +409,6 @@ class RedisPubSubBackend(BroadcastBackend):
     @staticmethod
     async def _close_quietly(pubsub: PubSub) -> None:
         try:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         except Exception:  # the connection is already gone: nothing left to close
             pass

@@ -15,11 +15,10 @@ def utc(value: Any) -> datetime | None:
     """A timezone-aware UTC datetime from what either driver returns (SQLite drops the zone)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def json_value(value: Any, default: Any) -> Any:

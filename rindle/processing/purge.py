@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .. import telemetry
-from ..errors import NotFound
+from ..errors import NotFound, RindleError
 from ..logs import get_logger
 from ..model.repo import now
 from ..storage.append import appendable_storage
-from ..storage.base import Capability, multipart_storage
+from ..storage.base import Capability, multipart_storage, resumable_storage
 from ..upload.broker import schedule_staging_purge
 
 if TYPE_CHECKING:
@@ -57,6 +58,12 @@ async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
                                                                  session.multipart_upload_id)
             except NotFound:
                 pass
+    if Capability.RESUMABLE_UPLOAD in storage.capabilities:
+        for session in sessions:
+            if session.session_uri and session.state not in ("completed", "aborted"):
+                # Its URI works for a week: a client finishing later would leave an orphan.
+                with contextlib.suppress(RindleError):
+                    await resumable_storage(storage).cancel_resumable(session.session_uri)
     if Capability.TUS_UPLOAD in storage.capabilities:
         for session in sessions:
             state = (session.multipart_parts or {}).get("append")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._backoff import backoff as _backoff
 from ..logs import get_logger
 from ..model import identity
 from ..model.records import OutboxEntry
@@ -31,8 +31,7 @@ class Queue(Protocol):
 
 def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
     """Exponential backoff with jitter, so retries of many jobs don't arrive together."""
-    delay: float = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay * (0.5 + random.random() / 2)
+    return _backoff(attempt, base, cap)
 
 
 class InlineQueue:

@@ -19,6 +19,7 @@ from ._files import object_response
 from ._http import NO_STORE, authorize, authorized_session_id, error_response, errors, field
 from ._http import read_json as read_json
 from .multipart_routes import multipart_routes
+from .resumable_routes import resumable_routes
 from .serialize import asset_json
 from .static import StaticFiles
 from .templating import render_live_fragment
@@ -129,6 +130,7 @@ def build_router(media: WebRuntime) -> Router:
         Route("/files/{token}", local_get, methods=["GET", "HEAD"]),
     ]
     routes += multipart_routes(media)
+    routes += resumable_routes(media)
     routes += sse_routes(media, render=render_live_fragment) + ws_routes(media)
     routes.append(Mount("/tus", routes=tus_routes(media, durable=media.durable_uploads)))
     routes.append(Mount("/s3", routes=uppy_routes(media)))
