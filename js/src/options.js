@@ -8,15 +8,21 @@ import { joinUrl, requestJson, untilAborted } from './http.js';
 /**
  * @typedef {object} UploadOptions what the server says about a profile
  * @property {string} profile
- * @property {Array<'multipart' | 'tus' | 'presigned_put'>} strategies
+ * @property {Strategy[]} strategies
  * @property {number} max_bytes
  * @property {string[]} accept allowed MIME types (full types, lower case)
  * @property {string[]} extensions allowed extensions (lower case, no dot)
  * @property {number} multipart_threshold files larger than this go multipart when offered
- * @property {{uploads?: string, multipart?: string, tus?: string}} endpoints
+ * @property {{uploads?: string, multipart?: string, tus?: string, resumable?: string}} endpoints
  */
 
-/** @typedef {'multipart' | 'tus' | 'presigned_put'} Strategy */
+/**
+ * @typedef {'multipart' | 'tus' | 'resumable' | 'presigned_put'} Strategy `resumable` is the
+ *   store's own resumable session (GCS)
+ */
+
+/** @type {Strategy[]} the flows that can resume (chosen for files over the threshold) */
+const RESUMABLE_FLOWS = ['tus', 'multipart', 'resumable'];
 
 /** @type {Map<string, Promise<UploadOptions>>} */
 const cache = new Map();
@@ -90,9 +96,9 @@ export function checkFile(file, options) {
 }
 
 /**
- * The flow for this file. Over the threshold: the first resumable flow (tus or multipart) in
- * the order the server lists them; at or under it: a presigned PUT when offered. Otherwise
- * whatever the storage can do, in the server's order.
+ * The flow for this file. Over the threshold: the first resumable flow (tus, multipart or GCS's
+ * resumable sessions) in the order the server lists them; at or under it: a presigned PUT when
+ * offered. Otherwise whatever the storage can do, in the server's order.
  *
  * @param {{size: number}} file
  * @param {UploadOptions} options
@@ -102,7 +108,7 @@ export function chooseStrategy(file, options) {
   const offered = options.strategies || [];
   const threshold = typeof options.multipart_threshold === 'number'
     ? options.multipart_threshold : 16 * 1024 * 1024;
-  const resumable = offered.filter((s) => s === 'tus' || s === 'multipart');
+  const resumable = offered.filter((s) => RESUMABLE_FLOWS.includes(s));
   if (file.size > threshold && resumable.length) return resumable[0];
   if (offered.includes('presigned_put')) return 'presigned_put';
   if (resumable.length) return resumable[0];

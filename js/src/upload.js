@@ -6,6 +6,7 @@ import { RindleError, cancelledError, toRindleError } from './errors.js';
 import { multipartUpload } from './multipart.js';
 import { checkFile, chooseStrategy, getUploadOptions } from './options.js';
 import { presignedUpload } from './presigned.js';
+import { resumableUpload } from './resumable.js';
 import { tusUpload } from './tus.js';
 
 /**
@@ -32,12 +33,14 @@ export const defaults = {
  * @property {(start: {file: File, strategy: import('./options.js').Strategy}) => void} [onStart]
  *   called once the flow is chosen, before any byte is sent
  * @property {AbortSignal} [signal] aborting cancels the upload (multipart: its session is
- *   DELETEd; tus: terminated); the promise rejects with code "cancelled"
+ *   DELETEd; tus: terminated; resumable: DELETEd); the promise rejects with code "cancelled"
  * @property {import('./http.js').HeadersOption} [headers] extra headers for Rindle's endpoints
  *   (e.g. a CSRF token), never sent to storage
  * @property {import('./options.js').Strategy} [strategy] force a flow the profile offers
  * @property {Partial<import('./multipart.js').MultipartSettings>} [multipart]
  * @property {Partial<import('./tus.js').TusSettings>} [tus]
+ * @property {Partial<import('./resumable.js').ResumableSettings>} [resumable] GCS resumable
+ *   sessions: chunk size, retries, whether to resume after a reload (sessionStorage)
  */
 
 /** @type {Record<import('./options.js').Strategy, (ctx: any) => Promise<import('./presigned.js').UploadResult>>} */
@@ -45,6 +48,7 @@ const FLOWS = {
   presigned_put: presignedUpload,
   multipart: multipartUpload,
   tus: tusUpload,
+  resumable: resumableUpload,
 };
 
 /**
@@ -97,6 +101,7 @@ export async function upload(file, init) {
       progress,
       multipart: init.multipart,
       tus: init.tus,
+      resumable: init.resumable,
     });
   } catch (err) {
     if (signal.aborted) throw cancelledError();

@@ -30,6 +30,22 @@ describe('chooseStrategy', () => {
     expect(chooseStrategy({ size: 10 }, opts(['multipart']))).toBe('multipart');
   });
 
+  it('uses GCS resumable sessions for large files and a presigned PUT for small ones', () => {
+    const gcs = opts(['resumable', 'presigned_put']);
+    expect(chooseStrategy({ size: 16 * MiB + 1 }, gcs)).toBe('resumable');
+    expect(chooseStrategy({ size: 16 * MiB }, gcs)).toBe('presigned_put');
+    expect(chooseStrategy({ size: 10 }, gcs)).toBe('presigned_put');
+    expect(chooseStrategy({ size: 10 }, opts(['resumable']))).toBe('resumable');
+  });
+
+  it('treats resumable as one of the resumable flows, in the server\'s order', () => {
+    expect(chooseStrategy({ size: 20 * MiB }, opts(['tus', 'resumable', 'presigned_put'])))
+      .toBe('tus');
+    expect(chooseStrategy({ size: 20 * MiB }, opts(['resumable', 'tus', 'presigned_put'])))
+      .toBe('resumable');
+    expect(chooseStrategy({ size: 10 }, opts(['resumable', 'tus']))).toBe('resumable');
+  });
+
   it('refuses when nothing is offered', () => {
     expect(() => chooseStrategy({ size: 10 }, opts([]))).toThrow(
       expect.objectContaining({ code: 'no_upload_strategy' }),
