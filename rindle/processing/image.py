@@ -9,10 +9,12 @@ How a variant is made:
    decoded. Then the original is decoded **once** for all the asset's variants being built:
    ``pyvips.Image.thumbnail`` shrinks on load to the smallest scale that still serves the
    largest of them, auto-rotates by the EXIF orientation and converts to sRGB (through the
-   embedded ICC profile when there is one). Each variant is derived from that in-memory
-   image and saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC). A
-   16-pixel placeholder and the header facts (orientation, alpha, pages) go into the
-   asset's metadata.
+   embedded ICC profile when there is one); an opaque 8-bit PNG, which no loader can
+   shrink, takes the same steps with one exact Lanczos reduce instead (see ``_decode``).
+   Each variant is derived from that in-memory image (variants of one size share one
+   resize) and saved with every piece of metadata stripped (EXIF, GPS, XMP, IPTC, ICC),
+   the slowest encoders first, side by side. A 16-pixel placeholder and the header facts
+   (orientation, alpha, pages) go into the asset's metadata.
 3. Each output is written into the job's scratch directory and returned as an ``Output``;
    the pipeline stores it under a generated key and removes the directory.
 
@@ -109,6 +111,7 @@ _OUTPUTS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "avif": ("avif", "image/avif"),
 }
 
+_SLOW_ENCODERS = frozenset({"webp", "avif"})  # several times a JPEG's encoding time
 _SMART_GRAVITY = {"centre": "centre", "attention": "attention", "entropy": "entropy"}
 _BIG = 10_000_000  # VIPS_MAX_COORD: "no limit" for the unconstrained side of a thumbnail
 _CHUNK = 256 * 1024  # the block size of _strip_webp's copy
@@ -253,7 +256,7 @@ def _input_format(path: str) -> str | None:
     pointer = _vips.vips_lib.vips_foreign_find_load(path.encode())
     if pointer == _vips.ffi.NULL:
         return None
-    name = _vips.ffi.string(pointer).decode()
+    name: str = _vips.ffi.string(pointer).decode()
     for prefix, fmt in _LOADER_CLASSES:
         if name.startswith(prefix):
             return fmt
@@ -395,9 +398,30 @@ def _save(image: Any, dst: str, fmt: str, quality: int) -> Any:
     return image
 
 
+@dataclass(frozen=True)
+class _Header:
+    """What the header says, read before any pixel is decoded."""
+
+    source: str  # the input format (a key of DEFAULT_INPUTS, or another loader's name)
+    image: Any  # the sequential image opened for the header; its pixels are not read yet
+    width: int  # as stored
+    height: int
+    orientation: int
+    has_icc: bool
+    alpha: bool
+    facts: dict[str, Any]
+
+    @property
+    def oriented(self) -> tuple[int, int]:
+        """The size once the EXIF orientation is applied."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.height, self.width
+        return self.width, self.height
+
+
 def _inspect_source(src: str, max_pixels: int | None, allowed: frozenset[str],
-                    workdir: str) -> tuple[str, int, int, bool, dict[str, Any]]:
-    """Loader, oriented size, ICC presence and header facts, without decoding pixels."""
+                    workdir: str) -> _Header:
+    """Loader, size, orientation, ICC presence and header facts, without decoding pixels."""
     source = _input_format(src)
     if source is None:
         raise RindleError("the image could not be decoded: libvips recognises no image format "
@@ -406,7 +430,9 @@ def _inspect_source(src: str, max_pixels: int | None, allowed: frozenset[str],
         raise RindleError(f"images decoded by libvips' {source} loader are not accepted here",
                           code="image_format_unsupported", input=source)
     try:
-        header = _vips.Image.new_from_file(src, access="sequential")  # header only
+        # Header only: libvips reads pixels when they are first asked for. The image is
+        # opened as the decode would open it (fail_on included), so _decode may use it.
+        header = _vips.Image.new_from_file(src, access="sequential", fail_on="error")
         width, height = header.width, header.height
         fields = header.get_fields()
         orientation = header.get("orientation") if "orientation" in fields else 1
@@ -419,10 +445,60 @@ def _inspect_source(src: str, max_pixels: int | None, allowed: frozenset[str],
         raise RindleError(f"{width}x{height} is over the limit of {max_pixels} pixels; the image "
                           "was not decoded", code="max_pixels_exceeded", width=width,
                           height=height)
-    ow, oh = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     facts = {"orientation": orientation, "has_alpha": alpha, "pages": pages,
              "animated": pages > 1, "loader": source}
-    return source, ow, oh, has_icc, facts
+    return _Header(source, header, width, height, orientation, has_icc, alpha, facts)
+
+
+def _fit_shrink(header: _Header, box_w: int, box_h: int) -> tuple[float, float]:
+    """The shrink of each stored axis that ``thumbnail(box_w, height=box_h, size="down")``
+    applies (libvips' vips_thumbnail_calculate_shrink for a fit, no crop)."""
+    target_w, target_h = (box_h, box_w) if header.orientation in (5, 6, 7, 8) else (box_w, box_h)
+    shrink = max(1.0, header.width / target_w, header.height / target_h)
+    return min(shrink, header.width), min(shrink, header.height)
+
+
+@functools.cache
+def _exact_reduce_is_faster() -> bool:
+    # Measured on libvips 8.14 (Debian 12, the build that decodes HEIC). On 8.18 both ways
+    # cost the same: its box shrink is no longer the slow part.
+    version = (_vips.version(0), _vips.version(1))
+    return version < (8, 15) and "gap" in _optional_args("resize")
+
+
+def _decode(src: str, header: _Header, box_w: int, box_h: int) -> Any:
+    """The original, fitted in the box, upright, in sRGB (or B_W) when it had a profile.
+
+    ``thumbnail`` does it for every format, shrinking on load where the loader can (JPEG,
+    WebP, HEIF thumbnails, TIFF pyramids). An opaque 8-bit PNG can't be shrunk on load,
+    and there, on libvips 8.14, ``thumbnail``'s resize (a box shrink, then Lanczos 3 by
+    the remaining factor of 2 to 4) costs nearly half as much as the decode itself, on the
+    decoding thread. The same steps with one Lanczos 3 reduce by the whole factor
+    (``gap=0``: no box shrink), the exact resampling that ``thumbnail`` approximates, cost a
+    quarter of that: a 24 MP PNG to 1024 px took 470 ms instead of 590 ms, the decode alone
+    405 ms. PNGs with alpha (premultiplied, hence reduced in float, where the box shrink
+    pays) and 16-bit ones keep ``thumbnail``.
+    """
+    kw: dict[str, Any] = {"fail_on": "error"}
+    if header.has_icc:
+        # Only an embedded profile is transformed: export_profile on an image without one
+        # shifts its colours; those go through colourspace("srgb") in _to_srgb instead.
+        kw["export_profile"] = "srgb"
+    image = header.image
+    if (header.source != "png" or header.alpha or image.format != "uchar"
+            or not _exact_reduce_is_faster()):
+        return _vips.Image.thumbnail(src, box_w, height=box_h, size="down", **kw)
+    # vips_thumbnail_build's steps for this case, in its order, with gap=0.
+    hshrink, vshrink = _fit_shrink(header, box_w, box_h)
+    if not header.has_icc:
+        image = image.colourspace("b-w" if image.bands < 3 else "srgb")
+    if hshrink != 1.0 or vshrink != 1.0:
+        image = image.resize(1.0 / hshrink, vscale=1.0 / vshrink, gap=0.0)
+    if header.has_icc:
+        image = image.icc_transform("srgb", embedded=True, intent="relative", depth=8)
+    if header.orientation != 1:
+        image = image.copy_memory().autorot()  # a sequential image can't be rotated
+    return image
 
 
 def _needed_scale(variant: Variant, ow: int, oh: int) -> float:
@@ -458,6 +534,8 @@ def _derive(base: Any, variant: Variant, native: bool) -> Any:
     """One variant from the shared in-memory decode (already rotated and in sRGB)."""
     w, h = variant.width, variant.height
     if variant.mode == "fit" or w is None or h is None:
+        if base.width <= (w or _BIG) and base.height <= (h or _BIG):
+            return base  # what thumbnail_image(size="down") would give: no resize at all
         return base.thumbnail_image(w or _BIG, height=h or _BIG, size="down")
     gravity = variant.gravity
     if variant.mode == "crop" and native and base.width >= w and base.height >= h:
@@ -494,23 +572,20 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
     per variant is what makes a variant set cheaper than independent thumbnails; a single
     variant (a requeue) decodes exactly what it needs. Runs in a worker thread.
     """
-    source, ow, oh, has_icc, facts = _inspect_source(src, max_pixels, allowed, workdir)
+    header = _inspect_source(src, max_pixels, allowed, workdir)
+    source, facts = header.source, header.facts
+    ow, oh = header.oriented
     for _, variant in items:
         if variant.format == "avif" and not _capabilities()["avif_encode"]:
             raise RindleError("this libvips cannot write AVIF (heifsave with an AV1 encoder)",
                               code="image_format_unsupported", output="avif")
     scale = min(1.0, max(_needed_scale(v, ow, oh) for _, v in items))
-    kw: dict[str, Any] = {"fail_on": "error"}
-    if has_icc:
-        # Only an embedded profile is transformed: export_profile on an image without one
-        # shifts its colours; those go through colourspace("srgb") in _to_srgb instead.
-        kw["export_profile"] = "srgb"
     try:
         bw, bh = _base_box(items, ow, oh, scale)
-        base = _vips.Image.thumbnail(src, bw, height=bh, size="down", **kw)
-        base = _to_srgb(base).copy_memory()
+        base = _to_srgb(_decode(src, header, bw, bh)).copy_memory()
     except _vips.Error as exc:
         raise _decode_failed(exc, workdir) from None
+    del header  # the sequential header image holds the file open
     native = scale >= 1.0
 
     def placeholder() -> None:
@@ -519,9 +594,29 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
         except _vips.Error:
             pass  # a preview is a nicety; the variants still get built
 
+    # Variants of the same geometry (one size as JPEG and as WebP) share one derived image,
+    # resized once and kept in memory for their encoders.
+    def geometry(variant: Variant) -> tuple[Any, ...]:
+        return variant.mode, variant.width, variant.height, variant.gravity
+
+    uses: dict[tuple[Any, ...], int] = {}
+    for _, variant in items:
+        uses[geometry(variant)] = uses.get(geometry(variant), 0) + 1
+    derived: dict[tuple[Any, ...], Any] = {}
+    derive_locks = {key: threading.Lock() for key in uses}
+
+    def derive(variant: Variant) -> Any:
+        key = geometry(variant)
+        if uses[key] == 1:
+            return _derive(base, variant, native)
+        with derive_locks[key]:
+            if key not in derived:
+                derived[key] = _derive(base, variant, native).copy_memory()
+            return derived[key]
+
     def build(name: str, variant: Variant) -> tuple[str, _Rendered] | RindleError:
         try:
-            image = _without_metadata(_derive(base, variant, native))
+            image = _without_metadata(derive(variant))
             image, fmt = _choose_format(image, source, variant.format)
             dst = str(Path(workdir) / f"{name}.{_OUTPUTS[fmt][0]}")
             image = _save(image, dst, fmt, variant.quality)
@@ -532,9 +627,12 @@ def _render_many(src: str, workdir: str, items: list[tuple[str, Variant]],
             return exc
 
     # Encoders (WebP, AVIF) are single-threaded and release the GIL: encode the outputs
-    # side by side, the slowest first (the placeholder last), so the cores stay busy after
-    # the shared decode.
-    order = sorted(items, key=lambda item: -_needed_scale(item[1], ow, oh))
+    # side by side, the slowest first (the largest, and WebP/AVIF before JPEG/PNG at the
+    # same size; the placeholder last), so the cores stay busy after the shared decode.
+    def cost(item: tuple[str, Variant]) -> tuple[float, bool]:
+        return -_needed_scale(item[1], ow, oh), item[1].format not in _SLOW_ENCODERS
+
+    order = sorted(items, key=cost)
     workers = min(len(order), os.cpu_count() or 1)
     if workers <= 1:
         outputs = {name: build(name, variant) for name, variant in order}
