@@ -31,10 +31,12 @@ demo: system $(STAMP)
 test: test-system services $(STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
 	npm test --workspace js
+	$(BIN)/ruff check rindle demo_app tests bench
+	$(BIN)/mypy rindle
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check rindle demo_app tests
+	$(BIN)/ruff check rindle demo_app tests bench
 	$(BIN)/mypy rindle
 
 worker: $(STAMP)
