@@ -692,14 +692,20 @@ class Repo:
 
     # --- resumable uploads: the lease of the one request appending now ------------------
 
-    async def acquire_session_lease(self, session_id: str, token: str,
-                                    until: datetime) -> bool:
-        """Take the session's lease unless another holder's is still running."""
+    async def acquire_session_lease(self, session_id: str, token: str, until: datetime, *,
+                                    offset: int | None = None) -> bool:
+        """Take the session's lease unless another holder's is still running, and (with
+        ``offset``) only while the upload still holds exactly that many bytes: the offset a
+        request checked before asking may have moved on under another request's lease."""
+        where = ""
+        params: dict[str, Any] = {"token": token, "until": until, "id": session_id,
+                                  "now": now()}
+        if offset is not None:
+            where, params["offset"] = " AND last_known_offset = :offset", offset
         rows = await self.db.fetch_all(
             f"UPDATE {SESSIONS} SET lease_token = :token, lease_until = :until"
             " WHERE id = :id AND (lease_token IS NULL OR lease_until IS NULL"
-            " OR lease_until < :now) RETURNING id",
-            {"token": token, "until": until, "id": session_id, "now": now()})
+            f" OR lease_until < :now){where} RETURNING id", params)
         return bool(rows)
 
     async def renew_session_lease(self, session_id: str, token: str, until: datetime) -> bool:
@@ -718,13 +724,15 @@ class Repo:
     async def record_append(self, session_id: str, token: str, *, offset: int,
                             parts: dict[str, Any], expires_at: datetime,
                             byte_size: int | None = None) -> UploadSession | None:
-        """Record what an append made of the upload, if ``token`` still holds its lease
-        (``None`` otherwise: another request took it over, and this one's bytes are void)."""
+        """Record what an append made of the upload, if ``token`` still holds its lease and
+        the session is still ``uploading`` (``None`` otherwise: another request took it
+        over, or it was terminated or expired meanwhile, and this one's bytes are void)."""
         values: dict[str, Any] = {"last_known_offset": offset, "multipart_parts": parts,
                                   "expires_at": expires_at, "updated_at": now()}
         if byte_size is not None:
             values["declared_byte_size"] = byte_size
-        sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token},
+        sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token,
+                                                "state": "uploading"},
                               suffix=" RETURNING *")
         rows = await self.db.fetch_all(sql, params)
         return UploadSession.from_row(rows[0]) if rows else None

@@ -169,19 +169,25 @@ class PatchBody(Protocol):
 
 
 class _Hashed:
-    """Passes a body through, hashing it and noting that bytes keep arriving."""
+    """Passes a body through, hashing it and noting that bytes keep arriving (a class, not
+    an async generator: it runs once per chunk)."""
 
-    def __init__(self, body: PatchBody, hasher: _Hasher | None, on_chunk: Any) -> None:
-        self._body = body
+    __slots__ = ("_chunks", "_hasher", "_renewal")
+
+    def __init__(self, body: PatchBody, hasher: _Hasher | None, renewal: _Renewal) -> None:
+        self._chunks = body.__aiter__()
         self._hasher = hasher
-        self._on_chunk = on_chunk
+        self._renewal = renewal
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._body:
-            if self._hasher is not None:
-                self._hasher.update(chunk)
-            self._on_chunk()
-            yield chunk
+    def __aiter__(self) -> _Hashed:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._chunks.__anext__()
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+        self._renewal.active = True
+        return chunk
 
 
 # --- the uploads ----------------------------------------------------------------------------
@@ -311,8 +317,9 @@ class TusUploads:
         return _view(session, asset_id=session.asset_id if session.state == "completed"
                      else None)
 
-    async def _session(self, session_id: str) -> UploadSession:
-        session = await self.media.broker.live_session(session_id)
+    async def _session(self, session_id: str, row: UploadSession | None = None,
+                       ) -> UploadSession:
+        session = await self.media.broker.live_session(session_id, row=row)
         if session.strategy != STRATEGY:
             raise NotFound(f"upload session {session_id} is not a tus upload",
                            code="session_not_found")
@@ -325,11 +332,14 @@ class TusUploads:
 
     async def append(self, session_id: str, offset: int, body: PatchBody, *,
                      length: int | None = None, checksum: TusChecksum | None = None,
-                     ) -> TusUpload:
+                     session: UploadSession | None = None) -> TusUpload:
         """One PATCH: ``offset`` must be the recorded one (409 ``offset_mismatch``);
         ``length`` sets a deferred length. Bytes that arrive before the client goes away are
-        kept, unless a checksum was given (then all or nothing, 460 on a mismatch)."""
-        session = await self._session(session_id)
+        kept, unless a checksum was given (then all or nothing, 460 on a mismatch).
+
+        ``session``: the row as the caller has just read it, to save reading it again.
+        """
+        session = await self._session(session_id, session)
         extra = session.multipart_parts or {}
         if extra.get("concat") == "final":
             raise TusError("a final upload of a concatenation takes no PATCH",
@@ -357,7 +367,14 @@ class TusUploads:
                            "there", code="offset_mismatch", offset=session.last_known_offset)
         token = secrets.token_hex(16)
         if not await self.media.repo.acquire_session_lease(
-                session_id, token, now() + timedelta(seconds=LEASE_SECONDS)):
+                session_id, token, now() + timedelta(seconds=LEASE_SECONDS), offset=offset):
+            current = await self.media.repo.get_session(session_id)
+            if current is not None and current.last_known_offset != offset:
+                # Another PATCH appended after this one read the offset.
+                raise TusError(f"Upload-Offset is {offset} but the upload holds "
+                               f"{current.last_known_offset} bytes; ask with HEAD and resume "
+                               "from there", code="offset_mismatch",
+                               offset=current.last_known_offset)
             raise TusError("another request is uploading to this upload right now; retry "
                            "in a moment", code="upload_locked")
         try:
@@ -379,7 +396,7 @@ class TusUploads:
         async with renewal:
             try:
                 done = await storage.append(session.upload_key, state, offset,
-                                            _Hashed(body, hasher, renewal.touch), limit=limit,
+                                            _Hashed(body, hasher, renewal), limit=limit,
                                             length=length, durable=self.durable)
             except FileTooLarge:
                 raise FileTooLarge("the body goes past the upload's declared length; nothing "
@@ -462,11 +479,8 @@ class _Renewal:
         self._media = media
         self._session_id = session_id
         self._token = token
-        self._active = False
+        self.active = False  # set by every chunk that arrives
         self._task: asyncio.Task[None] | None = None
-
-    def touch(self) -> None:
-        self._active = True
 
     async def __aenter__(self) -> _Renewal:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -481,9 +495,9 @@ class _Renewal:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(_RENEW_EVERY)
-            if not self._active:
+            if not self.active:
                 continue  # a stalled body is cut by the idle timeout; let its lease lapse
-            self._active = False
+            self.active = False
             with contextlib.suppress(Exception):
                 await self._media.repo.renew_session_lease(
                     self._session_id, self._token,

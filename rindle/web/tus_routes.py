@@ -22,6 +22,7 @@ from ._bodies import KeptBody
 from ._http import authorize, error_response, log
 
 if TYPE_CHECKING:
+    from ..model.records import UploadSession
     from ._http import WebRuntime
 
 #: What a browser's script may read of a tus response (a cross-origin client needs them).
@@ -75,7 +76,7 @@ def tus_routes(media: WebRuntime, *, durable: bool = True) -> list[Route]:
                 upload = await uploads.status(session_id)
                 return Response(status_code=200, headers=_head(described(upload, {}), upload))
             if method == "PATCH":
-                return await patch(request, session_id)
+                return await patch(request, session_id, session)
             if method == "DELETE":
                 await uploads.terminate(session_id)
                 return Response(status_code=204)
@@ -128,7 +129,8 @@ def tus_routes(media: WebRuntime, *, durable: bool = True) -> list[Route]:
                                           checksum=_checksum(request))
         return Response(status_code=201, headers=described(upload, headers))
 
-    async def patch(request: Request, session_id: str) -> Response:
+    async def patch(request: Request, session_id: str,
+                    session: UploadSession | None) -> Response:
         _require_octets(request)
         offset = check_length(request.headers.get("upload-offset"), "Upload-Offset")
         if offset is None:
@@ -137,7 +139,7 @@ def tus_routes(media: WebRuntime, *, durable: bool = True) -> list[Route]:
         upload = await uploads.append(
             session_id, offset, KeptBody(request, media.upload_idle_timeout),
             length=check_length(request.headers.get("upload-length"), "Upload-Length"),
-            checksum=_checksum(request))
+            checksum=_checksum(request), session=session)
         return Response(status_code=204, headers=described(upload, {}))
 
     return [

@@ -269,3 +269,43 @@ async def test_two_concurrent_patches_apply_once(tus_media: Rindle) -> None:
         assert sorted([second.status_code, done.status_code]) == [204, 423]
         head = await client.head(url, headers=TUS)
         assert head.headers["upload-offset"] == str(len(data))
+
+
+class _Body:
+    """A PATCH body for TusUploads.append without HTTP (what KeptBody is to the routes)."""
+
+    interrupted: str | None = None
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> Any:
+        yield self._data
+
+
+async def test_a_patch_that_read_the_offset_before_another_appended_is_refused(
+        tus_media: Rindle) -> None:
+    """The route reads the session once and hands the row to append(); a second PATCH
+    that read offset 0 while the first held the lease must not write at 0 once the lease
+    is free: the lease is taken only at the offset checked."""
+    from rindle.upload.tus import TusError, TusUploads
+
+    data = _data(64 * 1024)
+    async with tus_media.connected():
+        uploads = TusUploads(tus_media)
+        upload = await uploads.create("clips", length=len(data),
+                                      metadata={"filename": "a.png", "filetype": "image/png"})
+        stale = await tus_media.repo.get_session(upload.session_id)
+        assert stale is not None
+        first = await uploads.append(upload.session_id, 0, _Body(data[:1000]))
+        assert first.offset == 1000
+        with pytest.raises(TusError) as refused:
+            await uploads.append(upload.session_id, 0, _Body(b"X" * 1000), session=stale)
+        assert refused.value.code == "offset_mismatch"
+        assert refused.value.details["offset"] == 1000
+        rest = await uploads.append(upload.session_id, 1000, _Body(data[1000:]))
+        assert rest.asset_id is not None
+        await _ready(tus_media, rest.asset_id)
+        asset = await tus_media.asset(rest.asset_id)
+        assert await tus_media.storage_for("clips").read_range(asset.storage_key, 0,
+                                                               len(data)) == data
