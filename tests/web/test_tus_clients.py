@@ -1,7 +1,8 @@
 """Real tus clients against Rindle's tus server, on Local storage and on S3 (moto):
 tus-js-client in Node and tuspy. A 20 MiB file, plain, chunked, interrupted mid-PATCH and
 resumed from its URL (also against a second uvicorn process), in parallel parts
-(concatenation), deferred length, and tuspy's checksums."""
+(concatenation), deferred length, terminated and expired uploads, and tuspy's checksums
+(honest ones, and one that lies: 460)."""
 
 from __future__ import annotations
 
@@ -192,6 +193,105 @@ async def test_tuspy_with_checksums_and_resume(runtime: tuple[Rindle, Any],
         asset_id = headers.get("Rindle-Asset-Id") or headers.get("rindle-asset-id")
         assert asset_id
         await _asset_of(media, asset_id, big_file)
+
+
+async def test_tus_js_client_deferred_length_termination_and_expiry(
+        runtime: tuple[Rindle, Any], big_file: Path) -> None:
+    """Deferred length; an upload terminated with the client's own ``terminate`` (404 or
+    410 afterwards, its residue purged) and one that expired (410): resuming either from
+    its URL makes tus-js-client start a new upload, which completes."""
+    from datetime import UTC, datetime, timedelta
+
+    _node_modules()
+    media, app = runtime
+    async with LiveServer(app, access_log=False) as srv, httpx.AsyncClient() as client:
+        endpoint = f"{srv.url}/rindle/tus/workshops/"
+        common = {"endpoint": endpoint, "file": str(big_file), "metadata": _metadata(big_file),
+                  "chunkSize": 8 * MiB}
+        deferred = await asyncio.to_thread(_tus_js, {**common, "uploadLengthDeferred": True})
+        assert deferred["ok"] and deferred["assetId"], deferred
+        await _asset_of(media, deferred["assetId"], big_file)
+
+        for ending in ("terminated", "expired"):
+            first = await asyncio.to_thread(_tus_js, {**common, "stopAfter": 9 * MiB})
+            assert first["aborted"] and first["sessionId"], first
+            url, session_id = first["url"], first["sessionId"]
+            if ending == "terminated":
+                gone = await asyncio.to_thread(_tus_js, {"terminate": url})
+                assert gone["ok"], gone
+                head = await client.head(url, headers={"Tus-Resumable": "1.0.0"})
+                assert head.status_code in (404, 410)
+            else:
+                await media.repo.update_session(
+                    session_id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                head = await client.head(url, headers={"Tus-Resumable": "1.0.0"})
+                assert head.status_code == 410
+            session = await media.repo.get_session(session_id)
+            assert session is not None and session.state in ("aborted", "expired"), session
+            await media.drain()
+            await _no_residue(media, session.upload_key)
+            again = await asyncio.to_thread(_tus_js, {**common, "uploadUrl": url})
+            assert again["ok"] and again["url"] != url, (ending, again)
+            assert again["sessionId"] != session_id
+            await _asset_of(media, again["assetId"], big_file)
+
+
+async def test_tuspy_checksum_mismatch_appends_nothing(runtime: tuple[Rindle, Any],
+                                                       big_file: Path) -> None:
+    """A tuspy client whose Upload-Checksum lies about its chunk: 460, the offset stays
+    where it was; the same client with an honest checksum then finishes the upload."""
+    import hashlib as _hashlib
+
+    from tusclient import client as tus_client
+    from tusclient.exceptions import TusCommunicationError
+
+    media, app = runtime
+    async with LiveServer(app, access_log=False) as srv:
+        tus = tus_client.TusClient(f"{srv.url}/rindle/tus/workshops/")
+
+        def lie() -> tuple[str, int | None, int]:
+            uploader = tus.uploader(str(big_file), chunk_size=4 * MiB, upload_checksum=True,
+                                    metadata=_metadata(big_file))
+            uploader.upload_chunk()  # one honest chunk
+            # tuspy keeps its hash function name-mangled; swapping it is the lying client.
+            uploader._BaseUploader__checksum_algorithm = (  # type: ignore[attr-defined]
+                lambda chunk: _hashlib.sha1(b"not this chunk"))
+            status = None
+            try:
+                uploader.upload_chunk()
+            except TusCommunicationError as exc:
+                status = exc.status_code
+            return str(uploader.url), status, uploader.get_offset()
+
+        url, status, offset = await asyncio.to_thread(lie)
+        assert status == 460
+        assert offset == 4 * MiB
+
+        def finish() -> Any:
+            uploader = tus.uploader(str(big_file), url=url, chunk_size=4 * MiB,
+                                    upload_checksum=True)
+            assert uploader.offset == 4 * MiB
+            uploader.upload()
+            return uploader.request.response_headers  # type: ignore[union-attr]
+
+        headers = await asyncio.to_thread(finish)
+        asset_id = headers.get("Rindle-Asset-Id") or headers.get("rindle-asset-id")
+        assert asset_id
+        await _asset_of(media, asset_id, big_file)
+
+
+async def _no_residue(media: Rindle, key: str) -> None:
+    """Nothing of the upload is left: no object under its key (the file, S3 tail objects),
+    no S3 multipart upload."""
+    storage = media.storage_for("workshops")
+    for _ in range(100):  # the purge runs on the outbox, maybe in the other process
+        left = [o.key async for o in storage.list_keys(key)]
+        pending = (await storage.list_multipart_uploads(key)  # type: ignore[attr-defined]
+                   if hasattr(storage, "list_multipart_uploads") else [])
+        if not left and not pending:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"left behind: {left} {pending}")
 
 
 async def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -6,11 +6,26 @@
 //                      "metadata": {...}}'
 //
 // stopAfter > 0 aborts the upload (like a dropped connection) once that many bytes were
-// sent; the test then runs this again with uploadUrl to resume it.
+// sent; the test then runs this again with uploadUrl to resume it. {"terminate": url}
+// ends an upload with the client's own tus.Upload.terminate (a DELETE) and prints the
+// outcome instead.
 import fs from 'node:fs';
 import * as tus from 'tus-js-client';
 
 const opts = JSON.parse(process.argv[2]);
+if (opts.terminate) {
+  let outcome = { ok: true };
+  try {
+    await tus.Upload.terminate(opts.terminate, { headers: opts.headers || {} });
+  } catch (err) {
+    const res = err.originalResponse;
+    outcome = { ok: false, error: String(err.message || err).slice(0, 300),
+                status: res ? res.getStatus() : null };
+  }
+  process.stdout.write(JSON.stringify(outcome) + '\n');
+  process.exit(0);
+}
+
 const data = fs.readFileSync(opts.file);
 const seen = { sessionId: null, assetId: null, statuses: [], offsets: [] };
 
