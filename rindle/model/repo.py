@@ -723,12 +723,16 @@ class Repo:
 
     async def record_append(self, session_id: str, token: str, *, offset: int,
                             parts: dict[str, Any], expires_at: datetime,
-                            byte_size: int | None = None) -> UploadSession | None:
+                            byte_size: int | None = None,
+                            release: bool = False) -> UploadSession | None:
         """Record what an append made of the upload, if ``token`` still holds its lease and
         the session is still ``uploading`` (``None`` otherwise: another request took it
-        over, or it was terminated or expired meanwhile, and this one's bytes are void)."""
+        over, or it was terminated or expired meanwhile, and this one's bytes are void).
+        ``release`` gives the lease up in the same statement."""
         values: dict[str, Any] = {"last_known_offset": offset, "multipart_parts": parts,
                                   "expires_at": expires_at, "updated_at": now()}
+        if release:
+            values.update(lease_token=None, lease_until=None)
         if byte_size is not None:
             values["declared_byte_size"] = byte_size
         sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token,

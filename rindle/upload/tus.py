@@ -377,16 +377,19 @@ class TusUploads:
                                offset=current.last_known_offset)
             raise TusError("another request is uploading to this upload right now; retry "
                            "in a moment", code="upload_locked")
+        lease = _Lease(token)
         try:
-            return await self._append_leased(session, prof, token, offset, body,
+            return await self._append_leased(session, prof, lease, offset, body,
                                              declared, checksum)
         finally:
-            with contextlib.suppress(Exception):
-                await self.media.repo.release_session_lease(session_id, token)
+            if lease.held:
+                with contextlib.suppress(Exception):
+                    await self.media.repo.release_session_lease(session_id, token)
 
-    async def _append_leased(self, session: UploadSession, prof: type[Profile], token: str,
+    async def _append_leased(self, session: UploadSession, prof: type[Profile], lease: _Lease,
                              offset: int, body: PatchBody, length: int | None,
                              checksum: TusChecksum | None) -> TusUpload:
+        token = lease.token
         storage = appendable_storage(self.media.storage_for(prof))
         extra = dict(session.multipart_parts or {})
         state = dict(extra.get("append") or {})
@@ -418,11 +421,15 @@ class TusUploads:
                 if session.state == "signed":
                     await self.media.repo.transition_session(session.id, "signed",
                                                              "uploading")
+                # The lease is given up with the record unless this was the last byte:
+                # finishing (S3's CompleteMultipartUpload, verification) stays under it.
+                finishing = length is not None and done.offset >= length
                 recorded = await self.media.repo.record_append(
                     session.id, token, offset=done.offset, parts=extra, byte_size=length,
-                    expires_at=now() + timedelta(seconds=ttl))
+                    expires_at=now() + timedelta(seconds=ttl), release=not finishing)
                 if recorded is None:
                     raise _LeaseLost
+            lease.held = finishing
         except (_LeaseLost, InvalidTransition, NotFound):
             # Another request took the lease meanwhile, or the session ended (terminated,
             # expired): what this one wrote is not the upload's.
@@ -466,6 +473,16 @@ class TusUploads:
             if current is not None and current.state not in ("aborted", "expired", "failed"):
                 raise InvalidTransition("upload session", session_id, current.state,
                                         "aborted", actual=current.state)
+
+
+class _Lease:
+    """One PATCH's hold on its upload: ``held`` until released (maybe with the record)."""
+
+    __slots__ = ("token", "held")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.held = True
 
 
 class _LeaseLost(Exception):
