@@ -309,3 +309,54 @@ async def test_a_patch_that_read_the_offset_before_another_appended_is_refused(
         asset = await tus_media.asset(rest.asset_id)
         assert await tus_media.storage_for("clips").read_range(asset.storage_key, 0,
                                                                len(data)) == data
+
+
+async def test_the_upload_url_never_leaks(tus_media: Rindle,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The Location is a bearer credential: no log record (Rindle's, uvicorn's access log),
+    error body, telemetry event or repr carries its token, through a whole life: creation,
+    a PATCH cut short, an offset conflict, a 460, termination and the 404/410 after it."""
+    import logging
+    from urllib.parse import urlsplit
+
+    from rindle.upload.tus import TusUploads
+    from tests.web.test_log_redaction import leaks, needles
+
+    caplog.set_level(logging.WARNING, logger="httpx")
+    caplog.set_level(logging.WARNING, logger="httpcore")
+    caplog.set_level(logging.DEBUG)
+    from rindle import telemetry
+
+    events: list[Any] = []
+    detach = telemetry.attach("rindle.", lambda name, meta: events.append((name, meta)))
+    bodies: list[str] = []
+    async with LiveServer(_app(tus_media), access_log=True) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 4096)
+        token = urlsplit(url).path.rstrip("/").rsplit("/", 1)[1]
+        for r in (await _patch(client, url, 0, _data(1000)),
+                  await _patch(client, url, 5, b"x"),
+                  await _patch(client, url, 1000, b"y" * 10, **{
+                      "Upload-Checksum": "sha1 " + base64.b64encode(b"0" * 20).decode()}),
+                  await client.delete(url, headers=TUS),
+                  await client.head(url, headers=TUS),
+                  await _patch(client, url, 1000, b"z")):
+            bodies.append(r.text)
+            bodies.extend(f"{k}: {v}" for k, v in r.headers.items() if k != "location")
+        uploads = TusUploads(tus_media)
+        status_repr = repr(uploads) + repr(await tus_media.repo.get_session(
+            uploads.session_id(token)))
+    detach()
+    assert events
+    secrets = needles(token)
+    assert len(token) >= 32
+    found = [where for rec in caplog.records for where in leaks(rec, secrets)]
+    assert found == []
+    from rindle.logs import REDACTED
+
+    # The access log did see the token's routes, redacted.
+    assert any(r.name == "uvicorn.access" and REDACTED in r.getMessage()
+               for r in caplog.records)
+    assert not [b for b in bodies if any(s in b for s in secrets)]
+    assert not [e for e in events if any(s in repr(e) for s in secrets)]
+    assert not any(s in status_repr for s in secrets)
