@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -49,6 +50,8 @@ class Processing(Stores, Protocol):
 
 log = get_logger("rindle.pipeline")
 
+#: How many of a job's outputs are written to storage at once.
+_STORE_CONCURRENCY = 4
 #: Who ran a processing run: this host and process (with `rindle worker --fork`, the work
 #: horse rq forks for the job).
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -431,17 +434,28 @@ async def _run_processor(media: Processing, processor: Processor, profile: type[
                              cancelled=cancelled, publish=publish)
         source = StoredSource(storage, asset, workspace.path)
         outputs = await _outputs(processor, source, members, context, checkpoint)
-        results: dict[str, Any] = {}
-        for name, spec, _ in members:
+        # The outputs are stored side by side: each store is mostly waiting (an fsync, a
+        # network round trip), and one after the other they cost as much as a small image's
+        # whole build.
+        gate = asyncio.Semaphore(_STORE_CONCURRENCY)
+        skipped = object()
+
+        async def store(name: str, spec: Variant) -> Any:
             out = outputs.get(name)
             if out is None or (not isinstance(out, BaseException)
                                and not await checkpoint(name)):
-                continue  # cancelled: nothing is stored
+                return skipped  # cancelled: nothing is stored
+            if isinstance(out, BaseException):
+                return out
             try:
-                results[name] = (out if isinstance(out, BaseException) else
-                                 await _store(storage, asset, name, spec, out, context.scratch))
+                async with gate:
+                    return await _store(storage, asset, name, spec, out, context.scratch)
             except Exception as exc:
-                results[name] = exc
+                return exc
+
+        stored = await asyncio.gather(*(store(name, spec) for name, spec, _ in members))
+        results: dict[str, Any] = {name: value for (name, _, _), value in zip(
+            members, stored, strict=True) if value is not skipped}
         if context.metadata:
             await media.repo.merge_asset_metadata(asset.id, context.metadata)
     finally:

@@ -184,7 +184,7 @@ async def test_a_job_past_its_timeout_leaves_the_worker_serving_the_next(
     job is cancelled there, and the next job runs on the same loop and connections."""
     import signal
 
-    env = {**rq_env, "RINDLE_TEST_SLEEP": "30", "RINDLE_TEST_JOB_TIMEOUT": "1"}
+    env = {**rq_env, "RINDLE_TEST_SLEEP": "30", "RINDLE_TEST_JOB_TIMEOUT": "4"}
     os.environ.update(env)
     from tests.support import rq_app
 
