@@ -708,12 +708,16 @@ class Repo:
             f" OR lease_until < :now){where} RETURNING id", params)
         return bool(rows)
 
-    async def renew_session_lease(self, session_id: str, token: str, until: datetime) -> bool:
-        """Push the lease's expiry out, if ``token`` still holds it."""
-        rows = await self.db.fetch_all(
-            f"UPDATE {SESSIONS} SET lease_until = :until WHERE id = :id"
-            " AND lease_token = :token RETURNING id",
-            {"until": until, "id": session_id, "token": token})
+    async def renew_session_lease(self, session_id: str, token: str, until: datetime, *,
+                                  expires_at: datetime | None = None) -> bool:
+        """Push the lease's expiry out (and the session's, with ``expires_at``), if ``token``
+        still holds it."""
+        values: dict[str, Any] = {"lease_until": until}
+        if expires_at is not None:
+            values["expires_at"] = expires_at
+        sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token},
+                              suffix=" RETURNING id")
+        rows = await self.db.fetch_all(sql, params)
         return bool(rows)
 
     async def release_session_lease(self, session_id: str, token: str) -> None:

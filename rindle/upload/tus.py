@@ -34,6 +34,7 @@ from ..errors import (
     NotFound,
     RindleError,
     SessionExpired,
+    StorageError,
     UploadRejected,
 )
 from ..logs import get_logger
@@ -60,8 +61,9 @@ VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "expiration",
               "termination", "checksum", "concatenation")
 CHECKSUMS = ("sha1", "md5", "crc32")
-#: How long a PATCH's lease lasts without renewal; renewed while its body streams.
-LEASE_SECONDS = 60.0
+#: How long a PATCH's lease lasts without renewal; renewed while the PATCH runs, so a
+#: process that died mid-PATCH blocks its upload (423) for at most this long.
+LEASE_SECONDS = 30.0
 _RENEW_EVERY = 10.0
 #: How long a tus upload URL verifies; the session's own (sliding) expiry decides sooner.
 URL_LIFETIME = 30 * 86400
@@ -169,15 +171,14 @@ class PatchBody(Protocol):
 
 
 class _Hashed:
-    """Passes a body through, hashing it and noting that bytes keep arriving (a class, not
-    an async generator: it runs once per chunk)."""
+    """Passes a body through, hashing it (a class, not an async generator: it runs once per
+    chunk)."""
 
-    __slots__ = ("_chunks", "_hasher", "_renewal")
+    __slots__ = ("_chunks", "_hasher")
 
-    def __init__(self, body: PatchBody, hasher: _Hasher | None, renewal: _Renewal) -> None:
+    def __init__(self, body: PatchBody, hasher: _Hasher | None) -> None:
         self._chunks = body.__aiter__()
         self._hasher = hasher
-        self._renewal = renewal
 
     def __aiter__(self) -> _Hashed:
         return self
@@ -186,7 +187,6 @@ class _Hashed:
         chunk = await self._chunks.__anext__()
         if self._hasher is not None:
             self._hasher.update(chunk)
-        self._renewal.active = True
         return chunk
 
 
@@ -394,17 +394,25 @@ class TusUploads:
         extra = dict(session.multipart_parts or {})
         state = dict(extra.get("append") or {})
         hasher = _Hasher(checksum.algorithm) if checksum else None
-        renewal = _Renewal(self.media, session.id, token)
+        ttl = prof.upload_ttl_seconds or self.media.upload_ttl
+        renewal = _Renewal(self.media, session.id, token, ttl)
         limit = (length if length is not None else prof.max_bytes) - offset
         async with renewal:
             try:
                 done = await storage.append(session.upload_key, state, offset,
-                                            _Hashed(body, hasher, renewal), limit=limit,
+                                            _Hashed(body, hasher), limit=limit,
                                             length=length, durable=self.durable)
             except FileTooLarge:
                 raise FileTooLarge("the body goes past the upload's declared length; nothing "
                                    "of this request was kept",
                                    code="declared_size_exceeded") from None
+            except StorageError as exc:
+                if exc.code == "upload_lost":
+                    # The store no longer holds what was acknowledged: the upload can never
+                    # complete, so it ends now (410 from here on) and the client starts over.
+                    await self.media.broker.end(session.id, "failed", "upload_lost",
+                                                purge_reason="upload_lost")
+                raise
             if checksum is not None and (body.interrupted or hasher is None
                                          or hasher.digest() != checksum.digest):
                 await storage.append_discard(session.upload_key, state, offset, done)
@@ -414,7 +422,6 @@ class TusUploads:
                                    code="tus_checksum_mismatch")
                 raise TusError("the body does not match its Upload-Checksum; nothing was "
                                "appended", code="tus_checksum_mismatch")
-        ttl = prof.upload_ttl_seconds or self.media.upload_ttl
         extra["append"] = done.state
         try:
             async with self.media.transaction():
@@ -490,13 +497,20 @@ class _LeaseLost(Exception):
 
 
 class _Renewal:
-    """Keeps a PATCH's lease while its body keeps arriving (and only then)."""
+    """Keeps a PATCH's lease, and slides its upload's expiry, for as long as the PATCH runs.
 
-    def __init__(self, media: TusRuntime, session_id: str, token: str) -> None:
+    Not only while bytes arrive: a lease that lapsed under a PATCH still running would let
+    a second one in, and the first would then cut or overwrite what the second recorded. A
+    stalled body ends the PATCH anyway (the idle timeout), and a dead process renews
+    nothing, so its lease lapses within ``LEASE_SECONDS``. The expiry slides so that one
+    long PATCH is never expired by the sweeper while its bytes are still coming.
+    """
+
+    def __init__(self, media: TusRuntime, session_id: str, token: str, ttl: float) -> None:
         self._media = media
         self._session_id = session_id
         self._token = token
-        self.active = False  # set by every chunk that arrives
+        self._ttl = ttl
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> _Renewal:
@@ -512,13 +526,10 @@ class _Renewal:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(_RENEW_EVERY)
-            if not self.active:
-                continue  # a stalled body is cut by the idle timeout; let its lease lapse
-            self.active = False
             with contextlib.suppress(Exception):
                 await self._media.repo.renew_session_lease(
-                    self._session_id, self._token,
-                    now() + timedelta(seconds=LEASE_SECONDS))
+                    self._session_id, self._token, now() + timedelta(seconds=LEASE_SECONDS),
+                    expires_at=now() + timedelta(seconds=self._ttl))
 
 
 async def _collect(storage: AppendableStorage, done: Appended) -> None:

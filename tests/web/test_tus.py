@@ -360,3 +360,65 @@ async def test_the_upload_url_never_leaks(tus_media: Rindle,
     assert not [b for b in bodies if any(s in b for s in secrets)]
     assert not [e for e in events if any(s in repr(e) for s in secrets)]
     assert not any(s in status_repr for s in secrets)
+
+
+async def test_a_lost_upload_ends_so_the_client_starts_over(tus_media: Rindle) -> None:
+    """Acknowledged bytes gone from the store (a power cut in fast mode): the PATCH answers
+    410 ``upload_lost``, and so does HEAD from then on, so tus clients create a new upload
+    instead of retrying this one until it expires."""
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 4096)
+        assert (await _patch(client, url, 0, _data(1000))).status_code == 204
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        session = await tus_media.repo.get_session(session_id)
+        assert session is not None
+        path = tus_media.storage_for("clips").local_path(session.upload_key)  # type: ignore[attr-defined]
+        with open(path, "r+b") as f:
+            f.truncate(500)
+        r = await _patch(client, url, 1000, b"x" * 100)
+        assert r.status_code == 410 and r.json()["error"]["code"] == "upload_lost"
+        assert (await client.head(url, headers=TUS)).status_code == 410
+        ended = await tus_media.repo.get_session(session_id)
+        assert ended is not None and ended.state == "failed"
+        assert ended.failure_reason == "upload_lost"
+
+
+async def test_a_running_patch_keeps_its_lease_and_its_upload_alive(
+        tus_media: Rindle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a PATCH runs (bytes flowing or briefly stalled), its lease is renewed and the
+    upload's expiry slides: a second PATCH gets 423 throughout, and the sweeper never
+    expires an upload whose bytes are still coming."""
+    from datetime import UTC, datetime, timedelta
+
+    from rindle.upload import tus
+
+    monkeypatch.setattr(tus, "_RENEW_EVERY", 0.2)
+    monkeypatch.setattr(tus, "LEASE_SECONDS", 0.5)
+    data = _data(3 * 64 * 1024)
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+        url = await _create(client, len(data))
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        await tus_media.repo.update_session(
+            session_id, expires_at=datetime.now(UTC) + timedelta(seconds=1))
+        gate = asyncio.Event()
+
+        async def slow_body() -> Any:
+            yield data[:64 * 1024]
+            await asyncio.sleep(1.5)  # no bytes: longer than the lease and the expiry
+            yield data[64 * 1024:128 * 1024]
+            await gate.wait()
+            yield data[128 * 1024:]
+
+        first = asyncio.create_task(client.patch(url, content=slow_body(), headers={
+            **TUS, **OCTETS, "Upload-Offset": "0"}))
+        await asyncio.sleep(2.0)
+        session = await tus_media.repo.get_session(session_id)
+        assert session is not None and session.expires_at > datetime.now(UTC)
+        # Past the 0.5 s lease four times over: only renewal keeps the second PATCH out.
+        second = await _patch(client, url, 0, data)
+        assert second.status_code == 423
+        gate.set()
+        done = await first
+        assert done.status_code == 204 and done.headers["upload-offset"] == str(len(data))
