@@ -16,7 +16,9 @@ import { errorFromBody, joinUrl, resolveHeaders } from './http.js';
 /** @type {TusSettings} */
 export const TUS_DEFAULTS = Object.freeze({
   chunkSize: 8 * 1024 * 1024,
-  retryDelays: [0, 1000, 3000, 5000, 10000],
+  // 39 s in all: longer than the server's 30 s PATCH lease, so an upload whose server
+  // died mid-PATCH (423 until that lease lapses) resumes instead of failing.
+  retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
 });
 
 export const ASSET_ID_HEADER = 'Rindle-Asset-Id';
