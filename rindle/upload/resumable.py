@@ -91,9 +91,13 @@ async def initiate_resumable_session(media: MultipartRuntime, profile: type[Prof
     try:
         uri = await resumable_storage(storage).create_resumable(
             session.upload_key, ctype, byte_size, origin=origin)
+        # The bytes go to the store without passing Rindle, which hears of them only when
+        # asked for the status: the session lives as long as the store's does, or the
+        # sweeper would cancel a long upload (hours on a slow line) while it still runs.
+        lifetime = now() + SESSION_LIFETIME
         session = await media.repo.transition_session(
             session.id, "initialized", "signed", session_uri=uri, resumable_protocol="gcs",
-            session_uri_expires_at=now() + SESSION_LIFETIME)
+            session_uri_expires_at=lifetime, expires_at=lifetime)
     except BaseException:
         with contextlib.suppress(Exception):
             await media.broker.end(session.id, "failed", "storage_error")

@@ -57,6 +57,14 @@ async def test_a_resumable_upload_in_three_chunks_becomes_an_asset(gcs_media: Ri
         assert uri.startswith(gcs.endpoint_url)  # straight to the store, not through Rindle
         status = (await client.get(f"/rindle/resumable/{sid}")).json()
         assert (status["committed"], status["state"]) == (0, "signed")
+        # The upload lives as long as the store's session (a week), not the upload TTL:
+        # Rindle doesn't see the chunks, and the sweeper must not cancel a long upload.
+        from datetime import UTC, datetime, timedelta
+
+        row = await gcs_media.repo.get_session(sid)
+        assert row is not None
+        assert row.expires_at > datetime.now(UTC) + timedelta(days=6)
+        assert datetime.fromisoformat(body["upload"]["expires_at"]) == row.expires_at
         async with httpx.AsyncClient() as browser:
             for start, end in ((0, 256 * KiB), (256 * KiB, 512 * KiB), (512 * KiB, size)):
                 total = size if end == size else "*"
