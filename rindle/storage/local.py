@@ -314,9 +314,7 @@ class LocalStorage:
                 if batched >= _APPEND_BATCH:
                     await out.write(batch, batched)
                     batch, batched = [], 0
-            if batch:
-                await out.write(batch, batched)
-            await out.finish()
+            await out.finish(batch, batched)
         finally:
             await out.close()
         return Appended(offset=offset + written, state=state)
@@ -651,14 +649,18 @@ class _Appender:
                 if pending.done():  # not when cancelled meanwhile: close() waits for it
                     self._pending = None
 
-    async def finish(self) -> None:
-        """Everything written (and fsynced if durable), then the fd closed: one hop."""
+    async def finish(self, batch: list[bytes], size: int) -> None:
+        """The last ``batch`` written, everything fsynced if durable, then the fd closed, in
+        one trip to a writer thread."""
         await self.drain()
         self._closed = True
         try:
-            await anyio.to_thread.run_sync(_finish_fd, self._fd, self._durable)
+            # Shielded: a cancelled request must not cancel the job that closes the fd.
+            await asyncio.shield(asyncio.wrap_future(_writers().submit(
+                _finish_fd, self._fd, self._durable, batch, self._position)))
         except OSError as exc:
             raise _write_failed(exc) from exc
+        self._position += size
 
     async def close(self) -> None:
         """After a failure: close the fd once the write in flight (if any) is done, so a
@@ -689,8 +691,10 @@ def _write_batch(fd: int, batch: list[bytes], position: int, durable: bool) -> N
         _sync_file_range(fd, position, size, _SYNC_FILE_RANGE_WRITE)
 
 
-def _finish_fd(fd: int, durable: bool) -> None:
+def _finish_fd(fd: int, durable: bool, batch: list[bytes], position: int) -> None:
     try:
+        if batch:
+            _write_batch(fd, batch, position, False)
         if durable:
             os.fsync(fd)
     finally:

@@ -423,19 +423,28 @@ class TusUploads:
                 raise TusError("the body does not match its Upload-Checksum; nothing was "
                                "appended", code="tus_checksum_mismatch")
         extra["append"] = done.state
+        # The lease is given up with the record unless this was the last byte: finishing
+        # (S3's CompleteMultipartUpload, verification) stays under it.
+        finishing = length is not None and done.offset >= length
+
+        async def record() -> UploadSession:
+            recorded = await self.media.repo.record_append(
+                session.id, token, offset=done.offset, parts=extra, byte_size=length,
+                expires_at=now() + timedelta(seconds=ttl), release=not finishing)
+            if recorded is None:
+                raise _LeaseLost
+            return recorded
+
         try:
-            async with self.media.transaction():
-                if session.state == "signed":
+            if session.state == "signed":
+                async with self.media.transaction():
                     await self.media.repo.transition_session(session.id, "signed",
                                                              "uploading")
-                # The lease is given up with the record unless this was the last byte:
-                # finishing (S3's CompleteMultipartUpload, verification) stays under it.
-                finishing = length is not None and done.offset >= length
-                recorded = await self.media.repo.record_append(
-                    session.id, token, offset=done.offset, parts=extra, byte_size=length,
-                    expires_at=now() + timedelta(seconds=ttl), release=not finishing)
-                if recorded is None:
-                    raise _LeaseLost
+                    recorded = await record()
+            else:
+                # One conditional UPDATE (the lease and the state in its WHERE) needs no
+                # transaction around it: three round trips to the database fewer per PATCH.
+                recorded = await record()
             lease.held = finishing
         except (_LeaseLost, InvalidTransition, NotFound):
             # Another request took the lease meanwhile, or the session ended (terminated,
