@@ -182,7 +182,9 @@ class Rindle:
         name = profile if isinstance(profile, str) else profile.name
         found = self._profiles.get(name)
         if found is None:
-            raise NotFound(f"no profile named {name!r}; known: {sorted(self._profiles)}",
+            # The registered names stay out of the message: it is also an HTTP answer, to
+            # anyone (OPTIONS on a tus endpoint asks no Authorizer). ``profiles`` lists them.
+            raise NotFound(f"no profile named {name!r} is registered",
                            code="unknown_profile")
         return found
 

@@ -276,9 +276,14 @@ class LocalStorage:
                            max_length: int) -> AppendState:
         """An empty file at ``key``; the state is empty (the file's length is the truth
         the recorded offset is checked against)."""
-        fd = await anyio.to_thread.run_sync(self._open_append, key, 0, True)
-        await anyio.to_thread.run_sync(_close_fd, fd)
+        await anyio.to_thread.run_sync(self._create_append, key)
         return {}
+
+    def _create_append(self, key: str) -> None:
+        # The file's directory entry is made durable at once (a directory fsync), so a
+        # durable append's fsync never acknowledges bytes of a file a crash could unname.
+        _close_fd(self._open_append(key, 0, True))
+        _fsync_dir(self._path(key).parent)
 
     async def append(self, key: str, state: AppendState, offset: int,
                      chunks: AsyncIterable[bytes], *, limit: int | None, length: int | None,

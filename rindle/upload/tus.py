@@ -403,6 +403,10 @@ class TusUploads:
                                             _Hashed(body, hasher), limit=limit,
                                             length=length, durable=self.durable)
             except FileTooLarge:
+                if length is None:  # deferred: the limit was the profile's
+                    raise FileTooLarge(f"the upload goes past {prof.max_bytes} bytes, the most "
+                                       f"profile {prof.name!r} accepts; nothing of this "
+                                       "request was kept", max_bytes=prof.max_bytes) from None
                 raise FileTooLarge("the body goes past the upload's declared length; nothing "
                                    "of this request was kept",
                                    code="declared_size_exceeded") from None

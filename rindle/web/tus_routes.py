@@ -74,7 +74,13 @@ def tus_routes(media: WebRuntime, *, durable: bool = True) -> list[Route]:
                                code="session_not_found")
             if method == "HEAD":
                 upload = await uploads.status(session_id)
-                return Response(status_code=200, headers=_head(described(upload, {}), upload))
+                headers = _head(described(upload, {}), upload)
+                partials = (upload.session.multipart_parts or {}).get("partials")
+                if upload.concat == "final" and partials:
+                    # The spec's HEAD of a final upload names the partial uploads it joined.
+                    headers["Upload-Concat"] = "final;" + " ".join(
+                        location(request, profile, p) for p in partials)
+                return Response(status_code=200, headers=headers)
             if method == "PATCH":
                 return await patch(request, session_id, session)
             if method == "DELETE":

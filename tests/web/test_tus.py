@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from rindle import AllowAll, Profile, Rindle
+from rindle import AllowAll, LocalStorage, Profile, Rindle
 from tests.conftest import LiveServer, MakeMedia
 from tests.support.images import png
 
@@ -190,6 +190,12 @@ async def test_creation_with_upload_and_deferred_length(tus_media: Rindle) -> No
         r = await _patch(client, url, 2000, data[2000:], **{"Upload-Length": str(len(data))})
         assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data))
         await _ready(tus_media, r.headers["rindle-asset-id"])
+        # With the length still deferred, the profile's max_bytes is the limit: going past
+        # it is 413 max_bytes_exceeded and nothing of that PATCH is kept.
+        url = await _create(client, None)
+        r = await _patch(client, url, 0, _data(8 * MiB + 1024))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "max_bytes_exceeded"
+        assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "0"
 
 
 async def test_termination_and_expiry(tus_media: Rindle) -> None:
@@ -242,6 +248,14 @@ async def test_concatenation(tus_media: Rindle) -> None:
         final = r.headers["location"]
         head = await client.head(final, headers=TUS)
         assert head.headers["upload-offset"] == str(len(data))
+        # Its HEAD names the partial uploads it joined, in order.
+        kind, _, listed = head.headers["upload-concat"].partition(";")
+        from rindle.upload.tus import TusUploads
+
+        tokens = TusUploads(tus_media)
+        assert kind == "final"
+        assert [tokens.session_id(u.rsplit("/", 1)[1]) for u in listed.split(" ")] == [
+            tokens.session_id(u.rsplit("/", 1)[1]) for u in urls]
         assert (await _patch(client, final, len(data), b"x")).status_code == 403
         await _ready(tus_media, asset_id)
         asset = await tus_media.asset(asset_id)
@@ -422,3 +436,74 @@ async def test_a_running_patch_keeps_its_lease_and_its_upload_alive(
         gate.set()
         done = await first
         assert done.status_code == 204 and done.headers["upload-offset"] == str(len(data))
+
+
+async def test_an_unknown_profile_names_no_other_profile(tus_media: Rindle) -> None:
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        for r in (await client.options("/rindle/tus/nope/"),
+                  await client.post("/rindle/tus/nope/", headers={**TUS, "Upload-Length": "9"}),
+                  await client.post("/rindle/uploads", json={
+                      "profile": "nope", "filename": "a.png", "content_type": "image/png",
+                      "byte_size": 9})):
+            assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_profile"
+            assert "clips" not in r.text
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_durable_mode_fsyncs_each_acknowledged_offset_and_fast_mode_none(
+        make_media: MakeMedia, monkeypatch: pytest.MonkeyPatch, durable: bool) -> None:
+    """``Rindle(durable_uploads=...)``: every PATCH fsyncs its file before answering in
+    durable mode (the default); fast mode acknowledges from the page cache, never fsyncing."""
+    import os
+
+    media = make_media(profiles=[Clips], authorizer=AllowAll(), durable_uploads=durable)
+    data = _data(300_000)
+    async with LiveServer(_app(media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, len(data))
+        synced: list[int] = []
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(fd)
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        for start in range(0, len(data), 100_000):
+            r = await _patch(client, url, start, data[start:start + 100_000])
+            assert r.status_code == 204
+            if durable:
+                assert synced, "a durable PATCH answered before any fsync"
+            else:
+                assert synced == []
+            synced.clear()
+        monkeypatch.setattr(os, "fsync", real)
+        await _ready(media, r.headers["rindle-asset-id"])
+
+
+def test_large_uploads_orders_the_flows_a_client_is_offered(tmp_path: Any) -> None:
+    """``upload_options`` lists only what the storage can honour: tus and multipart in
+    ``large_uploads`` order, GCS's own sessions, then the presigned PUT small files use."""
+    from rindle.storage.gcs import GCSStorage
+    from rindle.storage.s3 import S3Storage
+    from tests.conftest import SECRET
+
+    def offered(storage: Any, **options: Any) -> list[str]:
+        media = Rindle(database_url=f"sqlite:///{tmp_path}/o.db", storages={"local": storage},
+                       profiles=[Clips], secret_keys=[SECRET], **options)
+        strategies: list[str] = media.upload_options("clips")["strategies"]
+        return strategies
+
+    s3 = S3Storage(bucket="media", endpoint_url="http://127.0.0.1:9")
+    assert offered(s3) == ["tus", "multipart", "presigned_put"]
+    assert offered(s3, large_uploads=("multipart", "tus")) == ["multipart", "tus",
+                                                               "presigned_put"]
+    assert offered(s3, large_uploads=("multipart",)) == ["multipart", "presigned_put"]
+    local = LocalStorage(root=tmp_path / "files")
+    assert offered(local) == ["tus", "presigned_put"]
+    assert offered(local, large_uploads=("multipart",)) == ["presigned_put"]
+    gcs = GCSStorage(bucket="media", endpoint_url="http://127.0.0.1:9", anonymous=True)
+    assert offered(gcs) == ["resumable", "presigned_put"]
+    with pytest.raises(Exception, match="large_uploads"):
+        offered(local, large_uploads=("ftp",))
