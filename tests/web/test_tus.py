@@ -507,3 +507,47 @@ def test_large_uploads_orders_the_flows_a_client_is_offered(tmp_path: Any) -> No
     assert offered(gcs) == ["resumable", "presigned_put"]
     with pytest.raises(Exception, match="large_uploads"):
         offered(local, large_uploads=("ftp",))
+
+
+async def test_the_authorizer_decides_every_request(make_media: MakeMedia) -> None:
+    """The profile's Authorizer (action ``upload``) is asked on creation and on every HEAD,
+    PATCH and DELETE, with the session; once it says no, the upload URL alone opens
+    nothing (403). The default authorizer denies tus creation outright."""
+    from rindle.delivery.authorizer import AuthRequest
+
+    class Gate:
+        def __init__(self) -> None:
+            self.open = True
+            self.asked: list[tuple[str, str | None, str | None]] = []
+
+        def authorize(self, request: AuthRequest) -> bool:
+            self.asked.append((request.action, request.request.method if request.request
+                               else None, request.session.id if request.session else None))
+            return self.open
+
+    gate = Gate()
+    media = make_media(profiles=[Clips], authorizer=gate)
+    async with LiveServer(_app(media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        url = await _create(client, 10)
+        assert (await _patch(client, url, 0, b"\x89PNG\r\n")).status_code == 204
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        assert [a[:2] for a in gate.asked] == [("upload", "POST"), ("upload", "PATCH"),
+                                               ("upload", "HEAD")]
+        assert [a[2] for a in gate.asked[1:]] == [session_id, session_id]
+        gate.open = False
+        for r in (await client.head(url, headers=TUS),
+                  await _patch(client, url, 6, b"\x1a\n.."),
+                  await client.delete(url, headers=TUS),
+                  await client.post("/rindle/tus/clips/", headers={**TUS,
+                                                                   "Upload-Length": "5"})):
+            assert r.status_code == 403, r.text
+        session = await media.repo.get_session(session_id)
+        assert session is not None and session.last_known_offset == 6
+        assert session.state == "uploading"
+
+    denied = make_media(profiles=[Clips], authorizer=None)
+    async with LiveServer(_app(denied)) as srv, \
+            httpx.AsyncClient(base_url=srv.url) as client:
+        r = await client.post("/rindle/tus/clips/", headers={**TUS, "Upload-Length": "5"})
+        assert r.status_code == 403
