@@ -20,12 +20,15 @@ from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _start_demo(tmp_path: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def _start_demo(tmp_path: Path, extra_env: dict[str, str], *, module: str = "demo_app",
+                ) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m <module>`` (the demo, or an app wrapping it) on a free port, once it
+    answers ``GET /``; its output goes to ``tmp_path/demo.log``."""
     port = free_port()
     env = {**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), "PORT": str(port),
            **extra_env}
     log = (tmp_path / "demo.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "demo_app"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

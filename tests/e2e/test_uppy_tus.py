@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
 from tests.e2e.test_browser import _node_finds, _photo, pytestmark  # noqa: F401
+from tests.test_demo import _start_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -25,23 +23,8 @@ MiB = 1024 * 1024
 
 def _start(tmp_path: Path, page_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The demo wrapped with the test page (tests/e2e/uppy_app.py), on a free port."""
-    port = free_port()
-    env = {**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), "PORT": str(port),
-           "RINDLE_UPPY_PAGE": str(page_dir)}
-    log = (tmp_path / "uppy-demo.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.uppy_app"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError((tmp_path / "uppy-demo.log").read_text()[-3000:])
-        try:
-            if httpx.get(base + "/", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the demo did not start")
+    return _start_demo(tmp_path, {"RINDLE_UPPY_PAGE": str(page_dir)},
+                       module="tests.e2e.uppy_app")
 
 
 def _metadata(header: str) -> dict[str, str]:
