@@ -1,11 +1,15 @@
 // Upload an image through the demo page in a real browser and watch it become ready:
 // progress bar moves, the badge reaches "ready" over SSE, the <picture> switches to a variant.
 //   node demo_flow.mjs <base-url> <image-path> <artifact-dir> <label> <expected-variant-width>
+//                      [<reload-at-percent>]
+// With reload-at-percent the page is reloaded once the upload got that far (the tab
+// "crashes" mid-upload) and the same file is chosen again: the uploader must resume.
+// result.tus lists the tus requests (method, Upload-Offset, after the reload or not).
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [base, image, artifacts, label, variantWidth] = process.argv.slice(2);
+const [base, image, artifacts, label, variantWidth, reloadAt] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${label}-${name}.png`), fullPage: true });
 
@@ -14,14 +18,9 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const result = { progress: [], events: [], console: [] };
-try {
-  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-  page.on('console', (m) => result.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
-  await page.goto(base + '/', { waitUntil: 'load' });
-  await page.waitForFunction(() => window.Rindle && window.htmx);
-  await page.evaluate(() => {
+const result = { progress: [], events: [], console: [], tus: [] };
+let reloaded = false;
+const listen = (page) => page.evaluate(() => {
     window.__rindle = { progress: [], events: [] };
     for (const name of ['rindle:start', 'rindle:progress', 'rindle:complete', 'rindle:error']) {
       document.addEventListener(name, (e) => {
@@ -32,6 +31,19 @@ try {
       });
     }
   });
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  page.on('console', (m) => result.console.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
+  page.on('request', (r) => {
+    if (r.url().includes('/rindle/tus/')) {
+      result.tus.push({ method: r.method(), offset: r.headers()['upload-offset'] ?? null,
+                        afterReload: reloaded });
+    }
+  });
+  await page.goto(base + '/', { waitUntil: 'load' });
+  await page.waitForFunction(() => window.Rindle && window.htmx);
+  await listen(page);
   // Throttle the upload like a real network, so the progress bar has time to move.
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
@@ -39,6 +51,17 @@ try {
     offline: false, latency: 10, downloadThroughput: -1, uploadThroughput: 2 * 1024 * 1024 });
   await shot(page, '1-before');
   await page.setInputFiles('[data-rindle-file]', image);
+  if (reloadAt) {
+    await page.waitForFunction((at) => (window.__rindle.progress || []).some((p) => p >= at)
+      || window.__rindle.error, Number(reloadAt), { timeout: 30000, polling: 50 });
+    const early = await page.evaluate(() => window.__rindle.error);
+    if (early) throw new Error(`upload failed before the reload: ${JSON.stringify(early)}`);
+    reloaded = true;
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForFunction(() => window.Rindle && window.htmx);
+    await listen(page);
+    await page.setInputFiles('[data-rindle-file]', image);
+  }
   await page.waitForFunction(() => (window.__rindle.progress || []).some((p) => p > 0 && p < 100)
     || window.__rindle.events.includes('rindle:complete') || window.__rindle.error, null, { timeout: 30000 });
   await shot(page, '2-uploading');

@@ -40,13 +40,15 @@ def _node_finds(start: Path, package: str) -> bool:
                for folder in (start, *start.parents))
 
 
-def _drive(base: str, image: Path, label: str, variant_width: int) -> dict[str, object]:
+def _drive(base: str, image: Path, label: str, variant_width: int,
+           reload_at: int | None = None) -> dict[str, object]:
     if not _node_finds(HERE, "playwright-core"):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT,
                        check=True)
     out = subprocess.run(
         ["node", str(HERE / "demo_flow.mjs"), base, str(image), str(ARTIFACTS), label,
-         str(variant_width)], capture_output=True, text=True, timeout=180)
+         str(variant_width), *([str(reload_at)] if reload_at else [])],
+        capture_output=True, text=True, timeout=180)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     assert lines, out.stdout + out.stderr
     result: dict[str, object] = json.loads(lines[-1])
@@ -87,6 +89,35 @@ def test_tus_on_local_for_a_large_file(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(10)
     _check(result, "local-tus", "tus")
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_tus_resumes_after_the_tab_reloads_mid_upload(tmp_path: Path, where: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    """The tab reloads while a large file is going up over tus (on Local, and on S3 where
+    the demo's default flow order also picks tus); choosing the same file again resumes the
+    upload from what the server kept, with no new upload created, and it becomes ready."""
+    env = {"RINDLE_MULTIPART_THRESHOLD": str(256 * 1024)}
+    if where == "s3":
+        bucket: S3Bucket = request.getfixturevalue("s3")
+        env |= {"RINDLE_S3_ENDPOINT_URL": bucket.endpoint_url, "RINDLE_S3_BUCKET": bucket.name}
+    proc, base = _start_demo(tmp_path, env)
+    try:
+        photo = _photo(tmp_path / "photo.png", 1700, 1200)  # the avatar takes 8 MiB
+        assert 4 * 1024 * 1024 < photo.stat().st_size < 8 * 1024 * 1024
+        result = _drive(base, photo, f"{where}-tus-reload", 1024, reload_at=35)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    _check(result, f"{where}-tus-reload", "tus")
+    calls: list[dict[str, object]] = result["tus"]  # type: ignore[assignment]
+    before = [c for c in calls if not c["afterReload"]]
+    after = [c for c in calls if c["afterReload"]]
+    assert [c["method"] for c in before][:2] == ["POST", "PATCH"], calls
+    assert "POST" not in [c["method"] for c in after], calls  # no new upload
+    assert after[0]["method"] == "HEAD", calls  # asks how far it got
+    patches = [c for c in after if c["method"] == "PATCH"]
+    assert patches and int(str(patches[0]["offset"])) > 0, calls
 
 
 def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucket) -> None:
