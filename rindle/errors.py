@@ -45,6 +45,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "size_mismatch": 409,
     "asset_not_deliverable": 409,
     "offset_mismatch": 409,
+    "processing_cancelled": 409,
     # 410: gone for good
     "session_expired": 410,
     "upload_lost": 410,
@@ -83,6 +84,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "max_pixels_exceeded": 422,
     "image_decode_failed": 422,
     "image_format_unsupported": 422,
+    "invalid_media": 422,
     # 423: someone else holds it right now
     "upload_locked": 423,
     # 460: tus's own code for a body that does not match its Upload-Checksum
@@ -108,11 +110,15 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "invalid_output": 500,
     "processor_missing": 500,
     "transaction_in_child_task": 500,
+    "ffmpeg_missing": 500,
+    "ffmpeg_failed": 500,
     # 502/503: a service Rindle depends on failed or is down
     "storage_error": 502,
     "database_unreachable": 503,
     "database_pool_exhausted": 503,
     "unavailable": 503,
+    # 504: a processing step ran out of time
+    "processing_timeout": 504,
 })
 
 
