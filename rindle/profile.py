@@ -127,6 +127,8 @@ class Profile:
     allow_extensions: ClassVar[tuple[str, ...] | list[str] | None] = None
     max_bytes: ClassVar[int] = 10 * 1024 * 1024
     max_pixels: ClassVar[int | None] = 50_000_000
+    #: The longest video or audio accepted (seconds, from ffprobe); ``None``: no limit.
+    max_duration_seconds: ClassVar[float | None] = None
     variants: ClassVar[dict[str, Variant]] = {}
     delivery: ClassVar[Delivery] = Delivery()
     scanner: ClassVar[Scanner | None] = None
@@ -167,6 +169,11 @@ class Profile:
                                            or cls.max_pixels <= 0):
             raise ConfigurationError(f"{where}: max_pixels must be a positive integer or None",
                                      code="invalid_profile")
+        limit = cls.max_duration_seconds
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)
+                                  or limit <= 0):
+            raise ConfigurationError(f"{where}: max_duration_seconds must be a positive "
+                                     "number of seconds or None", code="invalid_profile")
         if not isinstance(cls.variants, dict):
             raise ConfigurationError(f"{where}: variants must be a dict of name -> Variant",
                                      code="invalid_profile")

@@ -66,6 +66,9 @@ QUARANTINE_REASONS = (
     "invalid_upload",
     "scanner_rejected",
     "checksum_mismatch",
+    "invalid_media",
+    "content_type_mismatch",
+    "max_duration_exceeded",
 )
 
 
@@ -111,6 +114,8 @@ async def inspect(media: Processing, profile: type[Profile], asset: Asset) -> In
         if ext not in found.extensions:
             return replace(seen, reason="extension_mime_mismatch",
                            detail=f"the name says .{ext} but the content is {found.mime}")
+    if found.kind in ("video", "audio"):
+        return await _inspect_media(media, profile, asset, seen, found, head)
     width = height = None
     if found.kind == "image":
         try:
@@ -127,6 +132,30 @@ async def inspect(media: Processing, profile: type[Profile], asset: Asset) -> In
                                       f"{profile.max_pixels} pixels")
     result = replace(seen, width=width, height=height)
     return await _analyze(media, profile, asset, result, head)
+
+
+async def _inspect_media(media: Processing, profile: type[Profile], asset: Asset,
+                         seen: Inspection, found: sniff.Sniffed, head: bytes) -> Inspection:
+    """ffprobe's checks of a video or audio original (rindle/processing/av_check.py); its
+    facts (no tags) go into the metadata, before the analyzers add theirs."""
+    from .av_check import check_media
+
+    typed = replace(asset, kind=found.kind, content_type=found.mime)
+    workspace = Workspace(media.scratch_dir)
+    source = StoredSource(media.storage_named(asset.storage), typed, workspace.path, head=head)
+    try:
+        verdict = await check_media(await source.path(), profile, found,
+                                    asset.declared_content_type)
+    finally:
+        await workspace.close()
+    facts = verdict.facts
+    result = replace(seen, kind=verdict.kind, width=facts.width if facts else None,
+                     height=facts.height if facts else None,
+                     metadata=facts.to_metadata() if facts else None)
+    if verdict.reason is not None:
+        return replace(result, reason=verdict.reason, detail=verdict.detail)
+    analyzed = await _analyze(media, profile, asset, result, head)
+    return replace(analyzed, metadata={**(result.metadata or {}), **(analyzed.metadata or {})})
 
 
 async def _analyze(media: Processing, profile: type[Profile], asset: Asset,
@@ -374,6 +403,8 @@ async def process_variants(media: Processing, asset_id: str, names: list[str]) -
             for name, _spec, row in members:
                 outcome = results.get(name)
                 run_id = runs[name]
+                if isinstance(outcome, RindleError) and outcome.code == "processing_cancelled":
+                    outcome = None  # a processor stopped its work: the variant was cancelled
                 if outcome is None:  # cancelled at the checkpoint
                     await repo.finish_run(run_id, state="cancelled")
                     continue
@@ -425,9 +456,16 @@ async def _run_processor(media: Processing, processor: Processor, profile: type[
     async def cancelled() -> bool:
         return not any([await checkpoint(name) for name in names])
 
+    started = time.monotonic()
+
     async def publish(percent: float) -> None:
+        # The ETA assumes the rest goes as fast as what is done (a transcode's does).
+        elapsed = time.monotonic() - started
+        eta = elapsed * (100 - percent) / percent if 0 < percent < 100 else (
+            0.0 if percent >= 100 else None)
         await media.live.publish("asset", asset.id, LiveEvent(PROCESSING_PROGRESS, {
-            "asset_id": asset.id, "variants": names, "percent": round(percent, 1)}))
+            "asset_id": asset.id, "variants": names, "percent": round(percent, 1),
+            "eta_seconds": None if eta is None else round(eta, 1)}))
 
     try:
         context = JobContext(await workspace.path(), max_pixels=profile.max_pixels,

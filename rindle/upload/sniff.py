@@ -16,6 +16,7 @@ __all__ = [
     "Sniffed",
     "extensions_for",
     "image_size",
+    "kind_for",
     "mime_for_extension",
     "sniff",
 ]
@@ -106,6 +107,12 @@ def extensions_for(mime: str) -> tuple[str, ...]:
     """Canonical extensions for a media type, preferred first; () when the type is unknown."""
     entry = _TYPES.get(_normalize_mime(mime))
     return entry[1] if entry else ()
+
+
+def kind_for(mime: str) -> str | None:
+    """The kind of a media type ("video/quicktime" -> "video"); None when it is unknown."""
+    entry = _TYPES.get(_normalize_mime(mime))
+    return entry[0] if entry else None
 
 
 def mime_for_extension(ext: str) -> str | None:
