@@ -1,4 +1,5 @@
-"""The demo's Starlette app: Rindle's router at /rindle plus a tiny user/avatar API."""
+"""The demo's Starlette app: Rindle's router at /rindle plus a tiny API of a user's media
+slots: an avatar (image), a lesson (video) and an episode (audio)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
-from rindle.errors import RindleError, ValidationError
+from rindle import Profile
+from rindle.errors import NotFound, RindleError, ValidationError
 from rindle.live.sse import freeze_gc
 from rindle.web.routes import error_response, read_json
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
 
-from .media import AvatarProfile, media
+from .media import AvatarProfile, EpisodeProfile, LessonProfile, media
 
 
 class User:
@@ -42,40 +44,68 @@ install(templates.env, media)
 DEMO_USER = "1"
 
 
-async def _avatar_view(request: Request, user_id: str) -> AssetView | None:
-    attachment = await media.attachment_for(User(user_id), "avatar")
+#: A user's media slots, each with the profile its asset must come from.
+SLOTS: dict[str, type[Profile]] = {"avatar": AvatarProfile, "lesson": LessonProfile,
+                                   "episode": EpisodeProfile}
+#: The partial that renders each slot's asset.
+PARTIALS = {"avatar": "_avatar.html", "lesson": "_lesson.html", "episode": "_episode.html"}
+
+
+def _slot(request: Request) -> str:
+    slot: str = request.path_params["slot"]
+    if slot not in SLOTS:
+        raise NotFound(f"there is no {slot!r} slot; use one of {', '.join(SLOTS)}")
+    return slot
+
+
+async def _attach(asset_id: str, user: User, slot: str) -> None:
+    """Attach only media of the slot's profile: a lesson slot takes no avatar."""
+    asset = await media.asset(asset_id)
+    if asset.profile != SLOTS[slot].name:
+        raise ValidationError(f"the {slot} slot takes {SLOTS[slot].name} uploads, not "
+                              f"{asset.profile}", code="invalid_slot")
+    await media.attach(asset_id, user, slot)
+
+
+async def _slot_view(request: Request, user_id: str, slot: str) -> AssetView | None:
+    attachment = await media.attachment_for(User(user_id), slot)
     if attachment is None or attachment.asset is None:
         return None
     return await media.html.view(attachment.asset, request=request)
 
 
 async def home(request: Request) -> Response:
+    views = {slot: await _slot_view(request, DEMO_USER, slot) for slot in SLOTS}
     return templates.TemplateResponse(request, "index.html", {
         "user_id": DEMO_USER,
-        "view": await _avatar_view(request, DEMO_USER),
+        "view": views["avatar"],
+        "views": views,
         "accept": ",".join(AvatarProfile.allow_mime),
+        "accepts": {slot: ",".join(p.allow_mime) for slot, p in SLOTS.items()},
         "base": f"{request.url.scheme}://{request.url.netloc}",
     })
 
 
-async def post_avatar_html(request: Request) -> Response:
-    """htmx: the uploader finished; attach the asset and render the live avatar block."""
+async def post_slot_html(request: Request) -> Response:
+    """htmx: the uploader finished; attach the asset and render the slot's live block."""
     form = await request.form()
     asset_id = form.get("asset_id")
     if not isinstance(asset_id, str) or not asset_id:
         return HTMLResponse("<p>Upload first.</p>", status_code=422)
     user_id = request.path_params["user_id"]
     try:
-        await media.attach(asset_id, User(user_id), "avatar")
+        slot = _slot(request)
+        await _attach(asset_id, User(user_id), slot)
     except RindleError as exc:
         return HTMLResponse(f"<p>Could not attach: {html.escape(exc.message)}</p>",
                             status_code=exc.status_code)
-    return templates.TemplateResponse(request, "_avatar.html",
-                                      {"view": await _avatar_view(request, user_id)})
+    return templates.TemplateResponse(request, PARTIALS[slot],
+                                      {"view": await _slot_view(request, user_id, slot)})
 
 
-async def put_avatar(request: Request) -> Response:
+async def put_slot(request: Request) -> Response:
     try:
+        slot = _slot(request)
         # The router's reader, not request.json(): it wants Content-Type: application/json
         # (a cross-site form cannot send that) and bounds the body's size and nesting.
         body = await read_json(request)
@@ -83,36 +113,44 @@ async def put_avatar(request: Request) -> Response:
         if not isinstance(asset_id, str):
             raise ValidationError("asset_id is required", code="missing_field")
         user = User(request.path_params["user_id"])
-        attachment = await media.attach(asset_id, user, "avatar")
-        asset = await media.asset(attachment.asset_id)
-        return JSONResponse({"user_id": user.id, "slot": "avatar",
+        await _attach(asset_id, user, slot)
+        asset = await media.asset(asset_id)
+        return JSONResponse({"user_id": user.id, "slot": slot,
                              "asset": await asset_json(media, asset, request=request)})
     except RindleError as exc:
         return error_response(exc)
 
 
-async def get_avatar(request: Request) -> Response:
+async def get_slot(request: Request) -> Response:
+    try:
+        slot = _slot(request)
+    except RindleError as exc:
+        return error_response(exc)
     user = User(request.path_params["user_id"])
-    attachment = await media.attachment_for(user, "avatar")
+    attachment = await media.attachment_for(user, slot)
     if attachment is None or attachment.asset is None:
-        return JSONResponse({"error": {"code": "not_found", "message": "no avatar"}},
+        return JSONResponse({"error": {"code": "not_found", "message": f"no {slot}"}},
                             status_code=404)
-    return JSONResponse({"user_id": user.id, "slot": "avatar",
+    return JSONResponse({"user_id": user.id, "slot": slot,
                          "asset": await asset_json(media, attachment.asset, request=request)})
 
 
-async def delete_avatar(request: Request) -> Response:
-    removed = await media.detach(User(request.path_params["user_id"]), "avatar")
+async def delete_slot(request: Request) -> Response:
+    try:
+        slot = _slot(request)
+    except RindleError as exc:
+        return error_response(exc)
+    removed = await media.detach(User(request.path_params["user_id"]), slot)
     return JSONResponse({"removed": removed})
 
 
 app = Starlette(
     routes=[
         Route("/", home),
-        Route("/users/{user_id}/avatar", get_avatar, methods=["GET"]),
-        Route("/users/{user_id}/avatar", put_avatar, methods=["PUT"]),
-        Route("/users/{user_id}/avatar", delete_avatar, methods=["DELETE"]),
-        Route("/users/{user_id}/avatar/html", post_avatar_html, methods=["POST"]),
+        Route("/users/{user_id}/{slot}", get_slot, methods=["GET"]),
+        Route("/users/{user_id}/{slot}", put_slot, methods=["PUT"]),
+        Route("/users/{user_id}/{slot}", delete_slot, methods=["DELETE"]),
+        Route("/users/{user_id}/{slot}/html", post_slot_html, methods=["POST"]),
         Mount("/rindle", app=media.router),
     ],
     lifespan=lifespan,

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
+from rindle import AllowAll, AudioWeb, LocalStorage, Profile, Rindle, Variant, Web
 from rindle.storage.base import Storage
 
 VAR = Path(os.environ.get("RINDLE_DEMO_VAR", "var")).resolve()
@@ -53,10 +53,26 @@ class AvatarProfile(Profile):
     }
 
 
+class LessonProfile(Web):
+    """Lesson videos: MP4, MOV or WebM up to 2 GB, as 720p and 480p MP4s with a poster."""
+
+    name = "lesson"
+    storage = "media"
+    max_bytes = 2 * 1024 * 1024 * 1024
+    with_480p = True
+
+
+class EpisodeProfile(AudioWeb):
+    """Podcast episodes: MP3, M4A or WAV, as a 128 kbit/s M4A with a waveform."""
+
+    name = "episode"
+    storage = "media"
+
+
 media = Rindle(
     database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
     storages=STORAGES,
-    profiles=[AvatarProfile],
+    profiles=[AvatarProfile, LessonProfile, EpisodeProfile],
     secret_keys=[_secret()],
     queue=os.environ.get("RINDLE_QUEUE", "inline"),
     broadcast_url=os.environ.get("RINDLE_BROADCAST_URL", "memory://"),

@@ -7,6 +7,8 @@ The plug-in contracts an adopter implements are Protocols: ``Storage``, ``Analyz
 ``Processor`` (returning an ``Output``; ``BatchProcessor`` builds several variants at once),
 ``Scanner`` and ``Authorizer``; a storage adapter raises ``StorageError`` (or
 ``ObjectNotFound``) when its backend fails. docs/guides/plugins.md shows each in full.
+``Web`` and ``AudioWeb`` are stock video and audio profiles to subclass
+(docs/guides/video.md).
 """
 
 from .app import Rindle
@@ -30,6 +32,7 @@ from .errors import (
     UploadUnsupported,
     ValidationError,
 )
+from .presets import AudioWeb, Web
 from .processing.analyzer import Analyzer
 from .processing.processor import BatchProcessor, Output, Processor
 from .processing.scanner import Scanner, ScanVerdict
@@ -43,6 +46,7 @@ __all__ = [
     "AllowAll",
     "Analyzer",
     "AuthRequest",
+    "AudioWeb",
     "Authorizer",
     "BatchProcessor",
     "Capability",
@@ -74,4 +78,5 @@ __all__ = [
     "UploadUnsupported",
     "ValidationError",
     "Variant",
+    "Web",
 ]

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.support.clips import Clips, needs_ffmpeg
 from tests.support.images import png
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -117,3 +118,54 @@ def test_demo_with_rq_workers_and_redis_broadcast(tmp_path: Path) -> None:
             p.wait(10)
     log = (tmp_path / "worker.log").read_text()
     assert "process_variants" in log or "Job OK" in log or "Successfully completed" in log, log
+
+
+def test_demo_registers_the_lesson_and_episode_profiles(demo: str) -> None:
+    with httpx.Client(base_url=demo, timeout=30) as c:
+        lesson = c.get("/rindle/profiles/lesson/upload-options")
+        episode = c.get("/rindle/profiles/episode/upload-options")
+        page = c.get("/")
+        wrong = c.put("/users/1/nope", json={"asset_id": "x"})
+    assert lesson.status_code == 200, lesson.text
+    body = lesson.json()
+    assert body["accept"] == ["video/mp4", "video/quicktime", "video/webm"]
+    assert body["max_bytes"] == 2 * 1024**3 and "mov" in body["extensions"]
+    assert "tus" in body["strategies"]  # a 2 GB clip goes up resumably
+    assert episode.status_code == 200
+    assert episode.json()["accept"] == ["audio/mpeg", "audio/mp4", "audio/wav"]
+    assert 'data-profile="lesson"' in page.text and 'data-profile="episode"' in page.text
+    assert 'accept="video/mp4,video/quicktime,video/webm"' in page.text
+    assert wrong.status_code == 404
+
+
+@needs_ffmpeg
+def test_a_lesson_clip_through_the_same_calls_as_an_avatar(demo: str, tmp_path: Path) -> None:
+    clip = Clips(tmp_path).video_audio.read_bytes()
+    with httpx.Client(base_url=demo, timeout=30) as c:
+        r = c.post("/rindle/uploads", json={"profile": "lesson", "filename": "intro.mp4",
+                                            "content_type": "video/mp4", "byte_size": len(clip)})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        put = c.put(body["upload"]["url"], content=clip, headers=body["upload"]["headers"])
+        assert put.status_code == 200, put.text
+        assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
+        assert c.put("/users/1/avatar", json={"asset_id": body["asset_id"]}).status_code == 422
+        assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
+        for _ in range(300):
+            shown = c.get("/users/1/lesson").json()["asset"]
+            if shown["state"] in ("ready", "degraded", "quarantined"):
+                break
+            time.sleep(0.1)
+        # Promotion ran ffprobe: the original is a verified video of the clip's size; ffmpeg
+        # built the preset's renditions and poster.
+        assert shown["state"] == "ready", shown
+        assert set(shown["variants"]) == {"web_720p", "web_480p", "poster"}
+        assert (shown["content_type"], shown["width"], shown["height"]) == ("video/mp4", 320, 240)
+        assert c.get(shown["url"]).content == clip
+        page = c.get("/").text
+    lesson = page[page.index('<div id="lesson">'):]
+    assert '<video class="rindle-video"' in lesson and 'width="320" height="240"' in lesson
+    player = lesson[:lesson.index("</video>")]
+    # Two renditions, then the original; the poster frame; nothing live once ready.
+    assert player.count('<source src="') == 3 and player.count('type="video/mp4"') == 3
+    assert 'poster="http' in player and "sse-connect" not in player

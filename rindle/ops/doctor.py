@@ -4,8 +4,9 @@ Most of what goes wrong with Rindle in a new deployment is not a bug but a misma
 between the configuration and the machine: a database nobody migrated, a bucket the
 credentials cannot write, rq workers whose live events go to a ``memory://`` broadcast no
 other process hears, an rq worker of another database on the same queue (it takes this
-runtime's jobs), a libvips without an AV1 encoder for AVIF variants. Each of those
-otherwise surfaces much later, as a job failing for good or a badge that never changes.
+runtime's jobs), a libvips without an AV1 encoder for AVIF variants, an ffmpeg without the
+H.264 encoder video variants need. Each of those otherwise surfaces much later, as a job
+failing for good or a badge that never changes.
 The doctor asks each question once, up front, and answers with what it found and what to
 do about it.
 
@@ -28,6 +29,7 @@ import contextlib
 import functools
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -77,7 +79,7 @@ if TYPE_CHECKING:
         def processor_for(self, kind: str) -> Processor | None: ...
     from ..profile import Profile
 
-__all__ = ["Check", "CheckStatus", "DoctorReport", "run_doctor"]
+__all__ = ["AV_ENCODERS", "Check", "CheckStatus", "DoctorReport", "run_doctor"]
 
 CheckStatus = Literal["ok", "warn", "error"]
 
@@ -94,6 +96,18 @@ _DB_FIX = "check database_url; is the server running?"
 _STORAGE_FIX = "check the bucket/root exists and the credentials allow put/get/delete"
 _LIBVIPS_FIX = ("install libvips (Debian: apt install libvips42) — not pyvips-binary, "
                 "it cannot decode HEIC")
+_FFMPEG_FIX = "install ffmpeg, which brings ffprobe (Debian: apt install ffmpeg)"
+#: How long ``ffmpeg -version`` or ``-encoders`` may take.
+FFMPEG_TIMEOUT = 10.0
+#: The ffmpeg encoders each built-in video/audio recipe needs (by ``Variant.format``).
+AV_ENCODERS: Mapping[str, tuple[str, ...]] = {
+    "web_720p": ("libx264", "aac"),
+    "web_480p": ("libx264", "aac"),
+    "poster": ("mjpeg",),
+    "scrub_strip": ("mjpeg",),
+    "m4a_128k": ("aac",),
+    "mp3_128k": ("libmp3lame",),
+}
 _KEY_FIX = ("use 32+ random characters, e.g. python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))'")
 _SKIPPED_DB = "not checked: the database is unreachable"
@@ -274,6 +288,46 @@ def _revisions() -> tuple[str, set[str]]:
     return migrate.head_revision(), migrate.known_revisions()
 
 
+async def _run_tool(argv: list[str]) -> str:
+    """``argv``'s standard output; ``RuntimeError`` when it fails, killed after
+    ``FFMPEG_TIMEOUT``."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(FFMPEG_TIMEOUT):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"{Path(argv[0]).name} gave no answer within "
+                           f"{FFMPEG_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{Path(argv[0]).name} exited with {proc.returncode}: {tail[0]}")
+    return out.decode(errors="replace")
+
+
+def _version(output: str) -> str:
+    """"5.1.6-0+deb12u1" from the first line of ``ffmpeg -version``."""
+    words = output.split(None, 3)
+    return words[2] if len(words) > 2 and words[1] == "version" else "unknown version"
+
+
+def _encoders(output: str) -> set[str]:
+    """The encoder names ``ffmpeg -hide_banner -encoders`` lists (after its legend)."""
+    names: set[str] = set()
+    listing = False
+    for line in output.splitlines():
+        if line.strip().startswith("------"):
+            listing = True
+            continue
+        fields = line.split()
+        if listing and len(fields) >= 2 and len(fields[0]) == 6:
+            names.add(fields[1])
+    return names
+
+
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
@@ -309,6 +363,11 @@ class _Doctor:
             await _timed("doctor.images", "images", self.images, fix=_LIBVIPS_FIX),
             await _timed("doctor.processors", "processing", self.processors,
                          fix="register a processor for every variant kind"),
+        ]
+        if any(self._av_profiles()):
+            out.append(await _timed("doctor.ffmpeg", "video and audio", self.ffmpeg,
+                                    fix=_FFMPEG_FIX))
+        out += [
             await _timed("doctor.queue", "queue", self.queue,
                          fix="check the queue URL; is Redis running?"),
         ]
@@ -501,6 +560,55 @@ class _Doctor:
                             "register one: Rindle(processors={" + repr(kind) + ": ...}), or "
                             "fix the variant's kind")
         return found.outcome(f"a processor for every variant kind ({', '.join(sorted(kinds))})")
+
+    def _av_profiles(self) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+        """(profiles whose uploads ffprobe analyses, their video/audio recipes)."""
+        probed: list[str] = []
+        recipes: list[tuple[str, str, str | None]] = []
+        for pname, profile in sorted(self.media.profiles.items()):
+            if any(m.startswith(("video/", "audio/")) for m in profile.allow_mime):
+                probed.append(pname)
+            recipes += [(pname, vname, v.format) for vname, v in profile.variants.items()
+                        if v.kind in ("video", "audio")]
+        return probed, recipes
+
+    async def ffmpeg(self) -> Outcome:
+        # Only run when a profile takes video or audio: promotion probes those with
+        # ffprobe, and their variants are built by ffmpeg with the encoders below.
+        probed, recipes = self._av_profiles()
+        found = _Findings()
+        ffprobe, ffmpeg = shutil.which("ffprobe"), shutil.which("ffmpeg")
+        if ffprobe is None:
+            found.error(f"profile(s) {', '.join(probed or sorted({p for p, _, _ in recipes}))} "
+                        "take video or audio, but ffprobe is not on PATH: their uploads "
+                        "cannot be analysed", _FFMPEG_FIX)
+        if ffmpeg is None and recipes:
+            found.error(f"{_plural(len(recipes), 'video/audio variant')} "
+                        f"({', '.join(f'{p}.{v}' for p, v, _ in recipes)}) need ffmpeg, which "
+                        "is not on PATH", _FFMPEG_FIX)
+        if found.items:
+            return found.outcome("")
+        facts = []
+        if ffprobe is not None:
+            facts.append(f"ffprobe {_version(await _run_tool([ffprobe, '-version']))}")
+        if ffmpeg is not None:
+            facts.append(f"ffmpeg {_version(await _run_tool([ffmpeg, '-version']))}")
+        needed: dict[str, list[str]] = {}
+        for pname, vname, fmt in recipes:
+            for encoder in AV_ENCODERS.get(fmt or "", ()):
+                needed.setdefault(encoder, []).append(f"{pname}.{vname}")
+        if ffmpeg is not None and needed:
+            have = _encoders(await _run_tool([ffmpeg, "-hide_banner", "-encoders"]))
+            for encoder, users in sorted(needed.items()):
+                if encoder not in have:
+                    found.error(f"this ffmpeg has no {encoder} encoder, which "
+                                f"{', '.join(users)} need",
+                                f"install an ffmpeg built with {encoder} (Debian's ffmpeg "
+                                "package has libx264, aac, libmp3lame and mjpeg)")
+        encoders = f" with {', '.join(sorted(needed))}" if needed else ""
+        return found.outcome(f"{'; '.join(facts)}{encoders}: "
+                             f"{_plural(len(recipes), 'video/audio variant')}, "
+                             f"{_plural(len(probed), 'profile')} analysed by ffprobe")
 
     # 6 ---------------------------------------------------------------------------------------
     async def queue(self) -> Outcome:

@@ -110,6 +110,13 @@ def build_router(media: WebRuntime) -> Router:
     @errors
     async def asset_fragment(request: Request) -> Response:
         q = request.query_params
+        if q.get("kind") in ("video", "audio"):
+            markup = await media.html.media_fragment(
+                request.path_params["asset_id"], kind=q["kind"], variants=q.getlist("v"),
+                poster=q.get("poster") or None, waveform=q.get("waveform") or None,
+                controls=q.get("controls") != "0", original=q.get("original") != "0",
+                request=request)
+            return HTMLResponse(str(markup), headers=NO_STORE)
         names, queries = q.getlist("v"), q.getlist("m")
         pairs = [(n, (queries[i] if i < len(queries) else "") or None)
                  for i, n in enumerate(names)]

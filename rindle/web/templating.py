@@ -76,6 +76,7 @@ class AssetView:
     height: int | None
     filename: str | None = None
     placeholder: str | None = None
+    duration_ms: int | None = None
     url: str | None = None
     variants: dict[str, VariantView] = field(default_factory=dict)
     events_url: str | None = None
@@ -127,10 +128,12 @@ class Html:
             token = subscribe_token(media, row.id)
             events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
             fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
+        width, height = display_size(row)
         return AssetView(
             id=row.id, profile=row.profile, state=row.state, kind=row.kind,
-            content_type=row.content_type, width=row.width, height=row.height,
-            filename=row.filename, placeholder=row.metadata.get("placeholder"), url=url,
+            content_type=row.content_type, width=width, height=height,
+            filename=row.filename, placeholder=row.metadata.get("placeholder"),
+            duration_ms=row.duration_ms, url=url,
             variants=variants, events_url=events_url if allowed else None,
             fragment_url=fragment_url if allowed else None, allowed=allowed)
 
@@ -151,12 +154,48 @@ class Html:
 
     async def video_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
                         variants: Sequence[str] = (), poster: str | None = None,
-                        controls: bool = True, request: HTTPConnection | None = None,
-                        actor: Any = None, **attrs: Any) -> Markup:
-        """A ``<video>`` with a source per ready variant (or the original)."""
-        view = await self.view(asset, request=request, actor=actor)
+                        controls: bool = True, original: bool = True,
+                        request: HTTPConnection | None = None, actor: Any = None,
+                        **attrs: Any) -> Markup:
+        """A ``<video>`` with a ``<source>`` per ready rendition (in the order given), then
+        the original; ``poster`` names the poster variant (or is a URL)."""
+        view = await self._view_of(profile, asset, request=request, actor=actor)
         return Markup(self._macro("video")(view, variants=list(variants), poster=poster,
-                                           controls=controls, attrs=attrs))
+                                           controls=controls, original=original,
+                                           attrs=attrs))
+
+    async def audio_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
+                        variants: Sequence[str] = (), waveform: str | None = None,
+                        controls: bool = True, original: bool = True,
+                        request: HTTPConnection | None = None, actor: Any = None,
+                        **attrs: Any) -> Markup:
+        """An ``<audio>`` with a ``<source>`` per ready rendition, then the original;
+        ``waveform`` names an image variant shown beside it once it is ready."""
+        view = await self._view_of(profile, asset, request=request, actor=actor)
+        return Markup(self._macro("audio")(view, variants=list(variants), waveform=waveform,
+                                           controls=controls, original=original,
+                                           attrs=attrs))
+
+    async def _view_of(self, profile: type[Profile] | str, asset: Asset | str, *,
+                       request: HTTPConnection | None, actor: Any) -> AssetView:
+        view = await self.view(asset, request=request, actor=actor)
+        if view.profile != self.media.profile(profile).name:
+            raise RindleError(f"asset {view.id} is not a {profile!r} asset", code="not_found")
+        return view
+
+    async def media_fragment(self, asset_id: str, *, kind: str, variants: Sequence[str],
+                             poster: str | None = None, waveform: str | None = None,
+                             controls: bool = True, original: bool = True,
+                             request: HTTPConnection | None = None) -> Markup:
+        """The ``<video>``/``<audio>`` markup a live element fetches when a rendition is
+        ready (``kind`` is ``video`` or ``audio``)."""
+        view = await self.view(asset_id, request=request)
+        if kind == "audio":
+            return Markup(self._macro("audio")(view, variants=list(variants),
+                                               waveform=waveform, controls=controls,
+                                               original=original, attrs={}))
+        return Markup(self._macro("video")(view, variants=list(variants), poster=poster,
+                                           controls=controls, original=original, attrs={}))
 
     async def picture_fragment(self, asset_id: str, *, variants: Sequence[tuple[str, str | None]],
                                alt: str, sizes: str | None, loading: str,
@@ -225,6 +264,39 @@ def picture_plan(view: AssetView, pairs: Sequence[tuple[str, str | None]]) -> di
     return {"sources": sources, "img": img}
 
 
+def display_size(asset: Asset) -> tuple[int | None, int | None]:
+    """The size an asset shows at: the row's, else the analysis's (ffprobe's facts are
+    already turned by the stream's rotation: a portrait phone clip is 1080x1920)."""
+    if asset.width and asset.height:
+        return asset.width, asset.height
+    width, height = asset.metadata.get("width"), asset.metadata.get("height")
+    if isinstance(width, int) and isinstance(height, int):
+        return width, height
+    return asset.width, asset.height
+
+
+def media_plan(view: AssetView, names: Sequence[str], *, poster: str | None = None,
+               original: bool = True) -> dict[str, Any]:
+    """What a ``<video>``/``<audio>`` shows: a source per servable rendition, in the order
+    given; the original last (``original=True``), so it plays while renditions build or
+    when a browser can play none of them; the poster's URL.
+
+    ``poster`` is a variant name (its URL once servable, else none) or, when it holds a
+    ``/`` or ``:``, a URL used as it is.
+    """
+    sources: list[dict[str, Any]] = [
+        {"url": v.url, "type": v.content_type, "name": v.name}
+        for v in (view.variants.get(n) for n in names) if v is not None and v.url]
+    if original and view.url:
+        sources.append({"url": view.url, "type": view.content_type, "name": None})
+    poster_url = None
+    if poster and ("/" in poster or ":" in poster):
+        poster_url = poster
+    elif poster and poster in view.variants:
+        poster_url = view.variants[poster].url
+    return {"sources": sources, "poster": poster_url}
+
+
 def _static_url(media: Viewing, name: str) -> str:
     from .static import static_name
 
@@ -243,6 +315,7 @@ def _add_globals(env: Environment, media: Viewing) -> None:
         rindle_require=require,
         rindle_json=lambda value: Markup(json.dumps(value)),
         rindle_picture_plan=picture_plan,
+        rindle_media_plan=media_plan,
     )
 
 
