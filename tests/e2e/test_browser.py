@@ -152,3 +152,36 @@ def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucke
             p.wait(10)
     _check(result, "s3-multipart", "multipart")
     assert s3.pending_uploads() == []
+
+
+def test_a_lesson_clip_plays_its_720p_rendition(tmp_path: Path,
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The demo page's lesson uploader: the clip goes up, the live badge counts the
+    transcode's percentage, and the <video> plays the 720p rendition (readyState >= 2)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    from tests.support.clips import ffmpeg
+
+    # 20 s of 720p with sound: long enough for the badge to count the transcode.
+    clip = tmp_path / "lesson.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=20",
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=20", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+           str(clip))
+    proc, base = _start_demo(tmp_path, {})
+    try:
+        out = subprocess.run(["node", str(HERE / "video_flow.mjs"), base, str(clip),
+                              str(ARTIFACTS)], capture_output=True, text=True, timeout=240)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stdout + out.stderr
+    result = json.loads(lines[-1])
+    assert result["ok"], json.dumps(result, indent=1)
+    video = result["video"]
+    assert video["readyState"] >= 2
+    assert video["currentSrc"] == video["first"]  # the 720p rendition, first of the sources
+    assert (video["videoWidth"], video["videoHeight"]) == (1280, 720)
+    assert video["poster"]
+    assert any("%" in badge for badge in result["badges"]), result["badges"]
