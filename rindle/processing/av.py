@@ -11,6 +11,14 @@ Video (``VideoProcessor``, kind ``"video"``):
 - ``poster``: a JPEG of the first scene change (``select='gt(scene,0.4)'``) within the first
   ``options["seconds"]`` (default 10), else of the first frame; inside ``width`` x
   ``height`` when the variant gives them (default 1280x720), never enlarged.
+- ``scrub_strip``: one JPEG sprite of ``options["tiles"]`` (default 20) frames for seek
+  previews, each fitted into a ``tile_width`` x ``tile_height`` tile (default 160x90, even
+  sides) with its aspect ratio kept and centred on black, laid out left to right, top to
+  bottom in ``columns`` columns (default 10; fewer tiles: one row). Tile ``k`` shows the
+  last frame at or before ``(k + 0.5) * duration / tiles`` (the middle of its share of
+  the duration), so a clip with fewer frames than tiles repeats frames. The geometry and
+  those times go to ``context.add_metadata({"scrub_strip": {"tiles", "columns",
+  "tile_width", "tile_height", "timestamps"}})`` (seconds, rounded to the millisecond).
 
 Audio (``AudioProcessor``, kind ``"audio"``): ``waveform`` (JSON peaks for players, see
 ``AudioProcessor._waveform``), ``m4a_128k`` (AAC 128k, ``audio/mp4``) and
@@ -23,8 +31,9 @@ linearly (``loudnorm`` falls back to its dynamic mode when a linear gain would c
 Every original is probed first (``av_probe.probe``); ``max_pixels`` is checked on its
 displayed size before a frame is decoded. ffmpeg turns rotated video upright itself, and
 the outputs carry no display matrix, no tags, no chapters and no encoder string. All the
-web renditions of one asset come from one ffmpeg process: the original is decoded once and
-``split`` feeds one scaler and encoder per rendition. Outputs are written to
+web renditions and scrub strips of one asset come from one ffmpeg process: the original is
+decoded once and ``split`` feeds one scaler and encoder per rendition (and one frame picker
+and tiler per strip). Outputs are written to
 ``context.scratch``; the pipeline stores them and removes the directory.
 """
 
@@ -65,7 +74,7 @@ _WEB: dict[str, _Rendition] = {
     "web_480p": _Rendition(854, 480, "1200k", "2400k"),
 }
 #: The video recipes (``Variant.format`` of kind ``"video"``).
-VIDEO_RECIPES: tuple[str, ...] = (*_WEB, "poster")
+VIDEO_RECIPES: tuple[str, ...] = (*_WEB, "poster", "scrub_strip")
 _AUDIO: dict[str, tuple[list[str], str, str]] = {  # recipe -> (codec args, extension, type)
     "m4a_128k": (["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart",
                   "-f", "mp4"], "m4a", "audio/mp4"),
@@ -84,6 +93,101 @@ _SAMPLE_RATE = "48000"  # loudnorm works (and outputs) at 192 kHz: back to a usu
 _NO_METADATA = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
 _POSTER_BOX = (1280, 720)
 _POSTER_SECONDS = 10.0
+_JPEG_MAX_SIDE = 65500  # a JPEG's sides are 16-bit
+_STRIP_MAX_PIXELS = 40_000_000  # a sprite ffmpeg holds whole in memory while it tiles
+
+
+@dataclass(frozen=True)
+class _Strip:
+    """A scrub strip's geometry: ``tiles`` tiles in ``columns`` columns."""
+
+    tiles: int
+    columns: int
+    tile_width: int
+    tile_height: int
+
+    @property
+    def rows(self) -> int:
+        return -(-self.tiles // self.columns)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.columns * self.tile_width, self.rows * self.tile_height
+
+    def timestamps(self, duration: float) -> list[float]:
+        """The time each tile stands for: the middle of its share of the duration."""
+        return [round((k + 0.5) * duration / self.tiles, 3) for k in range(self.tiles)]
+
+    def metadata(self, duration: float) -> dict[str, Any]:
+        return {"tiles": self.tiles, "columns": self.columns, "tile_width": self.tile_width,
+                "tile_height": self.tile_height, "timestamps": self.timestamps(duration)}
+
+    def _blank(self) -> str:
+        """The filters that black out the last row's unused slots (``tile`` leaves the
+        part of its canvas that ``nb_frames`` does not reach as it was allocated)."""
+        used = self.tiles % self.columns
+        if not used:
+            return ""
+        return (f"drawbox=x={used * self.tile_width}:y={(self.rows - 1) * self.tile_height}:"
+                f"w={(self.columns - used) * self.tile_width}:h={self.tile_height}:"
+                "color=black:t=fill,")
+
+    def chain(self, source: str, duration: float, out: str, tick: str | None) -> str:
+        """The filters from ``source`` to the sprite at ``out`` (and, with ``tick``, the
+        picked frames to a progress output).
+
+        Timestamps are shifted back by half a tile's share so that ``fps`` (its grid
+        starting at 0, input times rounded up) gives tile ``k`` the last frame at or before
+        ``(k + 0.5) * duration / tiles``, duplicating frames when the clip has fewer than
+        tiles; ``tpad`` clones the last frame should the end of the stream leave the grid
+        short, and the tiler emits its sprite once ``tiles`` frames are in.
+        """
+        half = duration / (2 * self.tiles)
+        pick = (f"{source}setpts=PTS-STARTPTS-{half:.6f}/TB,"
+                f"fps=fps={self.tiles}/{duration:.6f}:start_time=0:round=up")
+        width, height = self.tile_width, self.tile_height
+        # yuv420p from the scaler on: drawbox writes limited-range black whatever the
+        # format, and the turn to full-range JPEG comes last.
+        tiles = (f"scale=w={width}:h={height}:force_original_aspect_ratio=decrease,"
+                 f"format=yuv420p,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,"
+                 f"tpad=stop_mode=clone:stop={self.tiles},"
+                 f"tile=layout={self.columns}x{self.rows}:nb_frames={self.tiles},"
+                 f"{self._blank()}format=yuvj420p{out}")
+        if tick is None:
+            return f"{pick},{tiles}"
+        return f"{pick},split=2[pick{out[1:-1]}]{tick};[pick{out[1:-1]}]{tiles}"
+
+
+def _option(variant: Variant, key: str, default: int, low: int, high: int) -> int:
+    value = variant.options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RindleError(f"scrub_strip's {key!r} must be a whole number from {low} to "
+                          f"{high}, not {value!r}", code="invalid_variant",
+                          recipe="scrub_strip", option=key)
+    return value
+
+
+def _strip_of(variant: Variant) -> _Strip:
+    """A ``scrub_strip`` variant's geometry, its options checked."""
+    tiles = _option(variant, "tiles", 20, 1, 1000)
+    columns = min(tiles, _option(variant, "columns", 10, 1, 1000))
+    sides = {key: _option(variant, key, default, 16, 1920)
+             for key, default in (("tile_width", 160), ("tile_height", 90))}
+    for key, side in sides.items():
+        if side % 2:  # yuv420p halves the chroma: pad would round an odd side down
+            raise RindleError(f"scrub_strip's {key!r} must be even, not {side}",
+                              code="invalid_variant", recipe="scrub_strip", option=key)
+    strip = _Strip(tiles, columns, sides["tile_width"], sides["tile_height"])
+    if max(strip.size) > _JPEG_MAX_SIDE:
+        raise RindleError(f"a {strip.size[0]}x{strip.size[1]} scrub strip is larger than "
+                          f"a JPEG can be ({_JPEG_MAX_SIDE} pixels a side); use fewer or "
+                          "smaller tiles, or other columns", code="invalid_variant",
+                          recipe="scrub_strip")
+    if strip.size[0] * strip.size[1] > _STRIP_MAX_PIXELS:
+        raise RindleError(f"a {strip.size[0]}x{strip.size[1]} scrub strip is over "
+                          f"{_STRIP_MAX_PIXELS} pixels; use fewer or smaller tiles",
+                          code="invalid_variant", recipe="scrub_strip")
+    return strip
 
 
 def _fit(width: int, height: int) -> str:
@@ -164,19 +268,26 @@ class VideoProcessor:
         """Every variant's ``Output`` or error; a variant cancelled meanwhile is left out.
 
         Raises (failing them all) when the original is not a readable video or is over
-        ``context.max_pixels``. The original's facts go to ``context.add_metadata``.
+        ``context.max_pixels``. The original's facts go to ``context.add_metadata``, and
+        a scrub strip's geometry and times under ``"scrub_strip"`` once it is built.
         """
         results: dict[str, Output | Exception] = {}
         web: list[tuple[str, _Rendition]] = []
         posters: list[tuple[str, Variant]] = []
+        strips: list[tuple[str, _Strip]] = []
         for name, variant in variants.items():
             if variant.format in _WEB:
                 web.append((name, _WEB[variant.format]))
             elif variant.format == "poster":
                 posters.append((name, variant))
+            elif variant.format == "scrub_strip":
+                try:
+                    strips.append((name, _strip_of(variant)))
+                except RindleError as exc:
+                    results[name] = exc
             else:
                 results[name] = _unknown(variant.format, "video", VIDEO_RECIPES)
-        if not web and not posters:
+        if not web and not posters and not strips:
             return results
         src, facts = await _facts(source, video=True)
         limit = context.max_pixels
@@ -185,18 +296,31 @@ class VideoProcessor:
                               "pixels; the video was not decoded", code="max_pixels_exceeded",
                               width=facts.width, height=facts.height)
         context.add_metadata(facts.to_metadata())
-        # Progress: the renditions take nearly all the time; a poster reads a few seconds.
-        steps = len(posters) + (20 * len(web) if web else 0)
+        if strips and not facts.duration:
+            error = RindleError("ffprobe found no duration, so the scrub strip's frames "
+                                "can't be spread over it", code="invalid_media",
+                                reason="no duration")
+            results.update({name: error for name, _ in strips})
+            strips = []
+        # Progress: the decode (renditions, strips) takes nearly all the time; a poster
+        # reads a few seconds.
+        decode = 20 * len(web) + 2 * len(strips)
+        steps = len(posters) + decode
         done = 0.0
-        if web:
-            span = _Span(context, 0, 100 * 20 * len(web) / steps)
+        if decode:
+            span = _Span(context, 0, 100 * decode / steps)
             try:
-                results.update(await self._renditions(src, facts, web, context.scratch, span))
+                built = await self._renditions(src, facts, web, strips, context.scratch, span)
             except RindleError as exc:
                 if _cancelled(exc):
                     return results
-                results.update({name: exc for name, _ in web})
-            done = 100 * 20 * len(web) / steps
+                built = {name: exc for name, _ in (*web, *strips)}
+            results.update(built)
+            duration = facts.duration or 0.0
+            for name, strip in strips:
+                if isinstance(built.get(name), Output):
+                    context.add_metadata({"scrub_strip": strip.metadata(duration)})
+            done = 100 * decode / steps
         for index, (name, variant) in enumerate(posters):
             span = _Span(context, done, done + 100 / steps)
             try:
@@ -210,21 +334,33 @@ class VideoProcessor:
         return results
 
     async def _renditions(self, src: Path, facts: MediaFacts,
-                          web: list[tuple[str, _Rendition]], scratch: Path,
-                          monitor: Monitor) -> dict[str, Output | Exception]:
-        """All the web renditions from one decode: ``split``, then a scaler and an encoder
-        (and an AAC encoder for the sound) per output file."""
-        labels = [f"[s{i}]" for i in range(len(web))]
-        chains = [f"[0:V:0]split={len(web)}{''.join(labels)}" if len(web) > 1
+                          web: list[tuple[str, _Rendition]], strips: list[tuple[str, _Strip]],
+                          scratch: Path, monitor: Monitor) -> dict[str, Output | Exception]:
+        """All the web renditions and scrub strips from one decode: ``split``, then a scaler
+        and an encoder (and an AAC encoder for the sound) per rendition, and a frame picker,
+        a tiler and a JPEG encoder per strip.
+
+        A strip rides on the renditions' decode rather than running after them: decoding
+        is nearly all a strip costs (it keeps ``tiles`` frames of the whole stream), so a
+        second run would decode a long original twice for a few kilobytes. The price is
+        one fate for the run: a failure, a timeout or a cancel ends the strips with the
+        renditions (as it already ends every rendition together). Alone, it is a
+        run of its own, with the picked frames also sent to a null output: a JPEG reports
+        no time until its one frame is written, the null output reports each pick's, so
+        the progress moves as the decode does.
+        """
+        branches = len(web) + len(strips)
+        labels = [f"[s{i}]" for i in range(branches)]
+        chains = [f"[0:V:0]split={branches}{''.join(labels)}" if branches > 1
                   else "[0:V:0]null[s0]"]
         args = [*input_args(src)]
-        outputs: list[tuple[str, Path]] = []
+        outputs: list[tuple[str, Path, str]] = []
         per_output: list[str] = []
         for i, (name, rendition) in enumerate(web):
             chains.append(f"[s{i}]{_fit(rendition.width, rendition.height)},"
                           f"format=yuv420p[v{i}]")
             path = scratch / f"{i}-{rendition.height}p.mp4"
-            outputs.append((name, path))
+            outputs.append((name, path, "video/mp4"))
             per_output += ["-map", f"[v{i}]"]
             if facts.has_audio:
                 per_output += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2"]
@@ -232,10 +368,30 @@ class VideoProcessor:
                            "-maxrate", rendition.maxrate, "-bufsize", rendition.bufsize,
                            "-profile:v", "high", "-fps_mode", "vfr", *_NO_METADATA,
                            "-movflags", "+faststart", "-f", "mp4", "-y", f"file:{path}"]
+        for j, (name, strip) in enumerate(strips):
+            i = len(web) + j
+            tick = f"[t{j}]" if not web else None
+            chains.append(strip.chain(f"[s{i}]", facts.duration or 0.0, f"[j{j}]", tick))
+            path = scratch / f"{j}-scrub-strip.jpg"
+            outputs.append((name, path, "image/jpeg"))
+            per_output += ["-map", f"[j{j}]", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3",
+                           *_NO_METADATA, "-update", "1", "-f", "image2", "-y", f"file:{path}"]
+            if tick is not None:
+                per_output += ["-map", tick, "-f", "null", "-"]
         args += ["-filter_complex", ";".join(chains), *per_output]
         await run_ffmpeg(args, cwd=scratch, context=monitor, duration=facts.duration,
                          timeout=self.timeout)
-        return {name: await _described(path, "video/mp4") for name, path in outputs}
+        built: dict[str, Output | Exception] = {}
+        for name, path, content_type in outputs:
+            if not path.exists() or path.stat().st_size == 0:
+                built[name] = RindleError(f"ffmpeg wrote no {path.name}", code="ffmpeg_failed")
+                continue
+            out = await _described(path, content_type)
+            if content_type == "image/jpeg":  # an image: no duration
+                out = Output(path=out.path, content_type=content_type, width=out.width,
+                             height=out.height)
+            built[name] = out
+        return built
 
     async def _poster(self, src: Path, facts: MediaFacts, index: int, variant: Variant,
                       scratch: Path, monitor: Monitor) -> Output:

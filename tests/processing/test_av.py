@@ -400,3 +400,262 @@ async def test_a_waveform_has_its_peaks_over_the_whole_sound(media: Clips,
     assert abs(sum(low for low, _ in peaks) + sum(high for _, high in peaks)) < 0.1 * len(peaks)
     assert not list(job.context.scratch.glob("*.raw"))  # the decoded samples are gone
     assert job.percents[-1] == 100.0
+
+
+# --- scrub strips ----------------------------------------------------------------------------
+
+
+def frame_rgb(path: Path) -> tuple[int, int, bytes]:
+    """A picture decoded whole by ffmpeg (its size from ffprobe): it must be readable."""
+    frame = first_frame_rgb(path)
+    assert len(frame[2]) == frame[0] * frame[1] * 3
+    return frame
+
+
+def tile_rgb(frame: tuple[int, int, bytes], index: int, columns: int, width: int = 160,
+             height: int = 90) -> list[tuple[int, ...]]:
+    """Tile ``index``'s pixels, row by row."""
+    left, top = index % columns * width, index // columns * height
+    return [pixel(frame, left + x, top + y) for y in range(height) for x in range(width)]
+
+
+def difference(a: Sequence[tuple[int, ...]], b: Sequence[tuple[int, ...]]) -> float:
+    """The mean absolute difference of two tiles' channels."""
+    total = sum(abs(p - q) for x, y in zip(a, b, strict=True)
+                for p, q in zip(x, y, strict=True))
+    return total / (3 * len(a))
+
+
+def is_black(rgb: Sequence[int]) -> bool:
+    return max(rgb) < 40
+
+
+def is_blue(rgb: Sequence[int]) -> bool:
+    return rgb[2] > 180 and rgb[0] < 80 and rgb[1] < 80
+
+
+def assert_strip(out: Output, job: Job, duration: float, *, tiles: int = 20, columns: int = 10,
+                 width: int = 160, height: int = 90) -> list[float]:
+    """A decodable JPEG sprite of the right size, and its timestamps in the metadata."""
+    rows = -(-tiles // columns)
+    assert out.content_type == "image/jpeg" and out.path.suffix == ".jpg"
+    assert out.path.read_bytes()[:2] == b"\xff\xd8"
+    assert (out.width, out.height) == (columns * width, rows * height)
+    assert out.duration_ms is None
+    info = stream(ffprobe(out.path), "video")
+    assert info is not None and info["codec_name"] == "mjpeg"
+    assert (info["width"], info["height"]) == (out.width, out.height)
+    frame_rgb(out.path)
+    meta = job.context.metadata["scrub_strip"]
+    assert {k: meta[k] for k in ("tiles", "columns", "tile_width", "tile_height")} == {
+        "tiles": tiles, "columns": columns, "tile_width": width, "tile_height": height}
+    stamps: list[float] = meta["timestamps"]
+    assert len(stamps) == tiles
+    assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False))
+    assert 0 <= stamps[0] and stamps[-1] <= duration
+    step = duration / tiles  # evenly spaced, each in the middle of its share
+    assert all(abs(t - (k + 0.5) * step) <= 0.001 for k, t in enumerate(stamps))
+    return stamps
+
+
+async def test_a_scrub_strip_is_one_sprite_of_evenly_spaced_frames(
+        media: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = CountingRuns(monkeypatch)
+    job = Job(tmp_path / "scratch")
+    out = await VideoProcessor().process(source_of(media.video_audio, tmp_path),
+                                         Variant(kind="video", format="scrub_strip"),
+                                         job.context)
+    assert_strip(out, job, 2.0)
+    assert len(runs.argvs) == 1 and "libx264" not in runs.argvs[0]
+    frame = frame_rgb(out.path)
+    first, last = tile_rgb(frame, 0, 10), tile_rgb(frame, 19, 10)
+    assert difference(first, last) > 1  # testsrc2 moves: frames from across the clip
+    assert job.context.metadata["duration"] == pytest.approx(2.0, abs=0.1)  # facts too
+    assert [p.name for p in job.context.scratch.iterdir()] == [out.path.name]
+    assert job.percents == sorted(job.percents) and job.percents[-1] == 100.0
+
+
+@pytest.mark.parametrize(("options", "tiles", "columns", "width", "height"), [
+    ({"tiles": 25}, 25, 10, 160, 90),                              # a last row half full
+    ({"tiles": 4, "tile_width": 120, "tile_height": 68}, 4, 4, 120, 68),  # one short row
+    ({"tiles": 12, "columns": 5}, 12, 5, 160, 90),
+])
+async def test_scrub_strip_options_set_the_grid(media: Clips, tmp_path: Path,
+                                                options: dict[str, int], tiles: int,
+                                                columns: int, width: int, height: int) -> None:
+    job = Job(tmp_path / "scratch")
+    out = await VideoProcessor().process(
+        source_of(media.video_only, tmp_path),
+        Variant(kind="video", format="scrub_strip", options=options), job.context)
+    assert_strip(out, job, 2.0, tiles=tiles, columns=columns, width=width, height=height)
+    frame = frame_rgb(out.path)
+    slots = columns * -(-tiles // columns)
+    for index in range(tiles, slots):  # the grid's unused slots are black
+        assert all(is_black(p) for p in tile_rgb(frame, index, columns, width, height)[::97])
+    # 320x240 fitted into the tile: as tall as it, centred with black at the sides.
+    inner = round(height * 4 / 3)
+    side = (width - inner) // 2
+    if side > 4:
+        assert is_black(pixel(frame, side // 2, height // 2))
+        assert not is_black(pixel(frame, width // 2, height // 2))
+
+
+async def test_scrub_strip_of_a_rotated_video_has_upright_tiles(media: Clips,
+                                                                tmp_path: Path) -> None:
+    job = Job(tmp_path / "scratch")
+    out = await VideoProcessor().process(
+        source_of(media.rotated, tmp_path),
+        Variant(kind="video", format="scrub_strip", options={"tiles": 10}), job.context)
+    assert_strip(out, job, 2.0, tiles=10)
+    frame = frame_rgb(out.path)
+    # Shown 240x320: fitted into 160x90 it is 68x90, centred, black at the sides (stored
+    # 320x240 would fill 120 of the 160 columns and show the red band at the left).
+    band = round(RED_STRIPE * 90 / 320)  # the band's height in the tile
+    rotation = job.context.metadata["rotation"]
+    band_y = 90 - band // 2 - 1 if rotation == 270 else band // 2
+    other_y = band // 2 if rotation == 270 else 90 - band // 2 - 1
+    for index in (0, 9):
+        left = index * 160
+        assert is_black(pixel(frame, left + 30, 45)) and is_black(pixel(frame, left + 130, 45))
+        assert is_blue(pixel(frame, left + 80, 45))
+        assert is_red(pixel(frame, left + 80, band_y))
+        assert is_blue(pixel(frame, left + 80, other_y))
+
+
+@pytest.mark.parametrize(("seconds", "frames"), [(0.4, 10), (0.04, 1)])
+async def test_scrub_strip_of_a_clip_with_fewer_frames_than_tiles(
+        tmp_path: Path, seconds: float, frames: int) -> None:
+    clip = tmp_path / "short.mp4"
+    subprocess.run([FFMPEG or "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=320x240:rate=25:duration={seconds}", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    assert int(stream(ffprobe(clip), "video")["nb_frames"]) == frames  # type: ignore[index]
+    job = Job(tmp_path / "scratch")
+    out = await VideoProcessor().process(source_of(clip, tmp_path),
+                                         Variant(kind="video", format="scrub_strip"),
+                                         job.context)
+    assert_strip(out, job, seconds)
+    frame = frame_rgb(out.path)
+    tiles = [tile_rgb(frame, index, 10) for index in range(20)]
+    assert not any(all(is_black(p) for p in tile[::97]) for tile in tiles)  # all 20 filled
+    assert difference(tiles[0], tiles[1]) < 3  # 20 tiles of 10 frames: each frame twice
+    if frames > 1:
+        assert difference(tiles[0], tiles[19]) > 1  # ... from the first to the last
+    else:
+        assert difference(tiles[0], tiles[19]) < 3  # one frame: the same in every tile
+
+
+async def test_scrub_strip_rides_on_the_renditions_decode(
+        media: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = CountingRuns(monkeypatch)
+    job = Job(tmp_path / "scratch")
+    results = await VideoProcessor().process_many(
+        source_of(media.big, tmp_path), {
+            "hd": Variant(kind="video", format="web_720p"),
+            "poster": Variant(kind="video", format="poster"),
+            "strip": Variant(kind="video", format="scrub_strip"),
+        }, job.context)
+    hd, poster, strip = results["hd"], results["poster"], results["strip"]
+    assert isinstance(hd, Output) and isinstance(poster, Output) and isinstance(strip, Output)
+    assert (hd.width, hd.height) == (1280, 720)
+    assert_web_mp4(hd, 5.0, audio=True)
+    assert poster.content_type == "image/jpeg" and (poster.width, poster.height) == (1280, 720)
+    assert_strip(strip, job, 5.0)
+    assert strip.path.parent == job.context.scratch
+    # One decode for the rendition and the strip (no null output: the MP4 drives progress),
+    # then the poster's short run.
+    assert len(runs.argvs) == 2
+    decode = runs.argvs[0]
+    assert decode.count("libx264") == 1 and decode.count("mjpeg") == 1
+    assert "null" not in decode[decode.index("-filter_complex") + 2:]
+    assert job.percents == sorted(job.percents) and job.percents[-1] == 100.0
+    assert job.context.metadata["width"] == 1920
+
+
+async def test_scrub_strip_runs_through_run_ffmpeg_with_progress_and_timeout(
+        media: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alone, the strip's run gets the job's monitor, the duration and the processor's
+    timeout; its null output of the picked frames moves the progress as the decode goes
+    (a JPEG alone reports no time until its frame is written)."""
+    seen: list[dict[str, Any]] = []
+    raw: list[float] = []
+    real = av.run_ffmpeg
+
+    class Recording:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def cancelled(self) -> bool:
+            result: bool = await self.inner.cancelled()
+            return result
+
+        async def progress(self, percent: float) -> None:
+            raw.append(percent)
+            await self.inner.progress(percent)
+
+    async def recorded(args: Sequence[str], **kwargs: Any) -> list[str]:
+        seen.append(kwargs)
+        return await real(args, **{**kwargs, "context": Recording(kwargs["context"])})
+
+    monkeypatch.setattr(av, "run_ffmpeg", recorded)
+    job = Job(tmp_path / "scratch")
+    await VideoProcessor(timeout=123.0).process(source_of(media.big, tmp_path),
+                                                Variant(kind="video", format="scrub_strip"),
+                                                job.context)
+    assert len(seen) == 1
+    assert seen[0]["timeout"] == 123.0 and seen[0]["duration"] == pytest.approx(5.0, abs=0.1)
+    assert seen[0]["context"] is not None
+    assert raw[-1] == 100.0 and max(p for p in raw if p < 100) > 50
+    assert job.percents[-1] == 100.0
+
+
+async def test_cancelling_a_decode_with_a_scrub_strip_leaves_it_out(media: Clips,
+                                                                    tmp_path: Path) -> None:
+    job = Job(tmp_path / "scratch")
+    task = asyncio.create_task(VideoProcessor(preset="medium").process_many(
+        source_of(media.big, tmp_path), {"hd": Variant(kind="video", format="web_720p"),
+                                         "strip": Variant(kind="video", format="scrub_strip")},
+        job.context))
+    deadline = time.monotonic() + 10
+    while not any(0 < p < 100 for p in job.percents):
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    job.cancel = True
+    assert await task == {}
+    assert "scrub_strip" not in job.context.metadata
+    assert children_named(os.getpid(), "ffmpeg") == []
+
+
+async def test_a_timeout_fails_the_scrub_strip_with_the_renditions(media: Clips,
+                                                                   tmp_path: Path) -> None:
+    job = Job(tmp_path / "scratch")
+    results = await VideoProcessor(timeout=0.5, preset="medium").process_many(
+        source_of(media.big, tmp_path), {"hd": Variant(kind="video", format="web_720p"),
+                                         "strip": Variant(kind="video", format="scrub_strip")},
+        job.context)
+    for name in ("hd", "strip"):
+        error = results[name]
+        assert isinstance(error, RindleError) and error.code == "processing_timeout"
+    assert "scrub_strip" not in job.context.metadata
+    assert children_named(os.getpid(), "ffmpeg") == []
+
+
+@pytest.mark.parametrize("options", [
+    {"tiles": 0}, {"tiles": "20"}, {"tiles": True}, {"tile_width": 161}, {"tile_height": 8},
+    {"tiles": 1000, "columns": 1}, {"tiles": 1000, "tile_width": 1920, "tile_height": 1080,
+                                   "columns": 30}])
+async def test_bad_scrub_strip_options_fail_that_variant_only(media: Clips, tmp_path: Path,
+                                                              options: dict[str, Any]) -> None:
+    results = await VideoProcessor().process_many(
+        source_of(media.video_only, tmp_path), {
+            "strip": Variant(kind="video", format="scrub_strip", options=options),
+            "poster": Variant(kind="video", format="poster")},
+        Job(tmp_path / "scratch").context)
+    error = results["strip"]
+    assert isinstance(error, RindleError) and error.code == "invalid_variant"
+    assert not error.retryable
+    assert isinstance(results["poster"], Output)
+
+
+def test_scrub_strip_is_a_video_recipe() -> None:
+    assert "scrub_strip" in av.VIDEO_RECIPES
