@@ -168,6 +168,11 @@ async def run_ffmpeg(args: Sequence[str], *, cwd: Path, context: Monitor | None 
     """
     argv = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-v", loglevel, "-nostats",
             "-progress", "pipe:1", "-stats_period", str(_STATS_PERIOD), *args]
+    if context is not None and await context.cancelled():
+        # A job of several runs (two loudness passes, renditions then a strip) asks before
+        # each: a cancel must not start another ffmpeg only to kill it at the first poll.
+        raise RindleError("processing was cancelled; ffmpeg was not started",
+                          code="processing_cancelled")
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     tail: deque[str] = deque(maxlen=_TAIL_LINES)

@@ -40,24 +40,6 @@ def other_database() -> Iterator[str]:
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-def rq_env(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {
-        "RINDLE_TEST_DATABASE_URL": postgres_url,
-        "RINDLE_TEST_FILES": str(tmp_path / "files"),
-        "RINDLE_TEST_REDIS_URL": REDIS_URL,
-        "RINDLE_TEST_RQ_QUEUE": f"rindle-test-{uuid.uuid4().hex[:8]}",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 class Workers:
     """``rindle worker`` processes started by a test, stopped at its end."""
 

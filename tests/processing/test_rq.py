@@ -6,8 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,24 +14,6 @@ import pytest
 from rindle import Rindle
 from tests.conftest import REDIS_URL, LiveServer
 from tests.support.images import png
-
-
-@pytest.fixture
-def rq_env(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {
-        "RINDLE_TEST_DATABASE_URL": postgres_url,
-        "RINDLE_TEST_FILES": str(tmp_path / "files"),
-        "RINDLE_TEST_REDIS_URL": REDIS_URL,
-        "RINDLE_TEST_RQ_QUEUE": f"rindle-test-{uuid.uuid4().hex[:8]}",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _worker(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:

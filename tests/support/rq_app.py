@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant
+from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant, Web
 from rindle.processing.processor import Output
 from rindle.processing.queue import RQQueue
 
@@ -43,11 +43,18 @@ class RQProfile(Profile):
     variants = {"copy": Variant(width=10, kind="copy")}
 
 
+class LessonProfile(Web):
+    """Real ffmpeg transcodes (the Web preset) in the worker process."""
+
+    name = "lesson"
+    storage = "local"
+
+
 def build() -> Rindle:
     return Rindle(
         database_url=os.environ["RINDLE_TEST_DATABASE_URL"],
         storages={"local": LocalStorage(root=os.environ["RINDLE_TEST_FILES"])},
-        profiles=[RQProfile, SlowProfile],
+        profiles=[RQProfile, SlowProfile, LessonProfile],
         secret_keys=["test-secret-key-0123456789abcdef"],
         queue=RQQueue(os.environ["RINDLE_TEST_REDIS_URL"],
                       name=os.environ["RINDLE_TEST_RQ_QUEUE"],
