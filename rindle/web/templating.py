@@ -170,7 +170,9 @@ class Html:
                         request: HTTPConnection | None = None, actor: Any = None,
                         **attrs: Any) -> Markup:
         """An ``<audio>`` with a ``<source>`` per ready rendition, then the original;
-        ``waveform`` names an image variant shown beside it once it is ready."""
+        ``waveform`` names the waveform variant: the built-in recipe's JSON peaks become the
+        ``data-rindle-waveform`` URL of the ``<audio>`` (for a player script to draw); an
+        image variant is shown under the player. Either only once it is ready."""
         view = await self._view_of(profile, asset, request=request, actor=actor)
         return Markup(self._macro("audio")(view, variants=list(variants), waveform=waveform,
                                            controls=controls, original=original,

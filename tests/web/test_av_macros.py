@@ -55,7 +55,7 @@ async def _asset(media: Rindle, profile: type[Profile], *, state: str, kind: str
         await media.repo.transition_variant(asset.id, name, "queued", "processing")
     for name, content_type in (ready or {}).items():
         ext = {"video/mp4": "mp4", "image/jpeg": "jpg", "image/png": "png",
-               "audio/mp4": "m4a", "audio/mpeg": "mp3"}[content_type]
+               "audio/mp4": "m4a", "audio/mpeg": "mp3", "application/json": "json"}[content_type]
         await media.repo.transition_variant(
             asset.id, name, "processing", "ready", content_type=content_type,
             storage_key=f"{profile.name}/{asset.id}/variants/{name}.{ext}",
@@ -153,6 +153,21 @@ async def test_audio_with_its_waveform(make_media: MakeMedia) -> None:
     assert [t for _, t in _sources(html)] == ["audio/mp4", "audio/wav"]
     assert re.search(r'<img class="rindle-audio__waveform" src="/rindle/files/[^"]+"', html)
     assert 'data-duration-ms="61000"' in html and "processing_progress" in html
+    assert "data-rindle-waveform" not in html
+
+
+async def test_the_built_in_waveform_is_a_url_for_the_player(make_media: MakeMedia) -> None:
+    """The ``waveform`` recipe writes JSON peaks: the <audio> carries its URL for a player
+    script, and no <img> points at JSON."""
+    media = _media(make_media)
+    async with media.connected():
+        aid = await _asset(media, Episodes, state="ready", kind="audio",
+                           content_type="audio/wav", duration_ms=61_000,
+                           ready={"m4a_128k": "audio/mp4", "waveform": "application/json"})
+        html = await media.html.audio_tag(Episodes, aid, variants=["m4a_128k"],
+                                          waveform="waveform")
+    assert re.search(r'<audio [^>]*data-rindle-waveform="/rindle/files/[^"]+"', html)
+    assert "<img" not in html
 
 
 async def test_the_live_element_refetches_itself(make_media: MakeMedia) -> None:
