@@ -5,9 +5,11 @@ parent) while the variants still reach ready once a new worker takes the job ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +25,21 @@ pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ff
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     return clips(tmp_path_factory)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker and everything in its session (rq's scheduler child outlives a worker
+    killed alone), by force if a warm shutdown lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
 
 
 async def _transcoding(worker: int, timeout: float = 60) -> list[int]:
@@ -68,8 +85,7 @@ async def test_a_cancel_stops_the_workers_ffmpeg(rq_env: dict[str, str], tmp_pat
                 await asyncio.sleep(0.1)
             assert all(rows[name] == "cancelled" for name in cancelled), rows
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(20)
+        _stop(worker)
 
 
 async def test_a_killed_worker_leaves_no_orphan_and_the_job_is_taken_over(
@@ -103,6 +119,5 @@ async def test_a_killed_worker_leaves_no_orphan_and_the_job_is_taken_over(
             assert "abandoned" in {r.state for r in runs}
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
+            if proc is not None:
+                _stop(proc)
