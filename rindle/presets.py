@@ -72,7 +72,7 @@ class Web(Profile):
 
 
 class AudioWeb(Profile):
-    """Web audio: AAC in M4A at 128 kbit/s and a waveform image.
+    """Web audio: AAC in M4A at 128 kbit/s and a waveform (JSON peaks for players).
 
     Accepts MP3, M4A and WAV, judged by their bytes. Opt-ins: ``with_mp3`` (an MP3 at
     128 kbit/s, ``mp3_128k``, for old players) and ``normalize`` (loudness-normalize the
