@@ -406,7 +406,10 @@ class VideoProcessor:
         jpeg = ["-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3", *_NO_METADATA, "-update", "1",
                 "-f", "image2", "-y"]
         args = ["-t", f"{seconds:g}", *input_args(src), "-filter_complex",
-                f"[0:V:0]split=2[a][b];[a]select='gt(scene,0.4)',{fit}[p0];[b]{fit}[p1]",
+                f"[0:V:0]split=2[a][b];[a]select='gt(scene,0.4)',{fit}[p0];"
+                # trim: ffmpeg 5.1 would scale every frame of this branch after its output
+                # took the first one (it halves a poster's CPU on 10 s of 1080p).
+                f"[b]trim=end_frame=1,{fit}[p1]",
                 "-map", "[p0]", *jpeg, f"file:{scene}", "-map", "[p1]", *jpeg, f"file:{first}"]
         span = min(seconds, facts.duration) if facts.duration else seconds
         await run_ffmpeg(args, cwd=scratch, context=monitor, duration=span,
