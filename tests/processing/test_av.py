@@ -659,3 +659,28 @@ async def test_bad_scrub_strip_options_fail_that_variant_only(media: Clips, tmp_
 
 def test_scrub_strip_is_a_video_recipe() -> None:
     assert "scrub_strip" in av.VIDEO_RECIPES
+
+
+@pytest.mark.parametrize("x264,colour", [("", "blue"), ("scenecut=0:keyint=1000", "red")])
+async def test_the_poster_is_the_cut_when_a_keyframe_marks_it(tmp_path: Path, x264: str,
+                                                              colour: str) -> None:
+    """Red for 2 s, then blue: the encoder puts a keyframe at the cut and the poster is the
+    blue frame after it; encoded with no keyframe there, the poster is the first (red) one.
+    Either way the keyframes-only decode finds it."""
+    import pyvips
+
+    from tests.support.clips import ffmpeg
+
+    clip = tmp_path / "cut.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:size=320x240:rate=25:duration=2",
+           "-f", "lavfi", "-i", "color=c=blue:size=320x240:rate=25:duration=2",
+           "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           *(["-x264-params", x264] if x264 else []), str(clip))
+    job = Job(tmp_path / "scratch")
+    out = await VideoProcessor().process(source_of(clip, tmp_path),
+                                         Variant(kind="video", format="poster"), job.context)
+    image = pyvips.Image.new_from_file(str(out.path))
+    r, b = image.extract_band(0).avg(), image.extract_band(2).avg()
+    assert (r > b) == (colour == "red"), (r, b)
+    assert (out.width, out.height) == (320, 240)  # a tiny JPEG is read back too
