@@ -169,3 +169,46 @@ def test_a_lesson_clip_through_the_same_calls_as_an_avatar(demo: str, tmp_path: 
     # Two renditions, then the original; the poster frame; nothing live once ready.
     assert player.count('<source src="') == 3 and player.count('type="video/mp4"') == 3
     assert 'poster="http' in player and "sse-connect" not in player
+
+
+@needs_ffmpeg
+def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
+    """The same five calls with the demo on rq and Redis broadcast: ffprobe and ffmpeg run in
+    a `rindle worker` process, and the lesson ends ready with its renditions and poster."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/12"
+    redis.Redis.from_url(url).flushdb()
+    env = {"RINDLE_QUEUE": url, "RINDLE_BROADCAST_URL": url}
+    proc, base = _start_demo(tmp_path, env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rindle.cli", "worker", "--app", "demo_app.media:media"],
+        cwd=ROOT, env={**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), **env},
+        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    clip = Clips(tmp_path).video_audio.read_bytes()
+    try:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            r = c.post("/rindle/uploads", json={"profile": "lesson", "filename": "intro.mp4",
+                                                "content_type": "video/mp4",
+                                                "byte_size": len(clip)})
+            body = r.json()
+            assert c.put(body["upload"]["url"], content=clip,
+                         headers=body["upload"]["headers"]).status_code == 200
+            assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
+            assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
+            for _ in range(600):
+                shown = c.get("/users/1/lesson").json()["asset"]
+                if shown["state"] in ("ready", "degraded", "quarantined"):
+                    break
+                time.sleep(0.1)
+    finally:
+        for p in (worker, proc):
+            p.terminate()
+            p.wait(20)
+    assert shown["state"] == "ready", (shown, (tmp_path / "worker.log").read_text()[-2000:])
+    assert set(shown["variants"]) == {"web_720p", "web_480p", "poster"}
+    # Both jobs ran in the worker process, not in the web process.
+    log = (tmp_path / "worker.log").read_text()
+    assert "Successfully completed rindle promote_asset" in log
+    assert "Successfully completed rindle process_variants" in log
