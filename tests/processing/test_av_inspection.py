@@ -121,3 +121,20 @@ async def test_profile_limits_are_read_from_the_header(av_media: Rindle, made: C
     assert (wide.state, wide.quarantine_reason) == ("quarantined", "max_pixels_exceeded")
     fine = await _promoted(av_media, made.video_audio, profile="short")
     assert fine.state in ("available", "ready")
+
+
+async def test_a_header_claiming_a_huge_picture_is_refused_before_any_decode(
+        av_media: Rindle, tmp_path: Path) -> None:
+    """A 64x64 clip whose H.264 header claims 8192x8192 (67 MP, over the default 50 MP):
+    quarantined from ffprobe's reading of the header; no variant is ever built. (ffmpeg's
+    own decoder refuses 16384x16384 outright, as an invalid picture size.)"""
+    from tests.support.h264_bomb import claim_size
+
+    small = tmp_path / "small.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=64x64:rate=5:duration=0.4",
+           "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(small))
+    bomb = claim_size(small, tmp_path / "bomb.mp4", 8192, 8192)
+    asset = await _promoted(av_media, bomb)
+    assert (asset.state, asset.quarantine_reason) == ("quarantined", "max_pixels_exceeded")
+    assert "8192x8192" in (asset.error_reason or "")

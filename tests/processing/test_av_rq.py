@@ -58,16 +58,22 @@ async def _gone(pids: list[int], within: float) -> None:
 
 
 async def test_a_cancel_stops_the_workers_ffmpeg(rq_env: dict[str, str], tmp_path: Path,
-                                                 made: Clips) -> None:
+                                                 made: Clips,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from rindle.processing.workspace import SCRATCH_PREFIX
     from tests.support import rq_app
 
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("RINDLE_TEST_SCRATCH", str(scratch))
     media: Rindle = rq_app.build()
-    worker = _worker(rq_env, tmp_path / "worker.log")
+    worker = _worker({**rq_env, "RINDLE_TEST_SCRATCH": str(scratch)}, tmp_path / "worker.log")
     try:
         async with media.connected():
             asset = (await media.upload("lesson", made.big.read_bytes(),
                                         filename="big.mp4")).asset
             running = await _transcoding(worker.pid)
+            assert list(scratch.glob(f"{SCRATCH_PREFIX}*"))  # the job works in there
             cancelled = await media.cancel_processing(asset.id)
             assert cancelled
             await _gone(running, 2)
@@ -84,6 +90,12 @@ async def test_a_cancel_stops_the_workers_ffmpeg(rq_env: dict[str, str], tmp_pat
                     break
                 await asyncio.sleep(0.1)
             assert all(rows[name] == "cancelled" for name in cancelled), rows
+            # The worker's job removed its scratch directory (the original's copy included).
+            for _ in range(100):
+                if not list(scratch.glob(f"{SCRATCH_PREFIX}*")):
+                    break
+                await asyncio.sleep(0.1)
+            assert list(scratch.glob(f"{SCRATCH_PREFIX}*")) == []
     finally:
         _stop(worker)
 

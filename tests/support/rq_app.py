@@ -64,6 +64,7 @@ def build() -> Rindle:
         authorizer=AllowAll(),
         processors={"copy": CopyProcessor(), "sleepy": SleepyProcessor()},
         job_stale_after=float(os.environ.get("RINDLE_TEST_STALE_AFTER", "900")),
+        scratch_dir=os.environ.get("RINDLE_TEST_SCRATCH") or None,
         app_path="tests.support.rq_app:media",
     )
 
