@@ -195,6 +195,23 @@ def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
             body = r.json()
             assert c.put(body["upload"]["url"], content=clip,
                          headers=body["upload"]["headers"]).status_code == 200
+            # The asset's live stream, as the page's badge reads it: the worker's progress
+            # reaches this web process through Redis.
+            events: list[str] = []
+
+            def listen() -> None:
+                with httpx.Client(base_url=base, timeout=60) as sse, sse.stream(
+                        "GET", f"/rindle/events/asset/{body['asset_id']}") as stream:
+                    for line in stream.iter_lines():
+                        events.append(line)
+                        if line.startswith("data:") and '"ready"' in line:
+                            return
+
+            import threading
+
+            listener = threading.Thread(target=listen, daemon=True)
+            listener.start()
+            time.sleep(0.5)
             assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
             assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
             for _ in range(600):
@@ -207,6 +224,9 @@ def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
             p.terminate()
             p.wait(20)
     assert shown["state"] == "ready", (shown, (tmp_path / "worker.log").read_text()[-2000:])
+    listener.join(30)
+    progress = [line for line in events if line.startswith("event: processing_progress")]
+    assert progress, events[-20:]
     assert set(shown["variants"]) == {"web_720p", "web_480p", "poster"}
     # Both jobs ran in the worker process, not in the web process.
     log = (tmp_path / "worker.log").read_text()
