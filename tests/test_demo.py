@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,22 +59,35 @@ def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
         proc.wait(10)
 
 
+def _upload(c: httpx.Client, profile: str, filename: str, content_type: str,
+            data: bytes) -> dict[str, Any]:
+    """The first two calls: initiate, then PUT the bytes to the signed URL."""
+    r = c.post("/rindle/uploads", json={"profile": profile, "filename": filename,
+                                        "content_type": content_type, "byte_size": len(data)})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    put = c.put(body["upload"]["url"], content=data, headers=body["upload"]["headers"])
+    assert put.status_code == 200, put.text
+    return body
+
+
+def _settled(c: httpx.Client, slot: str, *, tries: int = 300) -> dict[str, Any]:
+    """The user's ``slot`` asset once it is ready, degraded or quarantined."""
+    for _ in range(tries):
+        shown: dict[str, Any] = c.get(f"/users/1/{slot}").json()["asset"]
+        if shown["state"] in ("ready", "degraded", "quarantined"):
+            break
+        time.sleep(0.1)
+    return shown
+
+
 def _five_calls(base: str) -> dict[str, object]:
     data = png(300, 200)
     with httpx.Client(base_url=base, timeout=30) as c:
-        r = c.post("/rindle/uploads", json={"profile": "avatar", "filename": "me.png",
-                                            "content_type": "image/png", "byte_size": len(data)})
-        assert r.status_code == 201, r.text
-        body = r.json()
-        put = c.put(body["upload"]["url"], content=data, headers=body["upload"]["headers"])
-        assert put.status_code == 200, put.text
+        body = _upload(c, "avatar", "me.png", "image/png", data)
         assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
         assert c.put("/users/1/avatar", json={"asset_id": body["asset_id"]}).status_code == 200
-        for _ in range(200):
-            shown = c.get("/users/1/avatar").json()["asset"]
-            if shown["state"] == "ready":
-                break
-            time.sleep(0.1)
+        shown = _settled(c, "avatar")
         assert shown["state"] == "ready", shown
         assert c.get(shown["url"]).content == data
         thumb = c.get(shown["variants"]["thumb"]["url"])
@@ -142,20 +156,11 @@ def test_demo_registers_the_lesson_and_episode_profiles(demo: str) -> None:
 def test_a_lesson_clip_through_the_same_calls_as_an_avatar(demo: str, tmp_path: Path) -> None:
     clip = Clips(tmp_path).video_audio.read_bytes()
     with httpx.Client(base_url=demo, timeout=30) as c:
-        r = c.post("/rindle/uploads", json={"profile": "lesson", "filename": "intro.mp4",
-                                            "content_type": "video/mp4", "byte_size": len(clip)})
-        assert r.status_code == 201, r.text
-        body = r.json()
-        put = c.put(body["upload"]["url"], content=clip, headers=body["upload"]["headers"])
-        assert put.status_code == 200, put.text
+        body = _upload(c, "lesson", "intro.mp4", "video/mp4", clip)
         assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
         assert c.put("/users/1/avatar", json={"asset_id": body["asset_id"]}).status_code == 422
         assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
-        for _ in range(300):
-            shown = c.get("/users/1/lesson").json()["asset"]
-            if shown["state"] in ("ready", "degraded", "quarantined"):
-                break
-            time.sleep(0.1)
+        shown = _settled(c, "lesson")
         # Promotion ran ffprobe: the original is a verified video of the clip's size; ffmpeg
         # built the preset's renditions and poster.
         assert shown["state"] == "ready", shown
@@ -189,12 +194,7 @@ def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
     clip = Clips(tmp_path).video_audio.read_bytes()
     try:
         with httpx.Client(base_url=base, timeout=30) as c:
-            r = c.post("/rindle/uploads", json={"profile": "lesson", "filename": "intro.mp4",
-                                                "content_type": "video/mp4",
-                                                "byte_size": len(clip)})
-            body = r.json()
-            assert c.put(body["upload"]["url"], content=clip,
-                         headers=body["upload"]["headers"]).status_code == 200
+            body = _upload(c, "lesson", "intro.mp4", "video/mp4", clip)
             # The asset's live stream, as the page's badge reads it: the worker's progress
             # reaches this web process through Redis.
             events: list[str] = []
@@ -214,11 +214,7 @@ def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
             time.sleep(0.5)
             assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
             assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
-            for _ in range(600):
-                shown = c.get("/users/1/lesson").json()["asset"]
-                if shown["state"] in ("ready", "degraded", "quarantined"):
-                    break
-                time.sleep(0.1)
+            shown = _settled(c, "lesson", tries=600)
     finally:
         for p in (worker, proc):
             p.terminate()
