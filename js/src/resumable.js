@@ -9,6 +9,7 @@
 import { RindleError, cancelledError, toRindleError } from './errors.js';
 import { joinUrl, requestJson, sendXhr, sleep, storageError } from './http.js';
 import { MULTIPART_DEFAULTS, backoffDelay } from './multipart.js';
+import { recordStore } from './resume.js';
 
 /** GCS takes every chunk but the last in multiples of this. */
 export const CHUNK_QUANTUM = 256 * 1024;
@@ -412,70 +413,24 @@ async function cancelSession(sessionUrl, headers) {
   }
 }
 
+const sessionRecords = recordStore('sessionStorage', PREFIX, MAX_AGE_MS);
+
 /**
  * The sessionStorage records (see PREFIX for why sessionStorage).
  * @returns {{load(key: string, size: number, endpoint: string): ResumableRecord | null,
  *   save(key: string, rec: ResumableRecord): void, remove(key: string): void} | null}
  */
 function records() {
-  /** @type {Storage | null} */
-  let store = null;
-  try {
-    store = globalThis.sessionStorage || null;
-  } catch {
-    store = null; // disabled storage (privacy settings) throws on access
-  }
-  if (!store) return null;
-  const s = store;
+  if (!sessionRecords.available) return null;
   return {
     load(key, size, endpoint) {
-      try {
-        const raw = s.getItem(key);
-        if (!raw) return null;
-        const rec = JSON.parse(raw);
-        if (!rec || typeof rec.session_id !== 'string' || typeof rec.upload_url !== 'string'
-            || rec.byte_size !== size || !(Date.now() - (rec.saved_at || 0) < MAX_AGE_MS)) {
-          s.removeItem(key);
-          return null;
-        }
-        if (rec.endpoint && rec.endpoint !== endpoint) return null;
-        return rec;
-      } catch {
-        return null;
-      }
+      const rec = sessionRecords.load(key, (r) => typeof r.session_id === 'string'
+        && typeof r.upload_url === 'string' && r.byte_size === size
+        && Date.now() - (r.saved_at || 0) < MAX_AGE_MS);
+      // Another endpoint's record is left for it, not removed.
+      return rec && (!rec.endpoint || rec.endpoint === endpoint) ? rec : null;
     },
-    save(key, rec) {
-      try {
-        prune(s);
-        s.setItem(key, JSON.stringify({ ...rec, saved_at: Date.now() }));
-      } catch {
-        // Quota or privacy mode: the upload works, it just cannot resume after a reload.
-      }
-    },
-    remove(key) {
-      try {
-        s.removeItem(key);
-      } catch {
-        // nothing to do
-      }
-    },
+    save: (key, rec) => sessionRecords.save(key, rec),
+    remove: (key) => sessionRecords.remove(key),
   };
-}
-
-/** @param {Storage} store */
-function prune(store) {
-  const now = Date.now();
-  /** @type {string[]} */
-  const stale = [];
-  for (let i = 0; i < store.length; i += 1) {
-    const key = store.key(i);
-    if (!key || !key.startsWith(PREFIX)) continue;
-    try {
-      const rec = JSON.parse(store.getItem(key) || 'null');
-      if (!rec || !(now - (rec.saved_at || 0) < MAX_AGE_MS)) stale.push(key);
-    } catch {
-      stale.push(key);
-    }
-  }
-  stale.forEach((key) => store.removeItem(key));
 }

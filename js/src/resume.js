@@ -31,35 +31,85 @@ export function resumeKey(profile, file) {
   return `${PREFIX}${profile}:${file.size}:${file.lastModified ?? 0}:${file.name}`;
 }
 
-/** @returns {Storage | null} */
-function storage() {
-  try {
-    return globalThis.localStorage || null;
-  } catch {
-    return null; // disabled storage (privacy settings) throws on access
-  }
+/**
+ * A prefix of records in localStorage or sessionStorage, each stamped with `saved_at` and
+ * dropped past `maxAgeMs`; shared by the multipart records here and the GCS resumable ones
+ * (js/src/resumable.js). Every call looks the storage up afresh: privacy settings make the
+ * mere access throw, and then nothing is remembered (the upload still works).
+ * @param {'localStorage' | 'sessionStorage'} area
+ * @param {string} prefix
+ * @param {number} maxAgeMs
+ */
+export function recordStore(area, prefix, maxAgeMs) {
+  /** @returns {Storage | null} */
+  const storage = () => {
+    try {
+      return globalThis[area] || null;
+    } catch {
+      return null; // disabled storage (privacy settings) throws on access
+    }
+  };
+  return {
+    get available() {
+      return storage() !== null;
+    },
+    /**
+     * The record at `key` if `valid` accepts it; an invalid one is removed.
+     * @param {string} key
+     * @param {(rec: any) => boolean} valid
+     */
+    load(key, valid) {
+      const store = storage();
+      if (!store) return null;
+      try {
+        const raw = store.getItem(key);
+        if (!raw) return null;
+        const rec = JSON.parse(raw);
+        if (!rec || !valid(rec)) {
+          store.removeItem(key);
+          return null;
+        }
+        return rec;
+      } catch {
+        return null;
+      }
+    },
+    /**
+     * @param {string} key
+     * @param {object} record
+     */
+    save(key, record) {
+      const store = storage();
+      if (!store) return;
+      try {
+        prune(store, prefix, maxAgeMs);
+        store.setItem(key, JSON.stringify({ ...record, saved_at: Date.now() }));
+      } catch {
+        // Quota or privacy mode: the upload works, it just cannot resume after a reload.
+      }
+    },
+    /** @param {string} key */
+    remove(key) {
+      const store = storage();
+      if (!store) return;
+      try {
+        store.removeItem(key);
+      } catch {
+        // nothing to do
+      }
+    },
+  };
 }
+
+const multipartRecords = recordStore('localStorage', PREFIX, MAX_AGE_MS);
 
 /**
  * @param {string} key
  * @returns {ResumeRecord | null}
  */
 export function loadRecord(key) {
-  const store = storage();
-  if (!store) return null;
-  try {
-    const raw = store.getItem(key);
-    if (!raw) return null;
-    const rec = JSON.parse(raw);
-    if (!rec || typeof rec.session_id !== 'string' || !(rec.part_size > 0)
-        || !(rec.part_count > 0)) {
-      store.removeItem(key);
-      return null;
-    }
-    return rec;
-  } catch {
-    return null;
-  }
+  return multipartRecords.load(key, (rec) => typeof rec.session_id === 'string'
+    && rec.part_size > 0 && rec.part_count > 0);
 }
 
 /**
@@ -67,38 +117,29 @@ export function loadRecord(key) {
  * @param {ResumeRecord} record
  */
 export function saveRecord(key, record) {
-  const store = storage();
-  if (!store) return;
-  try {
-    pruneRecords(store);
-    store.setItem(key, JSON.stringify({ ...record, saved_at: Date.now() }));
-  } catch {
-    // Quota or privacy mode: the upload works, it just cannot resume after a reload.
-  }
+  multipartRecords.save(key, record);
 }
 
 /** @param {string} key */
 export function removeRecord(key) {
-  const store = storage();
-  if (!store) return;
-  try {
-    store.removeItem(key);
-  } catch {
-    // nothing to do
-  }
+  multipartRecords.remove(key);
 }
 
-/** @param {Storage} store */
-function pruneRecords(store) {
+/**
+ * @param {Storage} store
+ * @param {string} prefix
+ * @param {number} maxAgeMs
+ */
+function prune(store, prefix, maxAgeMs) {
   const now = Date.now();
   /** @type {string[]} */
   const stale = [];
   for (let i = 0; i < store.length; i += 1) {
     const key = store.key(i);
-    if (!key || !key.startsWith(PREFIX)) continue;
+    if (!key || !key.startsWith(prefix)) continue;
     try {
       const rec = JSON.parse(store.getItem(key) || 'null');
-      if (!rec || !(now - (rec.saved_at || 0) < MAX_AGE_MS)) stale.push(key);
+      if (!rec || !(now - (rec.saved_at || 0) < maxAgeMs)) stale.push(key);
     } catch {
       stale.push(key);
     }
