@@ -216,8 +216,10 @@ class _Span:
 
 
 async def _facts(source: Source, *, video: bool) -> tuple[Path, MediaFacts]:
+    """The original as a local file and its facts: those promotion recorded when they are
+    there (ffprobe already read this very file), else a fresh probe."""
     src = await source.path()
-    facts = await probe(src)
+    facts = MediaFacts.from_metadata(source.asset.metadata or {}) or await probe(src)
     if video and not facts.has_video:
         raise RindleError("the file has no video stream", code="invalid_media",
                           reason="no video")

@@ -18,8 +18,8 @@ import asyncio
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import RindleError
@@ -47,6 +47,15 @@ class MediaFacts:
     def to_metadata(self) -> dict[str, Any]:
         """The facts as a JSON-safe dict (no tags at all), for ``asset.metadata``."""
         return asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> MediaFacts | None:
+        """The facts promotion recorded in ``asset.metadata`` (``to_metadata``), or ``None``
+        when they are not all there (an asset promoted before video support)."""
+        names = [f.name for f in fields(cls)]
+        if not all(name in metadata for name in names):
+            return None
+        return cls(**{name: metadata[name] for name in names})
 
 
 async def probe(path: str | os.PathLike[str], *, timeout: float = 30.0) -> MediaFacts:
