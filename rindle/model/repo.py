@@ -694,7 +694,8 @@ class Repo:
 
     async def acquire_session_lease(self, session_id: str, token: str, until: datetime, *,
                                     offset: int | None = None) -> bool:
-        """Take the session's lease unless another holder's is still running, and (with
+        """Take the session's lease, if it still takes bytes, unless another holder's is
+        still running, and (with
         ``offset``) only while the upload still holds exactly that many bytes: the offset a
         request checked before asking may have moved on under another request's lease."""
         where = ""
@@ -704,7 +705,8 @@ class Repo:
             where, params["offset"] = " AND last_known_offset = :offset", offset
         rows = await self.db.fetch_all(
             f"UPDATE {SESSIONS} SET lease_token = :token, lease_until = :until"
-            " WHERE id = :id AND (lease_token IS NULL OR lease_until IS NULL"
+            " WHERE id = :id AND state IN ('signed', 'uploading')"
+            " AND (lease_token IS NULL OR lease_until IS NULL"
             f" OR lease_until < :now){where} RETURNING id", params)
         return bool(rows)
 
@@ -715,8 +717,9 @@ class Repo:
         values: dict[str, Any] = {"lease_until": until}
         if expires_at is not None:
             values["expires_at"] = expires_at
+        # Only while it takes bytes: an ended upload's expiry must not move on.
         sql, params = _update(SESSIONS, values, {"id": session_id, "lease_token": token},
-                              suffix=" RETURNING id")
+                              suffix=" AND state IN ('signed', 'uploading') RETURNING id")
         rows = await self.db.fetch_all(sql, params)
         return bool(rows)
 

@@ -60,8 +60,9 @@ async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
                 pass
     if Capability.RESUMABLE_UPLOAD in storage.capabilities:
         for session in sessions:
-            if session.session_uri and session.state not in ("completed", "aborted"):
+            if session.session_uri and session.state != "completed":
                 # Its URI works for a week: a client finishing later would leave an orphan.
+                # An aborted one too: the cancel that aborted it may not have reached GCS.
                 with contextlib.suppress(RindleError):
                     await resumable_storage(storage).cancel_resumable(session.session_uri)
     if Capability.TUS_UPLOAD in storage.capabilities:

@@ -46,8 +46,10 @@ _CHUNK = 256 * 1024
 #: Session states in which Rindle's own upload route still stores a body.
 RECEIVING = ("signed", "uploading", "uploaded")
 #: Strategies whose upload credential is a URL the client keeps (and may reuse) until it
-#: expires: whatever reaches their staging key after promotion is removed once it has.
-_REUSABLE_CREDENTIALS = ("presigned_put", "presigned_post")
+#: expires: whatever reaches their staging key after promotion is removed once it has. A GCS
+#: session URI writes to the bucket without Rindle for a week; a tus upload that ends while
+#: a PATCH is still finishing may complete its object after the purge has run.
+_REUSABLE_CREDENTIALS = ("presigned_put", "presigned_post", "resumable", "tus")
 #: Extra seconds before that removal, for clocks that disagree.
 CLOCK_SKEW = 60
 #: Session states from which an upload may be completed (-> verifying -> completed).

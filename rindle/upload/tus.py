@@ -22,6 +22,7 @@ import binascii
 import contextlib
 import hashlib
 import secrets
+import time
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -377,10 +378,18 @@ class TusUploads:
                                offset=current.last_known_offset)
             raise TusError("another request is uploading to this upload right now; retry "
                            "in a moment", code="upload_locked")
-        lease = _Lease(token)
+        ttl = prof.upload_ttl_seconds or self.media.upload_ttl
+        lease = _Lease(self.media, session_id, token, ttl)
         try:
-            return await self._append_leased(session, prof, lease, offset, body,
-                                             declared, checksum)
+            async with lease:  # renewed until released, finishing included
+                return await self._append_leased(session, prof, lease, offset, body,
+                                                 declared, checksum, ttl)
+        except asyncio.CancelledError:
+            if not lease.lost or (task := asyncio.current_task()) is None or task.uncancel():
+                raise  # cancelled by someone else (the client went away, shutdown)
+            raise TusError("this request could not keep its hold on the upload (the "
+                           "database did not answer in time) and stopped; ask with HEAD",
+                           code="upload_locked") from None
         finally:
             if lease.held:
                 with contextlib.suppress(Exception):
@@ -388,44 +397,41 @@ class TusUploads:
 
     async def _append_leased(self, session: UploadSession, prof: type[Profile], lease: _Lease,
                              offset: int, body: PatchBody, length: int | None,
-                             checksum: TusChecksum | None) -> TusUpload:
+                             checksum: TusChecksum | None, ttl: float) -> TusUpload:
         token = lease.token
         storage = appendable_storage(self.media.storage_for(prof))
         extra = dict(session.multipart_parts or {})
         state = dict(extra.get("append") or {})
         hasher = _Hasher(checksum.algorithm) if checksum else None
-        ttl = prof.upload_ttl_seconds or self.media.upload_ttl
-        renewal = _Renewal(self.media, session.id, token, ttl)
         limit = (length if length is not None else prof.max_bytes) - offset
-        async with renewal:
-            try:
-                done = await storage.append(session.upload_key, state, offset,
-                                            _Hashed(body, hasher), limit=limit,
-                                            length=length, durable=self.durable)
-            except FileTooLarge:
-                if length is None:  # deferred: the limit was the profile's
-                    raise FileTooLarge(f"the upload goes past {prof.max_bytes} bytes, the most "
-                                       f"profile {prof.name!r} accepts; nothing of this "
-                                       "request was kept", max_bytes=prof.max_bytes) from None
-                raise FileTooLarge("the body goes past the upload's declared length; nothing "
-                                   "of this request was kept",
-                                   code="declared_size_exceeded") from None
-            except StorageError as exc:
-                if exc.code == "upload_lost":
-                    # The store no longer holds what was acknowledged: the upload can never
-                    # complete, so it ends now (410 from here on) and the client starts over.
-                    await self.media.broker.end(session.id, "failed", "upload_lost",
-                                                purge_reason="upload_lost")
-                raise
-            if checksum is not None and (body.interrupted or hasher is None
-                                         or hasher.digest() != checksum.digest):
-                await storage.append_discard(session.upload_key, state, offset, done)
-                if body.interrupted:
-                    # All or nothing: nothing of it was kept. Nobody reads the answer.
-                    raise TusError(f"{body.interrupted}; nothing was appended",
-                                   code="tus_checksum_mismatch")
-                raise TusError("the body does not match its Upload-Checksum; nothing was "
-                               "appended", code="tus_checksum_mismatch")
+        try:
+            done = await storage.append(session.upload_key, state, offset,
+                                        _Hashed(body, hasher), limit=limit,
+                                        length=length, durable=self.durable)
+        except FileTooLarge:
+            if length is None:  # deferred: the limit was the profile's
+                raise FileTooLarge(f"the upload goes past {prof.max_bytes} bytes, the most "
+                                   f"profile {prof.name!r} accepts; nothing of this "
+                                   "request was kept", max_bytes=prof.max_bytes) from None
+            raise FileTooLarge("the body goes past the upload's declared length; nothing "
+                               "of this request was kept",
+                               code="declared_size_exceeded") from None
+        except StorageError as exc:
+            if exc.code == "upload_lost":
+                # The store no longer holds what was acknowledged: the upload can never
+                # complete, so it ends now (410 from here on) and the client starts over.
+                await self.media.broker.end(session.id, "failed", "upload_lost",
+                                            purge_reason="upload_lost")
+            raise
+        if checksum is not None and (body.interrupted or hasher is None
+                                     or hasher.digest() != checksum.digest):
+            await storage.append_discard(session.upload_key, state, offset, done)
+            if body.interrupted:
+                # All or nothing: nothing of it was kept. Nobody reads the answer.
+                raise TusError(f"{body.interrupted}; nothing was appended",
+                               code="tus_checksum_mismatch")
+            raise TusError("the body does not match its Upload-Checksum; nothing was "
+                           "appended", code="tus_checksum_mismatch")
         extra["append"] = done.state
         # The lease is given up with the record unless this was the last byte: finishing
         # (S3's CompleteMultipartUpload, verification) stays under it.
@@ -462,14 +468,19 @@ class TusUploads:
                      body.interrupted, done.offset - offset)
         if length is None or done.offset < length:
             return _view(recorded)
-        return await self._finish(recorded, storage, done.state)
+        return await self._finish(recorded, storage, done.state, lease)
 
     async def _finish(self, session: UploadSession, storage: AppendableStorage,
-                      state: dict[str, Any]) -> TusUpload:
-        """The last byte arrived: make the object whole, then verify it like any upload."""
+                      state: dict[str, Any], lease: _Lease) -> TusUpload:
+        """The last byte arrived: make the object whole (under the lease, so no second PATCH
+        finishes it too), then verify it like any upload."""
         await storage.append_finish(session.upload_key, state)
         session = await self.media.repo.transition_session(session.id, "uploading",
                                                            "uploaded")
+        # Uploaded: no PATCH can take it any more, so the lease has done its work.
+        lease.held = False
+        with contextlib.suppress(Exception):
+            await self.media.repo.release_session_lease(session.id, lease.token)
         if (session.multipart_parts or {}).get("concat") == "partial":
             return _view(session)  # waits for its final upload
         result: UploadResult = await self.media.broker.verify_completion(session.id)
@@ -483,10 +494,8 @@ class TusUploads:
         if session.state in ("completed",):
             raise UploadRejected(f"upload session {session_id} is completed; it can no longer "
                                  "be terminated", code="session_closed")
-        state = (session.multipart_parts or {}).get("append") or {}
-        storage = appendable_storage(self.media.storage_for(session.profile))
-        with contextlib.suppress(RindleError):
-            await storage.append_abort(session.upload_key, state)
+        # The state changes first, under the row lock that orders it with a finishing
+        # PATCH; the purge it queues aborts what reached storage (processing/purge.py).
         if not await self.media.broker.end(session_id, "aborted", "aborted",
                                            purge_reason="upload_aborted"):
             current = await self.media.repo.get_session(session_id)
@@ -495,39 +504,37 @@ class TusUploads:
                                         "aborted", actual=current.state)
 
 
-class _Lease:
-    """One PATCH's hold on its upload: ``held`` until released (maybe with the record)."""
-
-    __slots__ = ("token", "held")
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.held = True
 
 
 class _LeaseLost(Exception):
     """Rolls back the record of an append whose request no longer holds the lease."""
 
 
-class _Renewal:
-    """Keeps a PATCH's lease, and slides its upload's expiry, for as long as the PATCH runs.
+class _Lease:
+    """One PATCH's hold on its upload: ``held`` until released (maybe with the record),
+    and renewed, with the upload's expiry slid along, for as long as the PATCH runs.
 
     Not only while bytes arrive: a lease that lapsed under a PATCH still running would let
     a second one in, and the first would then cut or overwrite what the second recorded. A
     stalled body ends the PATCH anyway (the idle timeout), and a dead process renews
     nothing, so its lease lapses within ``LEASE_SECONDS``. The expiry slides so that one
-    long PATCH is never expired by the sweeper while its bytes are still coming.
+    long PATCH is never expired by the sweeper while its bytes are still coming. Should the
+    renewals fail (the lease taken, or the database silent until the lease is nearly out),
+    the PATCH is stopped (``lost``) before another can begin.
     """
 
     def __init__(self, media: TusRuntime, session_id: str, token: str, ttl: float) -> None:
         self._media = media
         self._session_id = session_id
-        self._token = token
+        self.token = token
         self._ttl = ttl
+        self.held = True
+        self.lost = False
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> _Renewal:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    async def __aenter__(self) -> _Lease:
+        owner = asyncio.current_task()
+        self._task = asyncio.get_running_loop().create_task(self._run(owner))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -536,13 +543,25 @@ class _Renewal:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
-    async def _run(self) -> None:
+    async def _run(self, owner: asyncio.Task[Any] | None) -> None:
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(_RENEW_EVERY)
-            with contextlib.suppress(Exception):
-                await self._media.repo.renew_session_lease(
-                    self._session_id, self._token, now() + timedelta(seconds=LEASE_SECONDS),
+            if not self.held:
+                return  # released with the record: nothing left to keep
+            try:
+                kept = await self._media.repo.renew_session_lease(
+                    self._session_id, self.token, now() + timedelta(seconds=LEASE_SECONDS),
                     expires_at=now() + timedelta(seconds=self._ttl))
+            except Exception:
+                kept = time.monotonic() - renewed < LEASE_SECONDS - 2 * _RENEW_EVERY
+            else:
+                renewed = time.monotonic() if kept else renewed
+            if not kept and self.held:
+                self.lost = True
+                if owner is not None:
+                    owner.cancel()
+                return
 
 
 async def _collect(storage: AppendableStorage, done: Appended) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import zlib
 from typing import Any
@@ -551,3 +552,48 @@ async def test_the_authorizer_decides_every_request(make_media: MakeMedia) -> No
             httpx.AsyncClient(base_url=srv.url) as client:
         r = await client.post("/rindle/tus/clips/", headers={**TUS, "Upload-Length": "5"})
         assert r.status_code == 403
+
+
+async def test_a_patch_that_loses_its_lease_stops_writing(
+        tus_media: Rindle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a renewal find the lease gone (another holder took it after a lapse), the
+    running PATCH stops reading and writing at once, before it can cut or overwrite the
+    new holder's bytes; nothing of it is recorded."""
+    from pathlib import Path
+
+    from rindle.upload import tus
+
+    monkeypatch.setattr(tus, "_RENEW_EVERY", 0.1)
+    piece = _data(256 * 1024)  # Local writes in 1 MiB batches
+    async with LiveServer(_app(tus_media)) as srv, \
+            httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+        url = await _create(client, 8 * MiB)
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        session = await tus_media.repo.get_session(session_id)
+        assert session is not None
+        path = Path(tus_media.storage_for("clips").local_path(  # type: ignore[attr-defined]
+            session.upload_key))
+
+        async def trickle() -> Any:
+            for _ in range(32):  # a slow client: 1 MiB a second
+                yield piece
+                await asyncio.sleep(0.25)
+
+        first = asyncio.create_task(client.patch(url, content=trickle(), headers={
+            **TUS, **OCTETS, "Upload-Offset": "0"}))
+        try:
+            await asyncio.sleep(1.6)
+            assert path.stat().st_size > 0  # it is writing
+            await tus_media.repo.db.execute(  # another holder, as after a lapse
+                "UPDATE rindle_upload_sessions SET lease_token = 'someone-else' WHERE id = :id",
+                {"id": session_id})
+            await asyncio.sleep(0.5)  # the next renewal finds it gone
+            stopped = path.stat().st_size
+            await asyncio.sleep(2.5)  # 2.5 MiB more sent meanwhile
+            assert path.stat().st_size == stopped  # none of them written
+        finally:
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await first
+        session = await tus_media.repo.get_session(session_id)
+        assert session is not None and session.last_known_offset == 0
