@@ -291,17 +291,19 @@ def _revisions() -> tuple[str, set[str]]:
 async def _run_tool(argv: list[str]) -> str:
     """``argv``'s standard output; ``RuntimeError`` when it fails, killed after
     ``FFMPEG_TIMEOUT``."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+    from ..processing.ffmpeg import reap, spawn
+
+    # spawn/reap: its own session, dying with us, and killed and reaped on a timeout or
+    # when the doctor's own limit cancels the check.
+    proc = await spawn(argv)
     try:
         async with asyncio.timeout(FFMPEG_TIMEOUT):
             out, err = await proc.communicate()
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise RuntimeError(f"{Path(argv[0]).name} gave no answer within "
                            f"{FFMPEG_TIMEOUT:g} s") from None
+    finally:
+        await reap(proc)
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"{Path(argv[0]).name} exited with {proc.returncode}: {tail[0]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -44,7 +45,9 @@ async def test_this_machines_ffmpeg_builds_the_presets(make_media: MakeMedia) ->
     check = await _ffmpeg_check(make_media(profiles=[Clips, Podcasts]))
     assert check is not None and check.status == "ok", check
     assert check.component == "video and audio" and check.fix is None
-    assert "ffprobe 5." in check.summary and "ffmpeg 5." in check.summary
+    # Whatever ffmpeg this machine has: the versions are read from the tools themselves.
+    assert re.search(r"ffprobe \d+\.\d", check.summary) and re.search(r"ffmpeg \d+\.\d",
+                                                                       check.summary)
     assert "with aac, libmp3lame, libx264, mjpeg" in check.summary
     assert "6 video/audio variants, 2 profiles analysed by ffprobe" in check.summary
 
