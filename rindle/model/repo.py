@@ -387,11 +387,6 @@ class Repo:
 
     # --- upload sessions -----------------------------------------------------------------
 
-    async def insert_session(self, **values: Any) -> UploadSession:
-        row = _session_row(values)
-        await self.db.execute(*_insert(SESSIONS, row))
-        return UploadSession.from_row(row)
-
     async def get_session(self, session_id: str, *,
                           for_update: bool = False) -> UploadSession | None:
         """The session row; ``for_update`` locks it until the transaction ends (as for
@@ -482,9 +477,6 @@ class Repo:
     async def get_outbox(self, entry_id: str) -> OutboxEntry | None:
         rows = await self._select(OUTBOX, {"id": entry_id})
         return OutboxEntry.from_row(rows[0]) if rows else None
-
-    async def mark_outbox_dispatched(self, entry_id: str) -> None:
-        await self.mark_outbox_dispatched_many([entry_id])
 
     async def mark_outbox_dispatched_many(self, entry_ids: Sequence[str]) -> None:
         """Entries handed to the queue -> dispatched (one that already ran keeps its state).

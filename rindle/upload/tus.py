@@ -87,9 +87,6 @@ class TusUpload:
     def session_id(self) -> str:
         return self.session.id
 
-    @property
-    def complete(self) -> bool:
-        return self.length is not None and self.offset >= self.length
 
 
 class TusError(RindleError):

@@ -106,17 +106,15 @@ class _IdleLimited:
 
 class KeptBody:
     """A body whose bytes are kept however it ends (a tus PATCH): a client that goes away or
-    stalls ends it quietly, and ``interrupted`` says why; the caller records what came.
-    ``received`` counts the bytes handed out so far."""
+    stalls ends it quietly, and ``interrupted`` says why; the caller records what came."""
 
     def __init__(self, request: Request, idle_timeout: float) -> None:
         self._request = request
         self.idle_timeout = idle_timeout
         self.interrupted: str | None = None
-        self.received = 0
 
     def __repr__(self) -> str:
-        return f"KeptBody(interrupted={self.interrupted!r}, received={self.received})"
+        return f"KeptBody(interrupted={self.interrupted!r})"
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return _Kept(self, _IdleLimited(self._request.stream().__aiter__(), self.idle_timeout))
@@ -144,7 +142,6 @@ class _Kept:
             idle = self._body.idle_timeout
             self._body.interrupted = f"no byte of the body arrived for {idle:g} seconds"
             raise StopAsyncIteration from None
-        self._body.received += len(chunk)
         return chunk
 
 
