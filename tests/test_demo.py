@@ -197,21 +197,23 @@ def test_a_lesson_clip_on_rq_workers(tmp_path: Path) -> None:
             body = _upload(c, "lesson", "intro.mp4", "video/mp4", clip)
             # The asset's live stream, as the page's badge reads it: the worker's progress
             # reaches this web process through Redis.
+            import threading
+
             events: list[str] = []
+            listening = threading.Event()
 
             def listen() -> None:
                 with httpx.Client(base_url=base, timeout=60) as sse, sse.stream(
                         "GET", f"/rindle/events/asset/{body['asset_id']}") as stream:
                     for line in stream.iter_lines():
+                        listening.set()  # the current state arrives first, on connect
                         events.append(line)
                         if line.startswith("data:") and '"ready"' in line:
                             return
 
-            import threading
-
             listener = threading.Thread(target=listen, daemon=True)
             listener.start()
-            time.sleep(0.5)
+            assert listening.wait(15), "the event stream never answered"
             assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
             assert c.put("/users/1/lesson", json={"asset_id": body["asset_id"]}).status_code == 200
             shown = _settled(c, "lesson", tries=600)

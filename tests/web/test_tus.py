@@ -277,7 +277,14 @@ async def test_two_concurrent_patches_apply_once(tus_media: Rindle) -> None:
 
         first = asyncio.create_task(client.patch(url, content=slow_body(), headers={
             **TUS, **OCTETS, "Upload-Offset": "0"}))
-        await asyncio.sleep(0.5)
+        session_id = (await client.head(url, headers=TUS)).headers["rindle-session-id"]
+        for _ in range(200):  # until the first PATCH holds the lease
+            rows = await tus_media.repo.db.fetch_all(
+                "SELECT lease_token FROM rindle_upload_sessions WHERE id = :id",
+                {"id": session_id})
+            if rows and rows[0]["lease_token"]:
+                break
+            await asyncio.sleep(0.02)
         second = await _patch(client, url, 0, data)
         gate.set()
         done = await first
