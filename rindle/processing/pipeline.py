@@ -84,6 +84,7 @@ class Inspection:
     width: int | None = None
     height: int | None = None
     metadata: dict[str, object] | None = None
+    duration_ms: int | None = None  # video and audio, from ffprobe
 
 
 async def inspect(media: Processing, profile: type[Profile], asset: Asset) -> Inspection:
@@ -151,7 +152,9 @@ async def _inspect_media(media: Processing, profile: type[Profile], asset: Asset
     facts = verdict.facts
     result = replace(seen, kind=verdict.kind, width=facts.width if facts else None,
                      height=facts.height if facts else None,
-                     metadata=facts.to_metadata() if facts else None)
+                     metadata=facts.to_metadata() if facts else None,
+                     duration_ms=round(facts.duration * 1000) if facts and facts.duration
+                     else None)
     if verdict.reason is not None:
         return replace(result, reason=verdict.reason, detail=verdict.detail)
     analyzed = await _analyze(media, profile, asset, result, head)
@@ -253,7 +256,7 @@ async def promote(media: Processing, asset_id: str) -> None:
         metadata["inspection_seconds"] = round(time.perf_counter() - started, 4)
         fields = dict(content_type=result.content_type, kind=result.kind or asset.kind,
                       byte_size=result.byte_size, width=result.width, height=result.height,
-                      metadata=metadata)
+                      duration_ms=result.duration_ms, metadata=metadata)
         if result.reason is not None:
             await repo.transition_asset(asset_id, "analyzing", "quarantined",
                                         quarantine_reason=result.reason,

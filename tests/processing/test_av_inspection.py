@@ -66,6 +66,7 @@ async def test_a_video_with_sound_is_promoted_with_its_facts_and_no_tags(
     assert meta["has_video"] is True and meta["has_audio"] is True
     assert meta["video_codec"] == "h264" and meta["audio_codec"] == "aac"
     assert meta["duration"] == pytest.approx(2.0, abs=0.2)
+    assert asset.duration_ms == round(meta["duration"] * 1000)  # on the row, for the macros
     assert (asset.width, asset.height) == (meta["width"], meta["height"])
     text = json.dumps(meta)
     for value in PRIVATE_TAGS.values():
