@@ -13,6 +13,7 @@ The plug-in contracts an adopter implements are Protocols: ``Storage``, ``Analyz
 
 from .app import Rindle
 from .delivery.authorizer import AllowAll, Authorizer, AuthRequest, DenyAll
+from .delivery.streaming import Mux, StreamingError
 from .errors import (
     ConfigurationError,
     DeliveryUnsupported,
@@ -32,11 +33,11 @@ from .errors import (
     UploadUnsupported,
     ValidationError,
 )
-from .presets import AudioWeb, Web
+from .presets import AudioWeb, MuxDirectUploadWeb, MuxWeb, Web
 from .processing.analyzer import Analyzer
 from .processing.processor import BatchProcessor, Output, Processor
 from .processing.scanner import Scanner, ScanVerdict
-from .profile import Delivery, Profile, Variant
+from .profile import Delivery, Profile, Streaming, Variant
 from .storage.base import Capability, Storage
 from .storage.local import LocalStorage
 
@@ -59,6 +60,9 @@ __all__ = [
     "InvalidToken",
     "InvalidTransition",
     "LocalStorage",
+    "Mux",
+    "MuxDirectUploadWeb",
+    "MuxWeb",
     "NotFound",
     "ObjectNotFound",
     "Output",
@@ -71,6 +75,8 @@ __all__ = [
     "SessionExpired",
     "Storage",
     "StorageError",
+    "Streaming",
+    "StreamingError",
     "TokenExpired",
     "UnsupportedMediaType",
     "UploadIncomplete",

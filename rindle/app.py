@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
     from starlette.routing import Router
 
+    from .delivery.streaming.base import StreamingProvider
     from .ops.cleanup import CleanupReport
     from .ops.doctor import DoctorReport
     from .ops.erasure import BatchErasure, ErasurePlan
@@ -79,6 +81,11 @@ class Rindle:
     a machine that loses power may lose acknowledged bytes: the upload then starts over).
     ``large_uploads``: the flows browsers use for files over ``multipart_threshold``, in
     order of preference, where the storage offers them (``("tus", "multipart")``).
+    ``streaming``: streaming providers by the name profiles give in
+    ``Delivery(streaming=Streaming(provider=...))``, e.g. ``{"mux": Mux(...)}``; a profile
+    naming ``"mux"`` without one gets ``Mux.from_env()``. ``public_url``: this site's
+    address (``https://example.com``), for URLs handed to a provider that fetches from
+    Rindle's own file route (Local storage).
     """
 
     def __init__(
@@ -106,6 +113,8 @@ class Rindle:
         scratch_dir: str | None = None,
         durable_uploads: bool = True,
         large_uploads: Sequence[str] = ("tus", "multipart"),
+        streaming: Mapping[str, StreamingProvider] | None = None,
+        public_url: str | None = None,
     ) -> None:
         install()  # the servers' loggers are redacted even without the lifespan
         if not storages:
@@ -144,6 +153,15 @@ class Rindle:
             raise ConfigurationError(f"large_uploads names {unknown}; it orders 'tus' and "
                                      "'multipart'", code="configuration_error")
         self.large_uploads = tuple(large_uploads)
+        self._streaming: dict[str, StreamingProvider] = dict(streaming or {})
+        for p in self._profiles.values():
+            wanted = p.delivery.streaming
+            if wanted is not None and wanted.provider not in self._streaming \
+                    and wanted.provider != "mux":
+                raise ConfigurationError(
+                    f"profile {p.name!r} streams through {wanted.provider!r}, which is not "
+                    f"among streaming={sorted(self._streaming)}", code="streaming_not_configured")
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.app_path = app_path
         self.database_url = database_url
         self.store = Store(database_url)
@@ -203,6 +221,24 @@ class Rindle:
         if profile is None:
             return self.authorizer
         return profile.delivery.authorizer or self.authorizer
+
+    def streaming_provider(self, name: str) -> StreamingProvider:
+        """The streaming provider called ``name``; ``"mux"`` is made from the environment
+        (``Mux.from_env()``) the first time it is asked for when none was given."""
+        provider = self._streaming.get(name)
+        if provider is None:
+            if name != "mux":
+                raise ConfigurationError(f"no streaming provider named {name!r} is configured",
+                                         code="streaming_not_configured")
+            from .delivery.streaming.mux import Mux
+
+            provider = self._streaming[name] = Mux.from_env()
+        return provider
+
+    @property
+    def streaming_providers(self) -> Mapping[str, StreamingProvider]:
+        """The streaming providers made so far, by name (read-only)."""
+        return MappingProxyType(self._streaming)
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """``async with media.transaction():`` — one database transaction (a savepoint when
@@ -268,6 +304,9 @@ class Rindle:
 
     async def _close_all(self) -> None:
         await self.queue.stop()
+        for provider in self._streaming.values():
+            with contextlib.suppress(Exception):
+                await provider.close()
         await self.live.disconnect()
         for storage in self.storages.values():
             await storage.close()
@@ -405,8 +444,86 @@ class Rindle:
         return await self.broker.sign_url(session_id)
 
     async def verify_completion(self, session_id: str) -> UploadResult:
-        """Check the bytes landed; the asset moves to validating and promotion is queued."""
-        return await self.broker.verify_completion(session_id)
+        """Check the bytes landed; the asset moves to validating and promotion is queued.
+
+        A direct upload to a streaming provider asks the provider instead: its asset moves
+        to transcoding once the provider has the file."""
+        session = await self.repo.get_session(session_id)
+        if session is not None and session.strategy == "direct_upload":
+            return await self.complete_direct_upload(session)
+        return await self.broker.verify_completion(session_id, session=session)
+
+    # --- streaming (Mux) ----------------------------------------------------------------
+
+    async def create_direct_upload(self, profile: type[Profile] | str, *,
+                                   filename: str | None, content_type: str | None = None,
+                                   byte_size: int | None = None,
+                                   origin: str = "*") -> tuple[UploadSession, UploadTicket]:
+        """Start a browser upload straight to the profile's streaming provider (a
+        ``MuxDirectUploadWeb`` profile): the session and where to PUT the file.
+        ``origin``: the page's origin, which the provider allows for CORS."""
+        from .delivery.streaming import ingest
+
+        started = await ingest.initiate_direct_upload(
+            self, self.profile(profile), filename=filename, content_type=content_type,
+            byte_size=byte_size, origin=origin)
+        return started.session, started.ticket
+
+    async def complete_direct_upload(self, session: UploadSession) -> UploadResult:
+        """``verify_completion`` of a direct upload to a streaming provider."""
+        from .delivery.streaming import ingest
+
+        session = await self.broker.live_session(session.id, row=session)
+        asset = await ingest.complete_direct_upload(self, session)
+        return UploadResult(session=await self.broker.live_session(session.id), asset=asset)
+
+    async def abort_upload(self, session_id: str) -> UploadSession:
+        """Give up on an unfinished upload: the session is aborted and whatever reached
+        storage (or the streaming provider) is purged. Idempotent."""
+        session = await self.repo.get_session(session_id)
+        if session is not None and session.strategy == "direct_upload" \
+                and session.state not in ("aborted", "completed", "failed", "expired"):
+            from .delivery.streaming import ingest
+
+            await ingest.cancel_direct_upload(self, session)
+        return await self.broker.abort_upload(session_id)
+
+    async def streaming_url(self, profile: type[Profile] | str, asset: Asset | str, *,
+                            kind: str = "video", actor: Any = None,
+                            request: HTTPConnection | None = None,
+                            expires_in: int | None = None) -> str:
+        """The HLS playback URL of a streamed asset (``kind``: ``video``, ``thumbnail`` or
+        ``storyboard``), signed unless the profile's streaming is public. The Authorizer
+        runs first; ``streaming_not_ready`` (404) until the provider has it ready."""
+        from .delivery.streaming.playback import streaming_url
+
+        prof = self.profile(profile)
+        row = asset if isinstance(asset, Asset) else await self.asset(asset)
+        return await streaming_url(self, prof, row, kind=kind, actor=actor, request=request,
+                                   expires_in=expires_in)
+
+    async def sync_streaming(self, asset_id: str | None = None, *,
+                             stuck_after: float = 3600.0, limit: int = 100) -> list[Any]:
+        """Re-read provider assets from the provider's API and apply what it says (the
+        repair for a lost webhook). One asset's rows, or every row stuck (pending,
+        uploading or processing for ``stuck_after`` seconds) or errored. Returns the rows
+        as they are now."""
+        from .delivery.streaming.events import sync
+
+        if asset_id is not None:
+            ids = [row.id for row in await self.repo.provider_assets_for(asset_id)]
+        else:
+            _, _, found = await self.repo.findings(
+                "provider_asset", ("pending", "uploading", "processing"),
+                since_column="updated_at",
+                before=datetime.now(UTC) - timedelta(seconds=stuck_after), limit=limit)
+            ids = [row["id"] for row in found]
+        synced = []
+        for row_id in ids:
+            now_row = await sync(self, row_id)
+            if now_row is not None:
+                synced.append(now_row)
+        return synced
 
     async def upload(self, profile: type[Profile] | str, file: Any, *,
                      filename: str | None = None, content_type: str | None = None,
@@ -536,14 +653,16 @@ class Rindle:
     # --- operating ---------------------------------------------------------------------
 
     async def runtime_status(self, *, profile: type[Profile] | str | None = None,
-                             limit: int = 5) -> dict[str, Any]:
+                             limit: int = 5,
+                             streaming_stuck_after: float = 3600.0) -> dict[str, Any]:
         """Counts by state, stuck or failed work with samples, and the repair for each.
 
         See ``rindle.ops.status``; ``rindle status`` prints the same report.
         """
         from .ops.status import runtime_status
 
-        return await runtime_status(self, profile=profile, limit=limit)
+        return await runtime_status(self, profile=profile, limit=limit,
+                                    streaming_stuck_after=streaming_stuck_after)
 
     async def expire_uploads(self, *, dry_run: bool = False,
                              limit: int = 1000) -> CleanupReport:

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -277,6 +277,39 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_streaming_sync(args: argparse.Namespace) -> int:
+    from .errors import RindleError
+
+    media = _runtime(args.app)
+
+    async def run() -> tuple[list[Any], list[str]]:
+        problems: list[str] = []
+        rows: list[Any] = []
+        async with media.connected():
+            targets: list[str | None] = list(args.asset or []) or [None]
+            with _progress("syncing", total=len(targets)) as advance:
+                for asset_id in targets:
+                    try:
+                        rows += await media.sync_streaming(asset_id,
+                                                           stuck_after=args.stuck_after,
+                                                           limit=args.limit)
+                    except RindleError as exc:
+                        problems.append(f"{asset_id or 'stuck rows'}: [{exc.code}] "
+                                        f"{exc.message}")
+                    advance(1)
+            await media.drain(timeout=args.timeout)
+        return rows, problems
+
+    rows, problems = asyncio.run(run())
+    for row in rows:
+        console.print(f"asset {row.asset_id} at {row.provider_name}: {row.state}"
+                      + (f" ({escape(row.last_sync_error)})" if row.last_sync_error else ""))
+    console.print(f"synced {len(rows)} provider asset(s)")
+    for problem in problems:
+        console.print(f"[red]error:[/] {escape(problem)}")
+    return 1 if problems else 0
+
+
 def cmd_regenerate(args: argparse.Namespace) -> int:
     media = _runtime(args.app)
 
@@ -459,6 +492,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0,
                    help="how long to wait for in-process jobs to finish")
     p.set_defaults(func=cmd_requeue)
+
+    p = sub.add_parser("streaming", help="streaming-provider (Mux) operations")
+    streaming = p.add_subparsers(dest="streaming_command", required=True)
+    p = streaming.add_parser("sync", help="re-read provider assets from the provider's API "
+                             "(the repair for lost webhooks)")
+    p.add_argument("--app", required=True)
+    p.add_argument("--asset", action="append", help="an asset id (repeatable); default: "
+                   "every provider asset stuck past --stuck-after")
+    p.add_argument("--stuck-after", type=float, default=3600.0, metavar="SECONDS")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="how long to wait for in-process jobs to finish")
+    p.set_defaults(func=cmd_streaming_sync)
 
     p = sub.add_parser("regenerate", help="rebuild variants after a recipe changed")
     p.add_argument("--app", required=True)

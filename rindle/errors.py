@@ -18,9 +18,14 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "tus_error": 400,
     "upload_unsupported": 400,
     "delivery_unsupported": 400,
+    "webhook_signature_malformed": 400,
+    # 401: a webhook whose signature does not prove it is the provider's
     # 403: a credential or the Authorizer says no
     "invalid_token": 403,
     "token_expired": 403,
+    "webhook_signature_invalid": 401,
+    "webhook_timestamp_stale": 401,
+    "webhook_not_configured": 401,
     "forbidden": 403,
     "tus_final_upload": 403,
     # 405: a method the route does not take
@@ -31,6 +36,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "unknown_profile": 404,
     "unknown_variant": 404,
     "variant_not_ready": 404,
+    "streaming_not_ready": 404,
     "multipart_upload_not_found": 404,
     "object_not_found": 404,
     # 408: the client stopped sending
@@ -112,11 +118,17 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "transaction_in_child_task": 500,
     "ffmpeg_missing": 500,
     "ffmpeg_failed": 500,
+    "streaming_not_configured": 500,
+    "streaming_key_invalid": 500,
+    "public_url_missing": 500,
     # 502/503: a service Rindle depends on failed or is down
     "storage_error": 502,
+    "provider_error": 502,
+    "provider_rejected": 502,
     "database_unreachable": 503,
     "database_pool_exhausted": 503,
     "unavailable": 503,
+    "provider_unavailable": 503,
     # 504: a processing step ran out of time
     "processing_timeout": 504,
 })

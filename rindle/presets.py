@@ -12,6 +12,10 @@ Example::
         name = "episode"
         storage = "media"
 
+    class CourseVideo(MuxWeb):        # the same renditions, streamed through Mux as well
+        name = "course_video"
+        storage = "media"
+
 The opt-in flags add a stock rendition to the preset's variants. Anything else a Profile
 takes (``max_bytes``, ``max_duration_seconds``, ``delivery``...) is set the usual way, and a
 subclass that writes its own ``variants`` dict keeps it as written (the flags still add to
@@ -20,11 +24,12 @@ it), e.g. ``variants = {**Web.variants, "teaser": Variant(kind="video", format="
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
-from .profile import Profile, Variant
+from .profile import Delivery, Profile, Streaming, Variant
 
-__all__ = ["AudioWeb", "Web"]
+__all__ = ["AudioWeb", "MuxDirectUploadWeb", "MuxWeb", "Web"]
 
 _WEB_720P = Variant(kind="video", format="web_720p")
 _WEB_480P = Variant(kind="video", format="web_480p")
@@ -96,4 +101,53 @@ class AudioWeb(Profile):
                                options={**v.options, "normalize": True})
                        if v in (_M4A, _MP3) else v)
                 for name, v in cls.variants.items()}
+        super().__init_subclass__(**kwargs)
+
+
+def _lock_streaming(cls: type[Profile], streaming: Streaming) -> None:
+    """Give ``cls`` the preset's streaming, keeping the rest of its own Delivery; a subclass
+    that set its own ``Streaming`` keeps what it set of it except the ingest mode."""
+    own = cls.delivery.streaming
+    locked = streaming if own is None else dataclasses.replace(own, ingest=streaming.ingest)
+    cls.delivery = dataclasses.replace(cls.delivery, streaming=locked)
+
+
+class MuxWeb(Web):
+    """``Web`` plus streaming through Mux: the 720p rendition is pushed to Mux once ready.
+
+    The progressive MP4 renditions and the poster stay, as the fallback for players
+    without HLS and for when Mux is down; ``streaming_url`` (and the ``video`` macro)
+    give the signed HLS URL once Mux has the asset ready. Set ``delivery =
+    Delivery(streaming=Streaming(playback_policy="public"))`` for public playback, or
+    ``source_variant=None`` to send Mux the original instead of the 720p rendition.
+    Credentials come from ``Rindle(streaming={"mux": Mux(...)})`` or the environment.
+    """
+
+    name = "mux_web"
+    delivery: ClassVar[Delivery] = Delivery(streaming=Streaming(ingest="server_push"))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _lock_streaming(cls, Streaming(ingest="server_push"))
+        super().__init_subclass__(**kwargs)
+
+
+class MuxDirectUploadWeb(Profile):
+    """Browser uploads straight to Mux; Rindle keeps the rows, webhooks and playback.
+
+    The file never reaches Rindle's storage, so there are no progressive renditions: the
+    ``video`` macro plays the HLS stream with a Mux thumbnail as its poster. Mux judges
+    the file (it must be a video it can read); ``max_duration_seconds`` is checked when Mux
+    reports the duration, and a longer video is quarantined and deleted at Mux.
+    """
+
+    name = "mux_direct_upload_web"
+    allow_mime = ("video/mp4", "video/quicktime", "video/webm")
+    allow_extensions = ("mp4", "m4v", "mov", "webm")
+    max_bytes = 2 * 1024 * 1024 * 1024
+    max_pixels = None
+    delivery: ClassVar[Delivery] = Delivery(streaming=Streaming(ingest="direct_upload",
+                                                                source_variant=None))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _lock_streaming(cls, Streaming(ingest="direct_upload", source_variant=None))
         super().__init_subclass__(**kwargs)

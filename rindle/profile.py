@@ -79,14 +79,62 @@ class Variant:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_INGEST = ("server_push", "direct_upload")
+_PLAYBACK = ("signed", "public")
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """Stream a video through a provider (Mux) as HLS; playback is signed by default.
+
+    ``ingest``: ``server_push`` sends the provider a short-lived signed URL of ``source``
+    once Rindle has it (``source_variant``, e.g. ``"web_720p"``, when that rendition is
+    ready; ``None``: the original once it is promoted), so the progressive renditions
+    stay the fallback; ``direct_upload`` has the browser upload straight to the provider
+    (no copy in Rindle's storage). ``playback_policy``: ``signed`` (tokens expiring after
+    ``playback_ttl_seconds``, else the delivery's TTL) or ``public``. ``provider`` names
+    an entry of ``Rindle(streaming=...)`` (``"mux"`` is made from the environment when
+    none is given).
+    """
+
+    provider: str = "mux"
+    ingest: str = "server_push"
+    playback_policy: str = "signed"
+    source_variant: str | None = "web_720p"
+    source_url_ttl_seconds: int = 3600
+    playback_ttl_seconds: int | None = None
+
+    def validate(self, where: str, variants: dict[str, Variant]) -> None:
+        if self.ingest not in _INGEST:
+            raise ConfigurationError(f"{where}: streaming.ingest must be one of "
+                                     f"{', '.join(_INGEST)}", code="invalid_profile")
+        if self.playback_policy not in _PLAYBACK:
+            raise ConfigurationError(f"{where}: streaming.playback_policy must be signed or "
+                                     "public", code="invalid_profile")
+        if (self.ingest == "server_push" and self.source_variant is not None
+                and self.source_variant not in variants):
+            raise ConfigurationError(
+                f"{where}: streaming.source_variant {self.source_variant!r} is not one of the "
+                "profile's variants (None sends the original)", code="invalid_profile")
+        for name in ("source_url_ttl_seconds", "playback_ttl_seconds"):
+            ttl = getattr(self, name)
+            if ttl is not None and (not isinstance(ttl, int) or not 60 <= ttl <= 7 * 86400):
+                raise ConfigurationError(f"{where}: streaming.{name} must be 60..604800 "
+                                         "seconds", code="invalid_profile")
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """How an asset's URLs are made: private and signed by default."""
+    """How an asset's URLs are made: private and signed by default.
+
+    ``streaming``: also stream videos through a provider (see ``Streaming``).
+    """
 
     public: bool = False
     signed_url_ttl_seconds: int | None = None
     authorizer: Authorizer | None = None
     disposition: str = "inline"
+    streaming: Streaming | None = None
 
     def validate(self, where: str) -> None:
         ttl = self.signed_url_ttl_seconds
@@ -189,6 +237,11 @@ class Profile:
             raise ConfigurationError(f"{where}: delivery must be a Delivery(...)",
                                      code="invalid_profile")
         cls.delivery.validate(where)
+        if cls.delivery.streaming is not None:
+            if not isinstance(cls.delivery.streaming, Streaming):
+                raise ConfigurationError(f"{where}: delivery.streaming must be a "
+                                         "Streaming(...)", code="invalid_profile")
+            cls.delivery.streaming.validate(where, cls.variants)
         ttl = cls.upload_ttl_seconds
         if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
             raise ConfigurationError(f"{where}: upload_ttl_seconds must be positive",

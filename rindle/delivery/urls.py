@@ -61,10 +61,19 @@ async def _sign(media: Delivering, profile: type[Profile], key: str, content_typ
     return absolute_url(request, signed)
 
 
+def stored_here(asset: Asset) -> bool:
+    """Whether Rindle's storage holds the original: not for a direct upload to a streaming
+    provider, whose file only the provider has (``streaming_url`` plays it)."""
+    return asset.metadata.get("ingest") != "direct_upload"
+
+
 def _check_deliverable(asset: Asset) -> None:
     if asset.state not in DELIVERABLE:
         raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
                                   "are delivered", code="asset_not_deliverable")
+    if not stored_here(asset):
+        raise DeliveryUnsupported(f"asset {asset.id} was uploaded straight to its streaming "
+                                  "provider; play it with streaming_url")
 
 
 def servable(row: AssetVariant | None) -> bool:
@@ -133,7 +142,7 @@ async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
             return None, {}
     original = await _sign(media, profile, asset.storage_key, asset.content_type,
                            asset.filename, request=request, expires_in=expires_in,
-                           disposition=None)
+                           disposition=None) if stored_here(asset) else None
     variants = {}
     for row in rows:
         if servable(row) and row.name in profile.variants:

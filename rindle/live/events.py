@@ -12,7 +12,11 @@ STATE_CHANGE = "state_change"
 VARIANT_READY = "variant_ready"
 VARIANT_FAILED = "variant_failed"
 PROCESSING_PROGRESS = "processing_progress"
-NAMES = (STATE_CHANGE, VARIANT_READY, VARIANT_FAILED, PROCESSING_PROGRESS)
+#: The streaming provider has the asset ready to play, or gave up on it.
+STREAM_READY = "stream_ready"
+STREAM_FAILED = "stream_failed"
+NAMES = (STATE_CHANGE, VARIANT_READY, VARIANT_FAILED, PROCESSING_PROGRESS, STREAM_READY,
+         STREAM_FAILED)
 
 
 def channel(kind: str, ident: str) -> str:
@@ -56,6 +60,9 @@ def from_change(change: Change) -> list[LiveEvent]:
     if change.entity == "variant" and change.to_state == "ready":
         events.append(LiveEvent(VARIANT_READY, {"asset_id": change.asset_id,
                                                 "variant": change.name}))
+    elif change.entity == "provider_asset" and change.to_state in ("ready", "errored"):
+        events.append(LiveEvent(STREAM_READY if change.to_state == "ready" else STREAM_FAILED,
+                                {"asset_id": change.asset_id, "reason": change.reason}))
     elif change.entity == "variant" and change.to_state == "failed":
         events.append(LiveEvent(VARIANT_FAILED, {"asset_id": change.asset_id,
                                                  "variant": change.name,

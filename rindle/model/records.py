@@ -155,6 +155,46 @@ class UploadSession:
 
 
 @dataclass(frozen=True)
+class ProviderAsset:
+    """An asset's copy at a streaming provider (Mux): its ids there and how far it got.
+
+    ``provider_asset_id`` and ``provider_upload_id`` are the provider's own handles: they
+    name the asset in its API, so they stay out of repr, URLs and logs; only a playback id
+    is public.
+    """
+
+    id: str
+    asset_id: str
+    profile: str
+    provider_name: str
+    state: str
+    provider_asset_id: str | None = field(default=None, repr=False)
+    provider_upload_id: str | None = field(default=None, repr=False)
+    playback_ids: list[dict[str, Any]] = field(default_factory=list)
+    playback_policy: str | None = None
+    ingest_mode: str | None = None
+    source: str | None = None
+    passthrough: str | None = None
+    last_event_id: str | None = None
+    last_event_at: datetime | None = None
+    last_sync_error: str | None = None
+    raw_provider_metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def playback_id(self, policy: str | None = None) -> str | None:
+        """The first playback id (of ``policy``, when given), or ``None``."""
+        for entry in self.playback_ids:
+            if policy is None or entry.get("policy") == policy:
+                return str(entry["id"])
+        return None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProviderAsset:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
 class Attachment:
     """The link between an owner's slot and an asset."""
 

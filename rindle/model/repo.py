@@ -20,6 +20,7 @@ from .records import (
     Change,
     OutboxEntry,
     ProcessingRun,
+    ProviderAsset,
     PurgeRecord,
     UploadSession,
     json_value,
@@ -32,6 +33,7 @@ SESSIONS = "rindle_upload_sessions"
 ATTACHMENTS = "rindle_attachments"
 RUNS = "rindle_processing_runs"
 PROVIDER_ASSETS = "rindle_provider_assets"
+PROVIDER_EVENTS = "rindle_provider_events"
 OUTBOX = "rindle_outbox"
 PURGE_LOG = "rindle_purge_log"
 
@@ -296,6 +298,73 @@ class Repo:
         for table in (RUNS, VARIANTS, SESSIONS, PROVIDER_ASSETS, ATTACHMENTS):
             await self.db.execute(f"DELETE FROM {table} WHERE asset_id = :id", {"id": asset_id})
         await self.db.execute(f"DELETE FROM {ASSETS} WHERE id = :id", {"id": asset_id})
+
+    # --- provider assets (streaming) ----------------------------------------------------
+
+    async def insert_provider_asset(self, *, asset_id: str, profile: str, provider_name: str,
+                                    ingest_mode: str, playback_policy: str,
+                                    source: str | None) -> tuple[ProviderAsset, bool]:
+        """The asset's row at ``provider_name`` (``pending``), and whether it is new: an
+        asset has at most one per profile and provider, so a second call finds the first."""
+        ts = now()
+        row_id = new_id()
+        values: dict[str, Any] = dict(
+            id=row_id, asset_id=asset_id, profile=profile, provider_name=provider_name,
+            state="pending", ingest_mode=ingest_mode, playback_policy=playback_policy,
+            source=source, passthrough=row_id, playback_ids=[], raw_provider_metadata={},
+            created_at=ts, updated_at=ts)
+        inserted = await self.db.fetch_one(*_insert(
+            PROVIDER_ASSETS, values,
+            suffix=" ON CONFLICT (asset_id, profile, provider_name) DO NOTHING RETURNING id"))
+        if inserted is not None:
+            return ProviderAsset.from_row(values), True
+        rows = await self._select(PROVIDER_ASSETS, {"asset_id": asset_id, "profile": profile,
+                                                    "provider_name": provider_name})
+        return ProviderAsset.from_row(rows[0]), False
+
+    async def get_provider_asset(self, row_id: str, *,
+                                 for_update: bool = False) -> ProviderAsset | None:
+        rows = await self._select(PROVIDER_ASSETS, {"id": row_id}, lock=for_update)
+        return ProviderAsset.from_row(rows[0]) if rows else None
+
+    async def provider_assets_for(self, asset_id: str) -> list[ProviderAsset]:
+        rows = await self._select(PROVIDER_ASSETS, {"asset_id": asset_id}, order="created_at")
+        return [ProviderAsset.from_row(r) for r in rows]
+
+    async def find_provider_asset(self, provider_name: str, *, asset: str | None = None,
+                                  upload: str | None = None, for_update: bool = False
+                                  ) -> ProviderAsset | None:
+        """The row the provider's own asset id or upload id names."""
+        where: dict[str, Any] = {"provider_name": provider_name}
+        if asset is not None:
+            where["provider_asset_id"] = asset
+        elif upload is not None:
+            where["provider_upload_id"] = upload
+        else:
+            return None
+        rows = await self._select(PROVIDER_ASSETS, where, lock=for_update)
+        return ProviderAsset.from_row(rows[0]) if rows else None
+
+    async def transition_provider_asset(self, row_id: str, from_state: str, to_state: str,
+                                        *, via: Sequence[str] = (),
+                                        **values: Any) -> ProviderAsset:
+        row = await self._transition("provider_asset", {"id": row_id}, row_id, from_state,
+                                     to_state, values, via=via)
+        return ProviderAsset.from_row(row)
+
+    async def update_provider_asset(self, row_id: str, **values: Any) -> None:
+        await self.db.execute(*_update(PROVIDER_ASSETS, {**values, "updated_at": now()},
+                                       {"id": row_id}))
+
+    async def record_provider_event(self, provider_name: str, event_id: str, event_type: str,
+                                    row_id: str | None) -> bool:
+        """Note a webhook event as applied; ``False`` when it was applied before."""
+        inserted = await self.db.fetch_one(*_insert(
+            PROVIDER_EVENTS, dict(id=new_id(), provider_name=provider_name, event_id=event_id,
+                                  event_type=event_type, provider_asset_row=row_id,
+                                  received_at=now()),
+            suffix=" ON CONFLICT (provider_name, event_id) DO NOTHING RETURNING id"))
+        return inserted is not None
 
     # --- variants ------------------------------------------------------------------------
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 ASSET: Mapping[str, frozenset[str]] = {
-    "staged": frozenset({"validating"}),
+    # staged -> transcoding extends DESIGN.md: a direct upload to a streaming provider (Mux)
+    # sends the bytes past Rindle's storage, so the provider, not promotion, judges and
+    # transcodes them; the asset waits in transcoding until the provider says ready.
+    "staged": frozenset({"validating", "transcoding"}),
     "validating": frozenset({"analyzing"}),
     "analyzing": frozenset({"promoting", "quarantined"}),
     "promoting": frozenset({"available"}),
@@ -48,9 +51,11 @@ SESSION: Mapping[str, frozenset[str]] = {
     "failed": frozenset(),
 }
 
+# Forward only, and any step forward: a provider's webhooks arrive late, twice or out of
+# order (``ready`` before ``asset_created``), and a state is never moved back by one.
 PROVIDER_ASSET: Mapping[str, frozenset[str]] = {
-    "pending": frozenset({"uploading", "errored", "deleted"}),
-    "uploading": frozenset({"processing", "errored", "deleted"}),
+    "pending": frozenset({"uploading", "processing", "ready", "errored", "deleted"}),
+    "uploading": frozenset({"processing", "ready", "errored", "deleted"}),
     "processing": frozenset({"ready", "errored", "deleted"}),
     "ready": frozenset({"errored", "deleted"}),
     "errored": frozenset({"deleted"}),
@@ -63,6 +68,9 @@ MACHINES: Mapping[str, Mapping[str, frozenset[str]]] = {
     "session": SESSION,
     "provider_asset": PROVIDER_ASSET,
 }
+
+#: Provider-asset states in the order they follow; ``errored`` and ``deleted`` end it.
+PROVIDER_ASSET_ORDER = ("pending", "uploading", "processing", "ready")
 
 TERMINAL_SESSION_STATES = frozenset({"completed", "aborted", "expired", "failed"})
 

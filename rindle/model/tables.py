@@ -172,11 +172,28 @@ provider_assets = sa.Table(
     _ts("last_event_at"),
     sa.Column("last_sync_error", sa.Text),
     sa.Column("raw_provider_metadata", sa.JSON, nullable=False, server_default="{}"),
+    # What was handed to the provider: "original", a variant's name, or "direct_upload".
+    sa.Column("source", sa.String(100)),
     _ts("created_at", False),
     _ts("updated_at", False),
     sa.UniqueConstraint("provider_name", "provider_asset_id"),
     sa.UniqueConstraint("asset_id", "profile", "provider_name"),
     sa.Index(None, "state"),
+)
+
+# Every provider webhook event applied, by its id: a replayed delivery finds its id taken and
+# changes nothing (providers deliver at least once and retry).
+provider_events = sa.Table(
+    "rindle_provider_events",
+    metadata,
+    _id(),
+    sa.Column("provider_name", sa.String(50), nullable=False),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("provider_asset_row", sa.String(36)),
+    _ts("received_at", False),
+    sa.UniqueConstraint("provider_name", "event_id"),
+    sa.Index(None, "received_at"),
 )
 
 # The transactional outbox: every job and storage side effect is a row written in the same

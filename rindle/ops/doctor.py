@@ -77,6 +77,12 @@ if TYPE_CHECKING:
         def live(self) -> Live: ...
 
         def processor_for(self, kind: str) -> Processor | None: ...
+
+        def streaming_provider(self, name: str) -> StreamingProvider: ...
+
+        @property
+        def public_url(self) -> str | None: ...
+    from ..delivery.streaming.base import StreamingProvider
     from ..profile import Profile
 
 __all__ = ["AV_ENCODERS", "Check", "CheckStatus", "DoctorReport", "run_doctor"]
@@ -97,6 +103,8 @@ _STORAGE_FIX = "check the bucket/root exists and the credentials allow put/get/d
 _LIBVIPS_FIX = ("install libvips (Debian: apt install libvips42) — not pyvips-binary, "
                 "it cannot decode HEIC")
 _FFMPEG_FIX = "install ffmpeg, which brings ffprobe (Debian: apt install ffmpeg)"
+_STREAMING_FIX = ("set MUX_TOKEN_ID, MUX_TOKEN_SECRET, MUX_WEBHOOK_SECRETS, MUX_SIGNING_KEY_ID "
+                  "and MUX_SIGNING_PRIVATE_KEY (or pass Rindle(streaming={'mux': Mux(...)}))")
 #: How long ``ffmpeg -version`` or ``-encoders`` may take.
 FFMPEG_TIMEOUT = 10.0
 #: The ffmpeg encoders each built-in video/audio recipe needs (by ``Variant.format``).
@@ -369,6 +377,9 @@ class _Doctor:
         if any(self._av_profiles()):
             out.append(await _timed("doctor.ffmpeg", "video and audio", self.ffmpeg,
                                     fix=_FFMPEG_FIX))
+        if self._streaming_profiles():
+            out.append(await _timed("doctor.streaming", "streaming", self.streaming,
+                                    fix=_STREAMING_FIX))
         out += [
             await _timed("doctor.queue", "queue", self.queue,
                          fix="check the queue URL; is Redis running?"),
@@ -611,6 +622,43 @@ class _Doctor:
         return found.outcome(f"{'; '.join(facts)}{encoders}: "
                              f"{_plural(len(recipes), 'video/audio variant')}, "
                              f"{_plural(len(probed), 'profile')} analysed by ffprobe")
+
+    def _streaming_profiles(self) -> dict[str, list[str]]:
+        """Provider name -> the profiles streaming through it."""
+        found: dict[str, list[str]] = {}
+        for name, profile in sorted(self.media.profiles.items()):
+            if profile.delivery.streaming is not None:
+                found.setdefault(profile.delivery.streaming.provider, []).append(name)
+        return found
+
+    async def streaming(self) -> Outcome:
+        # Credentials (an authenticated read), webhook secrets and the signing key, per
+        # provider; the provider reports problems without the secrets in them.
+        found = _Findings()
+        facts = []
+        for name, profiles in self._streaming_profiles().items():
+            try:
+                provider = self.media.streaming_provider(name)
+            except RindleError as exc:
+                found.error(f"{name}: {exc.message} (profiles {', '.join(profiles)})",
+                            _STREAMING_FIX)
+                continue
+            signed = [p for p in profiles
+                      if getattr(self.media.profile(p).delivery.streaming, "playback_policy",
+                                 None) == "signed"]
+            for problem in await provider.check():
+                if problem.startswith("signed playback") and not signed:
+                    continue  # every profile of this provider plays publicly
+                found.error(f"{name}: {problem}", _STREAMING_FIX)
+            facts.append(f"{name} for {', '.join(profiles)}")
+            if self.media.public_url is None and any(
+                    Capability.LOCAL in self.media.storage_for(p).capabilities
+                    for p in profiles):
+                found.error(f"{name}: the provider must fetch files from Rindle's own route, "
+                            "but Rindle(public_url=...) is not set",
+                            "pass public_url='https://your.site' to Rindle")
+        return found.outcome(f"credentials, webhook secrets and signing keys work: "
+                             f"{'; '.join(facts)}")
 
     # 6 ---------------------------------------------------------------------------------------
     async def queue(self) -> Outcome:

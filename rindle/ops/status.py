@@ -4,7 +4,8 @@
 that is stuck or needs an operator: failed, cancelled, stale or missing variants, variants
 queued or processing for too long, uploads abandoned past their expiry, assets stuck
 between upload and promotion, jobs that failed for good, and jobs that rq workers of another
-database took from this runtime's queue (read from Redis). Each finding carries its
+database took from this runtime's queue (read from Redis), and provider assets (streaming)
+stuck on the way to the provider or errored there. Each finding carries its
 count, the age of the oldest row and a few samples (oldest first); each class of finding
 comes with the repair that fixes it. Reading it never changes anything.
 """
@@ -47,6 +48,10 @@ _REPAIRS: dict[str, tuple[str, str]] = {
     "stuck_assets": ("sweep", "`rindle sweep --app ...` re-sends their promotion"),
     "failed_jobs": ("inspect", "read last_error, fix the cause, then requeue the asset's "
                     "variants"),
+    "streaming_stuck": ("sync", "a webhook was probably lost: media.sync_streaming() (or "
+                        "`rindle streaming sync --app ...`) re-reads these from the provider"),
+    "streaming_errored": ("inspect", "read the samples' error (the provider's reason); "
+                          "media.sync_streaming(asset_id) re-reads one from the provider"),
     "foreign_worker": ("stop the foreign worker", "stop the worker of the other database, or "
                        "give the runtimes different rq queue names (RQQueue(name=...)); the "
                        "jobs it took were handed back to this database's workers"),
@@ -61,11 +66,14 @@ class ReportsForeignTakers(Protocol):
 
 
 async def runtime_status(media: Stores, *, profile: type[Profile] | str | None = None,
-                         limit: int = 5, now: datetime | None = None) -> dict[str, Any]:
+                         limit: int = 5, now: datetime | None = None,
+                         streaming_stuck_after: float = 3600.0) -> dict[str, Any]:
     """A JSON-ready report of counts, findings and recommended repairs.
 
     ``profile`` narrows assets, variants and sessions to one profile; ``limit`` is the
-    number of samples per finding. The runtime must be connected.
+    number of samples per finding; ``streaming_stuck_after``: seconds a provider asset may
+    wait in pending, uploading or processing before it counts as stuck. The runtime must
+    be connected.
     """
     if limit < 1:
         raise ValidationError("limit must be at least 1", code="invalid_limit")
@@ -103,6 +111,11 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
         await finding("stuck_assets", "asset", ["validating", "analyzing", "promoting"],
                       "state_changed_at", IN_FLIGHT_TOO_LONG),
     ] if f]
+    streaming_findings = [f for f in [
+        await finding("streaming_stuck", "provider_asset", ["pending", "uploading", "processing"],
+                      "updated_at", streaming_stuck_after),
+        await finding("streaming_errored", "provider_asset", ["errored"], "updated_at"),
+    ] if f]
     job_findings = [f for f in [await finding("failed_jobs", "outbox", ["failed"], "created_at"),
                                 await _foreign_workers(media, at, limit)] if f]
 
@@ -119,10 +132,13 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
                              variant_findings),
         "upload_sessions": _section(await repo.count_by_state("session", profile=name),
                                     session_findings),
+        "streaming": _section(await repo.count_by_state("provider_asset", profile=name),
+                              streaming_findings),
         "outbox": {**_section(outbox_counts, job_findings),
                    "oldest_pending_age_seconds": _age(at, oldest_pending)},
     }
-    everything = variant_findings + session_findings + asset_findings + job_findings
+    everything = (variant_findings + session_findings + asset_findings + streaming_findings
+                  + job_findings)
     report["recommendations"] = [
         {"class": f["class"], "count": f["count"], "action": _REPAIRS[f["class"]][0],
          "how": _REPAIRS[f["class"]][1]} for f in everything]
@@ -186,6 +202,11 @@ def _sample(entity: str, row: dict[str, Any], since: str, at: datetime) -> dict[
                       attempts=row["attempts"], error=row["error_reason"])
     elif entity == "asset":
         sample.update(asset_id=row["id"], profile=row["profile"], error=row["error_reason"])
+    elif entity == "provider_asset":
+        # The provider's own ids stay out: only Rindle's asset id names it.
+        sample.update(asset_id=row["asset_id"], profile=row["profile"],
+                      provider=row["provider_name"], ingest=row["ingest_mode"],
+                      error=row["last_sync_error"])
     elif entity == "session":
         sample.update(session_id=row["id"], asset_id=row["asset_id"],
                       strategy=row["strategy"])

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .. import telemetry
+from ..delivery.streaming import ingest
 from ..errors import RindleError
 from ..logs import get_logger
 from ..model import identity
@@ -19,6 +20,7 @@ from ..model.urls import redact_url
 from . import ownership, pipeline, purge
 
 if TYPE_CHECKING:
+    from ..delivery.streaming.base import StreamingProvider
     from ..model.records import OutboxEntry
 
 log = get_logger("rindle.jobs")
@@ -45,6 +47,13 @@ class JobRuntime(pipeline.Processing, Protocol):
     def connected(self, *, start_queue: bool = True,
                   sweeper: bool = False) -> AbstractAsyncContextManager[Any]: ...
 
+    def streaming_provider(self, name: str) -> StreamingProvider: ...
+
+    @property
+    def public_url(self) -> str | None:
+        """This site's address, for source URLs a streaming provider fetches."""
+        ...
+
     async def disconnect(self) -> None:
         """Undo a connect (also one that failed half-way, which still counted)."""
         ...
@@ -68,6 +77,10 @@ async def _dispatch(media: JobRuntime, kind: str, payload: dict[str, Any]) -> No
         await purge.purge_asset(media, payload["asset_id"], payload.get("reason", "purged"))
     elif kind == "purge_upload":
         await purge.purge_upload(media, payload)
+    elif kind == "streaming_push":
+        await ingest.push(media, payload["provider_asset"])
+    elif kind == "streaming_delete":
+        await ingest.delete_stray(media, payload["provider"], payload["provider_asset_id"])
     else:
         raise ValueError(f"unknown job kind {kind!r}")
 
@@ -123,6 +136,9 @@ async def _exhausted(media: JobRuntime, entry: OutboxEntry, error: BaseException
     elif entry.kind == "promote_asset":
         await media.repo.update_asset(payload["asset_id"],
                                       error_reason=f"promotion failed: {error}"[:2000])
+    elif entry.kind == "streaming_push":
+        await ingest.mark_errored(media, payload["provider_asset"],
+                                  f"the push to the provider failed: {error}")
 
 
 # --- rq entry point ------------------------------------------------------------------------

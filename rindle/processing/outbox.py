@@ -18,7 +18,8 @@ class Enqueues(Protocol):
 
     async def enqueue(self, entry: OutboxEntry) -> None: ...
 
-KINDS = ("promote_asset", "process_variants", "purge_asset", "purge_upload")
+KINDS = ("promote_asset", "process_variants", "purge_asset", "purge_upload", "streaming_push",
+         "streaming_delete")
 #: How many entries one background statement marks dispatched at most.
 _MARK_BATCH = 500
 

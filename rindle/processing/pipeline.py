@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..delivery.streaming.ingest import schedule_push
 from ..errors import InvalidTransition, RindleError
 from ..live.events import PROCESSING_PROGRESS, LiveEvent
 from ..logs import get_logger
@@ -268,6 +269,17 @@ async def promote(media: Processing, asset_id: str) -> None:
         asset = await repo.transition_asset(asset_id, "promoting", "available")
     if asset.state == "available":
         await schedule_variants(media, profile, asset)
+    await _push_when_ready(media, profile, asset_id)
+
+
+async def _push_when_ready(media: Processing, profile: type[Profile], asset_id: str) -> None:
+    """Queue the streaming push of a profile that streams, once its source is ready."""
+    if profile.delivery.streaming is None:
+        return
+    async with media.transaction():
+        asset = await media.repo.get_asset(asset_id)
+        if asset is not None:
+            await schedule_push(media, profile, asset)
 
 
 async def secure_original(media: Processing, asset: Asset) -> tuple[dict[str, Any], str | None]:
@@ -435,11 +447,13 @@ async def process_variants(media: Processing, asset_id: str, names: list[str]) -
                     # The rebuilt file replaced one made from an older recipe.
                     superseded.append(row.storage_key)
             await settle_asset(media, asset_id)
+            await _push_when_ready(media, profile, asset_id)
     storage = media.storage_for(profile)
     for key in superseded:
         await storage.delete(key)
     if not groups:
         await settle_asset(media, asset_id)
+        await _push_when_ready(media, profile, asset_id)
     if retry is not None:
         raise retry
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
 from ..errors import NotFound, RindleError
@@ -14,7 +14,14 @@ from ..storage.base import Capability, multipart_storage, resumable_storage
 from ..upload.broker import schedule_staging_purge
 
 if TYPE_CHECKING:
+    from ..delivery.streaming.base import StreamingProvider
     from ..types import Stores
+
+    class Purging(Stores, Protocol):
+        """What a purge uses: the catalog and rows, and the streaming providers whose
+        copies of an asset go with it."""
+
+        def streaming_provider(self, name: str) -> StreamingProvider: ...
 
 log = get_logger("rindle.purge")
 
@@ -22,7 +29,7 @@ log = get_logger("rindle.purge")
 PURGING = "purging"
 
 
-async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
+async def purge_asset(media: Purging, asset_id: str, reason: str) -> bool:
     """Delete an asset's original and variants from storage, then its rows.
 
     Objects go first so a failure leaves rows that point at what is still stored, and the
@@ -71,6 +78,12 @@ async def purge_asset(media: Stores, asset_id: str, reason: str) -> bool:
             if session.strategy == "tus" and state and session.state != "completed":
                 # An unfinished resumable upload: its multipart upload and tail go too.
                 await appendable_storage(storage).append_abort(session.upload_key, state)
+    remote = await repo.provider_assets_for(asset_id)
+    if remote:
+        # The provider's copies go first, like the objects: a failure retries the job.
+        from ..delivery.streaming.ingest import delete_remote
+
+        await delete_remote(media, remote)
     for key in keys:
         await storage.delete(key)
     for session in sessions:

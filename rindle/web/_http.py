@@ -23,6 +23,7 @@ from ._bodies import DEFAULT_IDLE_TIMEOUT, UploadTimeout, idle_limited
 
 if TYPE_CHECKING:
     from ..delivery.signing import Signer
+    from ..delivery.streaming.ingest import Ingesting
     from ..delivery.urls import Delivering
     from ..live.sse import Subscribing
     from ..profile import Profile
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ..upload.multipart import MultipartRuntime
     from .templating import Html
 
-    class WebRuntime(MultipartRuntime, Subscribing, Delivering, Protocol):
+    class WebRuntime(MultipartRuntime, Subscribing, Delivering, Ingesting, Protocol):
         """What the router uses of the runtime: the public API and the subsystems' views."""
 
         @property
@@ -61,6 +62,16 @@ if TYPE_CHECKING:
         async def verify_completion(self, session_id: str) -> UploadResult: ...
 
         async def asset(self, asset_id: str) -> Asset: ...
+
+        async def create_direct_upload(self, profile: type[Profile] | str, *,
+                                       filename: str | None, content_type: str | None = None,
+                                       byte_size: int | None = None,
+                                       origin: str = "*") -> tuple[UploadSession, UploadTicket]:
+            ...
+
+        async def complete_direct_upload(self, session: UploadSession) -> UploadResult: ...
+
+        async def abort_upload(self, session_id: str) -> UploadSession: ...
 
 
 log = get_logger("rindle.web")

@@ -22,6 +22,7 @@ from .multipart_routes import multipart_routes
 from .resumable_routes import resumable_routes
 from .serialize import asset_json
 from .static import StaticFiles
+from .streaming_routes import streaming_routes
 from .templating import render_live_fragment
 from .tus_routes import tus_routes
 from .uppy_routes import uppy_routes
@@ -44,10 +45,17 @@ def build_router(media: WebRuntime) -> Router:
         byte_size = field(body, "byte_size", int)
         checksum = field(body, "checksum", str, required=False)
         await authorize(media, request, "upload", profile=profile)
-        # initiate_upload + sign_url, in one transaction.
-        session, ticket = await media.broker.initiate_signed_upload(
-            profile, filename=filename, content_type=content_type, byte_size=byte_size,
-            checksum=checksum)
+        streaming = media.profile(profile).delivery.streaming
+        if streaming is not None and streaming.ingest == "direct_upload":
+            # The browser sends the file to the streaming provider, not to the storage.
+            session, ticket = await media.create_direct_upload(
+                profile, filename=filename, content_type=content_type, byte_size=byte_size,
+                origin=request.headers.get("origin") or "*")
+        else:
+            # initiate_upload + sign_url, in one transaction.
+            session, ticket = await media.broker.initiate_signed_upload(
+                profile, filename=filename, content_type=content_type, byte_size=byte_size,
+                checksum=checksum)
         upload = ticket.to_dict()
         upload["url"] = absolute_url(request, ticket.url)
         return JSONResponse({"session_id": session.id, "asset_id": session.asset_id,
@@ -61,13 +69,16 @@ def build_router(media: WebRuntime) -> Router:
         session = await media.repo.get_session(session_id)
         await authorize(media, request, "upload", profile=session.profile if session else None,
                         session=session)
-        result = await media.broker.verify_completion(session_id, session=session)
+        if session is not None and session.strategy == "direct_upload":
+            result = await media.complete_direct_upload(session)
+        else:
+            result = await media.broker.verify_completion(session_id, session=session)
         return JSONResponse({"session_id": result.session.id,
                              "asset": await asset_json(media, result.asset, request=request)})
 
     @errors
     async def abort_upload(request: Request) -> Response:
-        aborted = await media.broker.abort_upload(await authorized_session_id(media, request))
+        aborted = await media.abort_upload(await authorized_session_id(media, request))
         return JSONResponse({"session_id": aborted.id, "state": aborted.state},
                             headers=NO_STORE)
 
@@ -138,6 +149,7 @@ def build_router(media: WebRuntime) -> Router:
     ]
     routes += multipart_routes(media)
     routes += resumable_routes(media)
+    routes += streaming_routes(media, idle_timeout=media.upload_idle_timeout)
     routes += sse_routes(media, render=render_live_fragment) + ws_routes(media)
     routes.append(Mount("/tus", routes=tus_routes(media, durable=media.durable_uploads)))
     routes.append(Mount("/s3", routes=uppy_routes(media)))

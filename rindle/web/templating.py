@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
     from ..delivery.signing import Signer
+    from ..delivery.streaming.base import StreamingProvider
     from ..delivery.urls import Delivering
     from ..profile import Profile
 
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 
         @property
         def html(self) -> Html: ...
+
+        def streaming_provider(self, name: str) -> StreamingProvider:
+            """A streaming profile's provider (its playback URLs are signed by it)."""
+            ...
 
 _FORMAT_ORDER = {"image/avif": 0, "image/webp": 1}
 
@@ -82,12 +87,31 @@ class AssetView:
     events_url: str | None = None
     fragment_url: str | None = None
     allowed: bool = False
+    #: A streaming profile's asset: its provider row's state and, once ready, the HLS URL
+    #: and the provider's thumbnail, signed for this viewer.
+    stream: StreamView | None = None
 
     @property
     def settled(self) -> bool:
         """True when nothing about the asset will change without an operator."""
+        if self.stream is not None and self.stream.state in _STREAM_UNSETTLED:
+            return False
         return self.state in ("ready", "degraded", "quarantined", "deleted") or (
             self.state == "available" and not self.variants)
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """The streaming side of an asset, for the ``video`` macro."""
+
+    state: str
+    url: str | None = None
+    thumbnail: str | None = None
+    type: str = "application/vnd.apple.mpegurl"
+
+
+#: Provider-asset states after which the HLS source may still appear.
+_STREAM_UNSETTLED = ("pending", "uploading", "processing")
 
 
 _UNSETTLED = ("staged", "validating", "analyzing", "promoting", "available", "processing",
@@ -128,6 +152,12 @@ class Html:
             token = subscribe_token(media, row.id)
             events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
             fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
+        stream = await self._stream(profile, row, allowed, expires_in)
+        if allowed and events_url is None and stream is not None \
+                and stream.state in _STREAM_UNSETTLED:
+            token = subscribe_token(media, row.id)
+            events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
+            fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
         width, height = display_size(row)
         return AssetView(
             id=row.id, profile=row.profile, state=row.state, kind=row.kind,
@@ -135,7 +165,31 @@ class Html:
             filename=row.filename, placeholder=row.metadata.get("placeholder"),
             duration_ms=row.duration_ms, url=url,
             variants=variants, events_url=events_url if allowed else None,
-            fragment_url=fragment_url if allowed else None, allowed=allowed)
+            fragment_url=fragment_url if allowed else None, allowed=allowed, stream=stream)
+
+    async def _stream(self, profile: type[Profile], row: Asset, allowed: bool,
+                      expires_in: int | None) -> StreamView | None:
+        """The provider side of a streaming profile's asset; URLs only for a viewer the
+        Authorizer allowed (it was asked once, in ``view``)."""
+        if profile.delivery.streaming is None:
+            return None
+        from ..delivery.streaming.playback import playback_url
+
+        rows = [r for r in await self.media.repo.provider_assets_for(row.id)
+                if r.provider_name == profile.delivery.streaming.provider]
+        if not rows:
+            # Not pushed yet: it will be once the source is ready, unless nothing will come.
+            state = "pending" if row.state in _UNSETTLED or row.state == "processing" \
+                else "none"
+            return StreamView(state=state)
+        pushed = rows[0]
+        if not allowed or pushed.state != "ready" or pushed.playback_id() is None:
+            return StreamView(state=pushed.state)
+        return StreamView(
+            state="ready",
+            url=playback_url(self.media, profile, pushed, expires_in=expires_in),
+            thumbnail=playback_url(self.media, profile, pushed, kind="thumbnail",
+                                   expires_in=expires_in))
 
     def _macro(self, name: str) -> Any:
         return getattr(self.env.get_template("rindle/macros.html").module, name)
@@ -225,14 +279,15 @@ class Html:
         event has nothing to show (a variant's or session's own state change).
 
         Asset state changes (and the snapshot sent on connect or after a resync) render the
-        badge label; ``variant_ready``/``variant_failed`` are sent as empty triggers that
-        make a ``<picture>`` fetch its new markup.
+        badge label; ``variant_ready``/``variant_failed`` (and ``stream_ready``/
+        ``stream_failed``) are sent as empty triggers that make a ``<picture>`` or
+        ``<video>`` fetch its new markup.
         """
         if event_name in ("state_change", "resync"):
             if data.get("entity", "asset") != "asset" or "to" not in data:
                 return None
             return str(self._macro("badge_label")(str(data["to"])))
-        if event_name in ("variant_ready", "variant_failed"):
+        if event_name in ("variant_ready", "variant_failed", "stream_ready", "stream_failed"):
             return ""
         if event_name == "processing_progress":
             return str(self._macro("progress_label")(data))
@@ -286,7 +341,11 @@ def media_plan(view: AssetView, names: Sequence[str], *, poster: str | None = No
     ``poster`` is a variant name (its URL once servable, else none) or, when it holds a
     ``/`` or ``:``, a URL used as it is.
     """
-    sources: list[dict[str, Any]] = [
+    sources: list[dict[str, Any]] = []
+    if view.stream is not None and view.stream.url:
+        # HLS first: players that can stream take it; the others fall through to the MP4s.
+        sources.append({"url": view.stream.url, "type": view.stream.type, "name": "stream"})
+    sources += [
         {"url": v.url, "type": v.content_type, "name": v.name}
         for v in (view.variants.get(n) for n in names) if v is not None and v.url]
     if original and view.url:
@@ -296,7 +355,10 @@ def media_plan(view: AssetView, names: Sequence[str], *, poster: str | None = No
         poster_url = poster
     elif poster and poster in view.variants:
         poster_url = view.variants[poster].url
-    return {"sources": sources, "poster": poster_url}
+    if poster_url is None and view.stream is not None:
+        poster_url = view.stream.thumbnail
+    hls = view.stream.url if view.stream is not None else None
+    return {"sources": sources, "poster": poster_url, "hls": hls}
 
 
 def _static_url(media: Viewing, name: str) -> str:

@@ -1,4 +1,4 @@
-"""The state machines match DESIGN.md exactly."""
+"""The state machines match DESIGN.md exactly (with the extensions states.py explains)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from rindle.model import states
 
 EXPECTED = {
-    "asset": """staged>validating validating>analyzing analyzing>promoting analyzing>quarantined
+    "asset": """staged>validating staged>transcoding validating>analyzing analyzing>promoting analyzing>quarantined
         promoting>available available>processing available>transcoding available>quarantined
         processing>ready processing>degraded processing>quarantined transcoding>ready
         transcoding>degraded transcoding>quarantined ready>degraded ready>deleted
@@ -25,6 +25,7 @@ EXPECTED = {
         uploading>expired uploading>failed uploaded>verifying verifying>completed
         verifying>failed""",
     "provider_asset": """pending>uploading uploading>processing processing>ready
+        pending>processing pending>ready uploading>ready
         pending>errored uploading>errored processing>errored ready>errored pending>deleted
         uploading>deleted processing>deleted ready>deleted errored>deleted""",
 }
