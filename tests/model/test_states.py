@@ -9,7 +9,8 @@ import pytest
 from rindle.model import states
 
 EXPECTED = {
-    "asset": """staged>validating staged>transcoding validating>analyzing analyzing>promoting analyzing>quarantined
+    "asset": """staged>validating staged>transcoding validating>analyzing analyzing>promoting
+        analyzing>quarantined
         promoting>available available>processing available>transcoding available>quarantined
         processing>ready processing>degraded processing>quarantined transcoding>ready
         transcoding>degraded transcoding>quarantined ready>degraded ready>deleted
