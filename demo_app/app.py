@@ -21,7 +21,15 @@ from rindle.web.routes import error_response, read_json
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
 
-from .media import AvatarProfile, EpisodeProfile, LessonProfile, media
+from .media import (
+    MUX_SIMULATOR,
+    AvatarProfile,
+    ClipProfile,
+    EpisodeProfile,
+    LessonProfile,
+    StreamProfile,
+    media,
+)
 
 
 class User:
@@ -36,7 +44,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     async with media.lifespan(app):
         # Thousands of open event streams: keep the collector from rescanning start-up objects.
         freeze_gc()
-        yield
+        try:
+            yield
+        finally:
+            if MUX_SIMULATOR is not None:
+                # Mounted, its own lifespan never runs: stop its webhooks and timers here.
+                await MUX_SIMULATOR.aclose()
 
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -46,9 +59,11 @@ DEMO_USER = "1"
 
 #: A user's media slots, each with the profile its asset must come from.
 SLOTS: dict[str, type[Profile]] = {"avatar": AvatarProfile, "lesson": LessonProfile,
-                                   "episode": EpisodeProfile}
+                                   "episode": EpisodeProfile, "stream": StreamProfile,
+                                   "clip": ClipProfile}
 #: The partial that renders each slot's asset.
-PARTIALS = {"avatar": "_avatar.html", "lesson": "_lesson.html", "episode": "_episode.html"}
+PARTIALS = {"avatar": "_avatar.html", "lesson": "_lesson.html", "episode": "_episode.html",
+            "stream": "_stream.html", "clip": "_stream.html"}
 
 
 def _slot(request: Request) -> str:
@@ -152,6 +167,8 @@ app = Starlette(
         Route("/users/{user_id}/{slot}", delete_slot, methods=["DELETE"]),
         Route("/users/{user_id}/{slot}/html", post_slot_html, methods=["POST"]),
         Mount("/rindle", app=media.router),
+        # The local Mux simulator, when no MUX_TOKEN_ID points the demo at Mux itself.
+        *([Mount("/_mux", app=MUX_SIMULATOR.app)] if MUX_SIMULATOR is not None else []),
     ],
     lifespan=lifespan,
 )

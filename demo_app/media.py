@@ -6,8 +6,20 @@ import os
 import secrets
 from pathlib import Path
 
-from rindle import AllowAll, AudioWeb, LocalStorage, Profile, Rindle, Variant, Web
+from rindle import (
+    AllowAll,
+    AudioWeb,
+    LocalStorage,
+    MuxDirectUploadWeb,
+    MuxWeb,
+    Profile,
+    Rindle,
+    Variant,
+    Web,
+)
 from rindle.storage.base import Storage
+
+from .streaming import streaming
 
 VAR = Path(os.environ.get("RINDLE_DEMO_VAR", "var")).resolve()
 VAR.mkdir(parents=True, exist_ok=True)
@@ -62,6 +74,23 @@ class LessonProfile(Web):
     with_480p = True
 
 
+class StreamProfile(MuxWeb):
+    """Streamed lessons: the 720p MP4 and poster as with lessons, and the 720p pushed to Mux
+    for HLS; the MP4 stays the fallback."""
+
+    name = "stream"
+    storage = "media"
+    max_bytes = 2 * 1024 * 1024 * 1024
+
+
+class ClipProfile(MuxDirectUploadWeb):
+    """Clips the browser uploads straight to Mux: Rindle keeps the rows and the playback."""
+
+    name = "clip"
+    storage = "media"
+    max_duration_seconds = 600
+
+
 class EpisodeProfile(AudioWeb):
     """Podcast episodes: MP3, M4A or WAV, as a 128 kbit/s M4A with a waveform."""
 
@@ -69,10 +98,18 @@ class EpisodeProfile(AudioWeb):
     storage = "media"
 
 
+#: This site's address, for the URLs Mux fetches (server push) and the simulator's own.
+PUBLIC_URL = os.environ.get(
+    "RINDLE_PUBLIC_URL",
+    f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+MUX, MUX_SIMULATOR = streaming(VAR, PUBLIC_URL)
+
 media = Rindle(
     database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
     storages=STORAGES,
-    profiles=[AvatarProfile, LessonProfile, EpisodeProfile],
+    profiles=[AvatarProfile, LessonProfile, EpisodeProfile, StreamProfile, ClipProfile],
+    streaming={"mux": MUX},
+    public_url=PUBLIC_URL,
     secret_keys=[_secret()],
     queue=os.environ.get("RINDLE_QUEUE", "inline"),
     broadcast_url=os.environ.get("RINDLE_BROADCAST_URL", "memory://"),

@@ -424,6 +424,10 @@ class Rindle:
             strategies.append("resumable")  # the store's own sessions (GCS)
         if Capability.PRESIGNED_PUT in caps:
             strategies.append("presigned_put")
+        streaming = prof.delivery.streaming
+        if streaming is not None and streaming.ingest == "direct_upload":
+            # One PUT of the whole file to the provider's upload URL, whatever its size.
+            strategies = ["presigned_put"]
         return {
             "profile": prof.name,
             "strategies": strategies,

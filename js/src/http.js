@@ -225,3 +225,19 @@ export function untilAborted(promise, signal) {
     );
   });
 }
+
+/**
+ * DELETE an upload session the client gives up on (a cancel), best effort: an unreachable
+ * server expires the session later, and a storage lifecycle rule removes what it left.
+ * @param {string} sessionUrl
+ * @param {HeadersOption} headers
+ */
+export async function abandonSession(sessionUrl, headers) {
+  const signal = typeof AbortSignal !== 'undefined' && typeof AbortSignal.timeout === 'function'
+    ? AbortSignal.timeout(10000) : undefined;
+  try {
+    await requestJson('DELETE', sessionUrl, { headers, signal });
+  } catch {
+    // Best effort (see above).
+  }
+}

@@ -5,7 +5,7 @@
  * and DELETEs the session.
  */
 import { RindleError, cancelledError, toRindleError } from './errors.js';
-import { joinUrl, requestJson, sendXhr, sleep, storageError } from './http.js';
+import { abandonSession, joinUrl, requestJson, sendXhr, sleep, storageError } from './http.js';
 import { loadRecord, removeRecord, resumeKey, saveRecord } from './resume.js';
 
 /**
@@ -98,7 +98,7 @@ export async function multipartUpload(ctx) {
   } catch (err) {
     if (signal.aborted) {
       removeRecord(key);
-      await abortSession(sessionUrl, headers);
+      await abandonSession(sessionUrl, headers);
       throw cancelledError();
     }
     const e = toRindleError(err);
@@ -134,7 +134,7 @@ async function resumable(ctx, key, etags) {
     if (signal.aborted) {
       // Cancelling a resumed upload abandons it, as for a new one.
       removeRecord(key);
-      await abortSession(sessionUrl, headers);
+      await abandonSession(sessionUrl, headers);
       throw cancelledError();
     }
     const e = toRindleError(err);
@@ -162,21 +162,6 @@ async function resumable(ctx, key, etags) {
  */
 export function partLength(fileSize, plan, n) {
   return n < plan.part_count ? plan.part_size : fileSize - plan.part_size * (plan.part_count - 1);
-}
-
-/**
- * @param {string} sessionUrl
- * @param {import('./http.js').HeadersOption} headers
- */
-async function abortSession(sessionUrl, headers) {
-  const signal = typeof AbortSignal !== 'undefined' && typeof AbortSignal.timeout === 'function'
-    ? AbortSignal.timeout(10000) : undefined;
-  try {
-    await requestJson('DELETE', sessionUrl, { headers, signal });
-  } catch {
-    // Best effort: an unreachable server expires the session (and a bucket lifecycle rule
-    // aborts the parts) later.
-  }
 }
 
 /**

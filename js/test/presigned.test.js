@@ -94,8 +94,11 @@ describe('presigned PUT', () => {
     expect(server.xhrs()[0].headers['X-CSRF-Token']).toBeUndefined();
   });
 
-  it('cancel aborts the PUT', async () => {
+  it('cancel aborts the PUT and DELETEs the session', async () => {
     const server = presignedServer();
+    server.on('DELETE', /^\/rindle\/uploads\/ses_1$/, () => ({
+      body: { session_id: 'ses_1', state: 'aborted' },
+    }));
     server.storage = () => new Promise(() => {}); // never answers
     const controller = new AbortController();
     const done = upload(makeFile(10), { profile: 'avatar', signal: controller.signal });
@@ -103,6 +106,36 @@ describe('presigned PUT', () => {
     controller.abort();
     await expect(done).rejects.toMatchObject({ code: 'cancelled' });
     expect(server.aborted).toEqual([SIGNED]);
+    expect(server.calls('DELETE', /\/uploads\/ses_1$/)).toHaveLength(1);
     expect(server.calls('POST', /complete$/)).toHaveLength(0);
+  });
+
+  it('asks again while the server says the upload is incomplete (a streaming provider)', async () => {
+    const server = presignedServer();
+    let asked = 0;
+    server.on('POST', /^\/rindle\/uploads\/ses_1\/complete$/, () => {
+      asked += 1;
+      return asked < 3
+        ? { status: 409, body: { error: { code: 'upload_incomplete', message: 'not yet' } } }
+        : { body: { session_id: 'ses_1', asset: assetJson('ast_1') } };
+    });
+    const result = await upload(makeFile(10), { profile: 'avatar' });
+    expect(result.assetId).toBe('ast_1');
+    expect(asked).toBe(3);
+  });
+
+  it('gives up on an upload that stays incomplete', async () => {
+    vi.useFakeTimers();
+    try {
+      const server = presignedServer();
+      server.on('POST', /^\/rindle\/uploads\/ses_1\/complete$/, () => ({
+        status: 409, body: { error: { code: 'upload_incomplete', message: 'not yet' } } }));
+      const done = upload(makeFile(10), { profile: 'avatar' }).catch((e) => e);
+      await vi.runAllTimersAsync();
+      expect((await done).code).toBe('upload_incomplete');
+      expect(server.calls('POST', /complete$/)).toHaveLength(6);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

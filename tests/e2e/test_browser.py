@@ -185,3 +185,38 @@ def test_a_lesson_clip_plays_its_720p_rendition(tmp_path: Path,
     assert (video["videoWidth"], video["videoHeight"]) == (1280, 720)
     assert video["poster"]
     assert any("%" in badge for badge in result["badges"]), result["badges"]
+
+
+def test_streaming_through_mux_push_direct_upload_and_cancel(tmp_path: Path) -> None:
+    """The demo's streamed lesson and clip uploaders against its Mux simulator: the pushed
+    720p gets a signed HLS source first, a clip goes straight from the browser to Mux's
+    upload URL and plays, and a cancelled direct upload ends its session."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    from tests.support.clips import ffmpeg
+
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
+    proc, base = _start_demo(tmp_path, {})
+    try:
+        out = subprocess.run(["node", str(HERE / "stream_flow.mjs"), base, str(clip),
+                              str(ARTIFACTS)], capture_output=True, text=True, timeout=240)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stdout + out.stderr
+    result = json.loads(lines[-1])
+    assert result["ok"], json.dumps({k: v for k, v in result.items() if k != "requests"},
+                                    indent=1) + (tmp_path / "demo.log").read_text()[-3000:]
+    for flow in ("push", "direct"):
+        played = result[flow]
+        assert (played["status"], played["playlist"], played["forged"]) == (200, "#EXTM3U", 403)
+        assert played["sources"][0] == "application/vnd.apple.mpegurl"
+        assert played["stream"] == "ready" and "token=" in played["hls"]
+    assert result["push"]["sources"][1] == "video/mp4"  # the 720p MP4 stays the fallback
+    assert result["direct"]["poster"] and "thumbnail.jpg?token=" in result["direct"]["poster"]
+    assert result["directPut"] == 1
+    assert result["cancel"]["status"] == 200 and result["cancel"]["body"]["state"] == "aborted"
+    assert "rindle:complete" not in result["cancel"]["events"]
