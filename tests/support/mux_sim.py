@@ -50,7 +50,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import LiveServer
 
 JSON = dict[str, Any]
 Handler = Callable[[Request, bytes], Awaitable[Response]]
@@ -1003,6 +1002,8 @@ def _validate_settings(payload: JSON, prefix: str = "") -> JSON:
 async def run_mux_simulator(**kw: Any) -> AsyncIterator[MuxSimulator]:
     """A ``MuxSimulator`` served by uvicorn on a loopback port, ``base_url`` set. Keyword
     arguments go to ``MuxSimulator``; the token id and secret default to test values."""
+    from tests.conftest import LiveServer  # here: the demo mounts the simulator without pytest
+
     kw.setdefault("token_id", "sim-token-id")
     kw.setdefault("token_secret", "sim-token-secret")
     sim = MuxSimulator(**kw)
