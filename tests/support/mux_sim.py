@@ -50,7 +50,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-
 JSON = dict[str, Any]
 Handler = Callable[[Request, bytes], Awaitable[Response]]
 
