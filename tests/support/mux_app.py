@@ -89,8 +89,9 @@ def mux_for(sim: MuxSimulator, **options: Any) -> Mux:
     options.setdefault("retry_base", 0.01)
     options.setdefault("webhook_secrets", [WEBHOOK_SECRET])
     options.setdefault("signing_private_key", signing_key()[0])
-    return Mux(TOKEN_ID, TOKEN_SECRET, signing_key_id=KEY_ID, api_url=sim.base_url, stream_url=f"{sim.base_url}/stream",
-               image_url=f"{sim.base_url}/image", **options)
+    return Mux(TOKEN_ID, TOKEN_SECRET, signing_key_id=KEY_ID, api_url=sim.base_url,
+               stream_url=f"{sim.base_url}/stream", image_url=f"{sim.base_url}/image",
+               **options)
 
 
 @dataclass
