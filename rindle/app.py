@@ -156,11 +156,19 @@ class Rindle:
         self._streaming: dict[str, StreamingProvider] = dict(streaming or {})
         for p in self._profiles.values():
             wanted = p.delivery.streaming
-            if wanted is not None and wanted.provider not in self._streaming \
-                    and wanted.provider != "mux":
+            if wanted is None:
+                continue
+            name = wanted.provider_name
+            if not isinstance(wanted.provider, str):
+                # The profile brings its own provider (its own credentials).
+                if self._streaming.setdefault(name, wanted.provider) is not wanted.provider:
+                    raise ConfigurationError(
+                        f"profile {p.name!r} brings its own streaming provider named "
+                        f"{name!r}, but another one has that name", code="invalid_profile")
+            elif name not in self._streaming and name != "mux":
                 raise ConfigurationError(
-                    f"profile {p.name!r} streams through {wanted.provider!r}, which is not "
-                    f"among streaming={sorted(self._streaming)}", code="streaming_not_configured")
+                    f"profile {p.name!r} streams through {name!r}, which is not among "
+                    f"streaming={sorted(self._streaming)}", code="streaming_not_configured")
         self.public_url = public_url.rstrip("/") if public_url else None
         self.app_path = app_path
         self.database_url = database_url
@@ -366,8 +374,9 @@ class Rindle:
             meta.pop("profile")
         elif change.entity == "session":
             meta["session_id"] = change.entity_id
-        if change.entity != "provider_asset":
-            telemetry.emit(f"rindle.{change.entity}.state_change", **meta)
+        elif change.entity == "provider_asset":
+            meta["provider"] = change.provider
+        telemetry.emit(f"rindle.{change.entity}.state_change", **meta)
         for event in from_change(change):
             await self.live.publish("asset", change.asset_id, event)
 

@@ -13,6 +13,7 @@ from .upload.sniff import extensions_for
 
 if TYPE_CHECKING:
     from .delivery.authorizer import Authorizer
+    from .delivery.streaming.base import StreamingProvider
     from .processing.scanner import Scanner
 
 _MODES = ("fit", "fill", "crop")
@@ -94,17 +95,27 @@ class Streaming:
     (no copy in Rindle's storage). ``playback_policy``: ``signed`` (tokens expiring after
     ``playback_ttl_seconds``, else the delivery's TTL) or ``public``. ``provider`` names
     an entry of ``Rindle(streaming=...)`` (``"mux"`` is made from the environment when
-    none is given).
+    none is given), or is the provider itself (``provider=Mux(token_id, token_secret,
+    ...)``), for credentials that belong to this profile.
     """
 
-    provider: str = "mux"
+    provider: str | StreamingProvider = "mux"
     ingest: str = "server_push"
     playback_policy: str = "signed"
     source_variant: str | None = "web_720p"
     source_url_ttl_seconds: int = 3600
     playback_ttl_seconds: int | None = None
 
+    @property
+    def provider_name(self) -> str:
+        """The provider's name: what rows and webhook URLs (``/webhooks/{name}``) use."""
+        return self.provider if isinstance(self.provider, str) else self.provider.name
+
     def validate(self, where: str, variants: dict[str, Variant]) -> None:
+        if not isinstance(self.provider, str) and not isinstance(
+                getattr(self.provider, "name", None), str):
+            raise ConfigurationError(f"{where}: streaming.provider must be a name or a "
+                                     "StreamingProvider (e.g. Mux(...))", code="invalid_profile")
         if self.ingest not in _INGEST:
             raise ConfigurationError(f"{where}: streaming.ingest must be one of "
                                      f"{', '.join(_INGEST)}", code="invalid_profile")

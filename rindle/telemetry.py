@@ -34,6 +34,10 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "rindle.upload.complete": ("asset_id", "profile", "session_id", "outcome", "duration"),
     "rindle.job": ("asset_id", "profile", "job", "outcome", "attempt", "duration"),
     "rindle.purge": ("asset_id", "profile", "reason", "outcome"),
+    "rindle.provider_asset.state_change": ("asset_id", "profile", "provider", "from_state",
+                                           "to_state", "reason"),
+    "rindle.streaming.push": ("asset_id", "profile", "provider", "source", "outcome"),
+    "rindle.streaming.webhook": ("provider", "event_type", "outcome"),
 }
 
 _handlers: list[tuple[str, Handler]] = []

@@ -285,3 +285,4 @@ class Change:
     profile: str | None = None
     name: str | None = None
     reason: str | None = None
+    provider: str | None = None  # a provider asset's streaming provider

@@ -209,6 +209,7 @@ class Repo:
                 at=at,
                 profile=row.get("profile"),
                 name=row.get("name"),
+                provider=row.get("provider_name"),
                 reason=row.get("quarantine_reason") or row.get("failure_reason")
                 or row.get("error_reason"),
             )

@@ -628,7 +628,7 @@ class _Doctor:
         found: dict[str, list[str]] = {}
         for name, profile in sorted(self.media.profiles.items()):
             if profile.delivery.streaming is not None:
-                found.setdefault(profile.delivery.streaming.provider, []).append(name)
+                found.setdefault(profile.delivery.streaming.provider_name, []).append(name)
         return found
 
     async def streaming(self) -> Outcome:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..delivery.urls import stored_here
 from ..errors import InvalidTransition, NotFound, RindleError, ValidationError
 from ..logs import get_logger
 from ..storage.base import ObjectListing, Storage
@@ -167,7 +168,10 @@ class _Run:
             await self._check_variants(by_id, variants)
 
     async def _check_originals(self, assets: Sequence[Asset]) -> None:
-        checks = [(a, s) for a in assets if (s := self._storage(a.storage)) is not None]
+        # A direct upload to a streaming provider has no original here: only the provider
+        # holds its file (``rindle streaming sync`` checks that side).
+        checks = [(a, s) for a in assets if stored_here(a)
+                  and (s := self._storage(a.storage)) is not None]
         found = await asyncio.gather(*[
             self._bounded(s.head(a.storage_key)) for a, s in checks])
         self.report.assets_checked += len(checks)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .. import telemetry
 from ..delivery.streaming.events import apply_event
 from ..errors import NotFound, RindleError
 from ._bodies import idle_limited
@@ -44,13 +45,20 @@ def streaming_routes(media: Ingesting, *, idle_timeout: float) -> list[BaseRoute
     async def webhook(request: Request) -> Response:
         name = request.path_params["provider"]
         if name not in media.streaming_providers and not any(
-                p.delivery.streaming is not None and p.delivery.streaming.provider == name
+                p.delivery.streaming is not None and p.delivery.streaming.provider_name == name
                 for p in media.profiles.values()):
             raise NotFound(f"no streaming provider named {name!r} is configured")
         provider = media.streaming_provider(name)
         body = await _body(request, idle_timeout)
-        event = provider.verify_webhook(body, request.headers)
+        try:
+            event = provider.verify_webhook(body, request.headers)
+        except RindleError as exc:
+            telemetry.emit("rindle.streaming.webhook", provider=name, event_type=None,
+                           outcome=exc.code)
+            raise
         outcome = await apply_event(rows, provider, event)
+        telemetry.emit("rindle.streaming.webhook", provider=name, event_type=event.type,
+                       outcome=outcome)
         return JSONResponse({"received": event.id, "outcome": outcome}, headers=NO_STORE)
 
     return [Route("/webhooks/{provider}", webhook, methods=["POST"])]

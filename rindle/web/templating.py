@@ -176,7 +176,7 @@ class Html:
         from ..delivery.streaming.playback import playback_url
 
         rows = [r for r in await self.media.repo.provider_assets_for(row.id)
-                if r.provider_name == profile.delivery.streaming.provider]
+                if r.provider_name == profile.delivery.streaming.provider_name]
         if not rows:
             # Not pushed yet: it will be once the source is ready, unless nothing will come.
             state = "pending" if row.state in _UNSETTLED or row.state == "processing" \

@@ -83,3 +83,39 @@ async def test_doctor_checks_credentials_secrets_and_key_without_printing_them(
                     "signed playback: the Mux signing key"):
         assert problem in check.summary, check.summary
     assert TOKEN_SECRET not in text and WEBHOOK_SECRET not in text and "wrong" not in text
+
+
+def test_a_profile_may_bring_its_own_provider(tmp_path: Path) -> None:
+    from rindle import LocalStorage, Mux, Rindle
+    from tests.conftest import SECRET
+
+    own = Mux("profile-token-id", "profile-token-secret")
+
+    class Own(MuxWeb):
+        name = "own_mux"
+        storage = "local"
+        delivery = Delivery(streaming=Streaming(provider=own))
+
+    class Other(MuxWeb):
+        name = "other_mux"
+        storage = "local"
+        delivery = Delivery(streaming=Streaming(provider=Mux("b", "c")))
+
+    def runtime(*profiles: type) -> Rindle:
+        return Rindle(database_url=f"sqlite:///{tmp_path / 'own.db'}",
+                      storages={"local": LocalStorage(root=tmp_path / "files")},
+                      profiles=list(profiles), secret_keys=[SECRET])
+
+    assert runtime(Own).streaming_provider("mux") is own
+    assert Own.delivery.streaming is not None and Own.delivery.streaming.provider_name == "mux"
+    with pytest.raises(ConfigurationError) as clash:
+        runtime(Own, Other)
+    assert clash.value.code == "invalid_profile"
+    with pytest.raises(ConfigurationError) as unknown:
+        class Elsewhere(MuxWeb):
+            name = "elsewhere"
+            storage = "local"
+            delivery = Delivery(streaming=Streaming(provider="vimeo"))
+
+        runtime(Elsewhere)
+    assert unknown.value.code == "streaming_not_configured"

@@ -188,6 +188,10 @@ async def test_forged_stale_and_unknown_secret_webhooks_change_nothing(
 
 async def test_a_replayed_webhook_is_ignored(
         app: StreamingApp, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from rindle import telemetry
+
+    emitted: list[tuple[str, dict[str, Any]]] = []
+    detach = telemetry.attach("rindle.", lambda name, meta: emitted.append((name, meta)))
     app.sim.duplicate_webhooks = True
     asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
     row = await eventually(lambda: row_in(app.media, asset_id, "ready"))
@@ -203,6 +207,18 @@ async def test_a_replayed_webhook_is_ignored(
                                          app.sim.assets[str(row.provider_asset_id)])
     assert created.status_code == 200 and created.json()["outcome"] == "stale"
     assert (await row_of(app.media, asset_id)).state == "ready"  # type: ignore[union-attr]
+    detach()
+    pushes = [m for n, m in emitted if n == "rindle.streaming.push"]
+    assert [(p["outcome"], p["source"], p["provider"]) for p in pushes] == [
+        ("ok", "original", "mux")]
+    hooks = [(m["event_type"], m["outcome"]) for n, m in emitted
+             if n == "rindle.streaming.webhook"]
+    assert hooks.count(("video.asset.ready", "applied")) == 1
+    assert hooks.count(("video.asset.ready", "duplicate")) == 1
+    assert ("video.asset.created", "stale") in hooks
+    moves = [(m["from_state"], m["to_state"]) for n, m in emitted
+             if n == "rindle.provider_asset.state_change" and m["asset_id"] == asset_id]
+    assert moves[-1] == ("processing", "ready") and moves[0][0] == "pending"
 
 
 async def test_mux_answering_500_then_200_is_retried_with_backoff(
@@ -280,6 +296,13 @@ async def test_direct_upload_out_of_order_webhooks_and_complete(
     row = await row_of(media, body["asset_id"])
     assert row is not None and row.state == "ready" and row.ingest_mode == "direct_upload"
     assert "token=" in await media.streaming_url(DirectLesson, body["asset_id"])
+    # Nothing of it is in Rindle's storage, and nothing says so: no URL, no reconcile alarm.
+    from rindle import DeliveryUnsupported
+
+    with pytest.raises(DeliveryUnsupported):
+        await media.url(DirectLesson, body["asset_id"])
+    report = await media.reconcile_storage()
+    assert report.missing_originals == []
 
 
 async def _asset_in(media: Rindle, asset_id: str, state: str) -> Any:
@@ -318,6 +341,43 @@ async def test_a_lost_webhook_is_reported_and_repaired_by_sync(
     assert [r["action"] for r in status["recommendations"]] == ["sync"]
     [synced] = await media.sync_streaming(stuck_after=0)
     assert synced.state == "ready" and synced.playback_id() is not None
+
+
+async def test_rindle_streaming_sync_repairs_a_lost_webhook(
+        app: StreamingApp, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+        sqlite_url: str) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.mux_app import KEY_ID as _KEY, TOKEN_ID
+
+    media, sim = app.media, app.sim
+    sim.webhook_url = None
+    asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
+    row = await eventually(lambda: row_in(media, asset_id, "uploading"))
+    await sim.wait_for(lambda: sim.assets[str(row.provider_asset_id)]["status"] == "ready")
+    env = {**os.environ, "RINDLE_TEST_DATABASE_URL": sqlite_url,
+           "RINDLE_TEST_FILES": str(tmp_path / "files"), "MUX_TOKEN_ID": TOKEN_ID,
+           "MUX_TOKEN_SECRET": TOKEN_SECRET, "MUX_API_URL": sim.base_url,
+           "MUX_WEBHOOK_SECRETS": WEBHOOK_SECRET, "MUX_SIGNING_KEY_ID": _KEY,
+           "COLUMNS": "250"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rindle.cli", "streaming", "sync",
+                               "--app", "tests.support.mux_cli_app:media", *args],
+                              env=env, capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[2])
+
+    out = await asyncio.to_thread(run, "--stuck-after", "0")
+    said = out.stdout + out.stderr  # the report goes where the other commands' does
+    assert out.returncode == 0, said
+    assert f"asset {asset_id} at mux: ready" in said and "synced 1" in said
+    assert TOKEN_SECRET not in said
+    assert (await row_of(media, asset_id)).state == "ready"  # type: ignore[union-attr]
+    again = await asyncio.to_thread(run, "--asset", asset_id)
+    assert again.returncode == 0 and "ready" in again.stdout + again.stderr
 
 
 async def test_no_secret_token_or_signed_url_reaches_the_logs(

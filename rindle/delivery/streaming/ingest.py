@@ -82,7 +82,7 @@ async def schedule_push(media: Stores, profile: type[Profile], asset: Asset) -> 
         else:
             return False
     pushed, new = await media.repo.insert_provider_asset(
-        asset_id=asset.id, profile=profile.name, provider_name=streaming.provider,
+        asset_id=asset.id, profile=profile.name, provider_name=streaming.provider_name,
         ingest_mode="server_push", playback_policy=streaming.playback_policy, source=source)
     if new:
         await media.outbox.add("streaming_push", {"asset_id": asset.id,
@@ -115,6 +115,9 @@ async def push(media: Pushing, row_id: str) -> None:
         remote = await provider.create_asset(url, passthrough=row.passthrough or row.id,
                                              playback_policy=row.playback_policy or "signed")
     except StreamingError as exc:
+        telemetry.emit("rindle.streaming.push", asset_id=asset.id, profile=profile.name,
+                       provider=provider.name, source=row.source,
+                       outcome="error" if exc.retryable else "rejected")
         if exc.retryable:
             raise
         await mark_errored(media, row.id, exc.message)
@@ -187,7 +190,7 @@ async def initiate_direct_upload(media: Ingesting, profile: type[Profile], *,
                                  "provider", code="streaming_not_configured")
     name = sanitize_filename(filename)
     ctype = media.broker.check_declared(profile, name, content_type, byte_size)
-    provider = media.streaming_provider(streaming.provider)
+    provider = media.streaming_provider(streaming.provider_name)
     ttl = profile.upload_ttl_seconds or media.upload_ttl
     asset_id, session_id = new_id(), new_id()
     # No object is ever stored under this key: it names the asset for reconcile and logs.

@@ -26,7 +26,7 @@ async def ready_row(media: Playing, profile: type[Profile], asset: Asset) -> Pro
     if streaming is None:
         return None
     for row in await media.repo.provider_assets_for(asset.id):
-        if row.provider_name == streaming.provider and row.state == "ready" \
+        if row.provider_name == streaming.provider_name and row.state == "ready" \
                 and row.playback_id() is not None:
             return row
     return None
