@@ -351,7 +351,8 @@ async def test_rindle_streaming_sync_repairs_a_lost_webhook(
     import subprocess
     import sys
 
-    from tests.support.mux_app import KEY_ID as _KEY, TOKEN_ID
+    from tests.support.mux_app import KEY_ID as _KEY
+    from tests.support.mux_app import TOKEN_ID
 
     media, sim = app.media, app.sim
     sim.webhook_url = None
