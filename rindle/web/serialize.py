@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..delivery.urls import delivery_urls
+from ..delivery.streaming.playback import playback_url, ready_row
+from ..delivery.urls import authorize_view, delivery_urls
+from ..errors import Forbidden
 from ..model.records import Asset
 
 #: Asset states before promotion made it available, when it can have no variant rows.
@@ -13,10 +15,11 @@ BEFORE_VARIANTS = frozenset({"staged", "validating", "analyzing", "promoting"})
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from ..delivery.urls import Delivering
+    from ..delivery.streaming.playback import Playing
+    from ..profile import Profile
 
 
-async def asset_json(media: Delivering, asset: Asset, *, request: Request | None = None,
+async def asset_json(media: Playing, asset: Asset, *, request: Request | None = None,
                      actor: Any = None) -> dict[str, Any]:
     """``{id, profile, state, content_type, byte_size, width, height, variants, url?}``."""
     body: dict[str, Any] = {
@@ -49,4 +52,25 @@ async def asset_json(media: Delivering, asset: Asset, *, request: Request | None
     body["variants"] = variants
     if original is not None:
         body["url"] = original
+    profile = media.profile(asset.profile)
+    if profile.delivery.streaming is not None:
+        body["streaming"] = await _streaming_json(media, profile, asset, request=request,
+                                                  actor=actor)
     return body
+
+
+async def _streaming_json(media: Playing, profile: type[Profile], asset: Asset, *,
+                          request: Request | None, actor: Any) -> dict[str, Any]:
+    """``{state, url?}`` of a streaming profile's asset: the provider row's state
+    (``pending`` before the push) and, once ready, the HLS URL for an allowed viewer."""
+    rows = await media.repo.provider_assets_for(asset.id)
+    out: dict[str, Any] = {"state": rows[0].state if rows else "pending"}
+    row = await ready_row(media, profile, asset)
+    if row is None:
+        return out
+    try:
+        await authorize_view(media, profile, asset, actor=actor, request=request)
+    except Forbidden:
+        return out
+    out["url"] = playback_url(media, profile, row)
+    return out

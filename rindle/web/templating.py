@@ -173,7 +173,7 @@ class Html:
         Authorizer allowed (it was asked once, in ``view``)."""
         if profile.delivery.streaming is None:
             return None
-        from ..delivery.streaming.playback import playback_url
+        from ..delivery.streaming.playback import playback_url, ready_row
 
         rows = [r for r in await self.media.repo.provider_assets_for(row.id)
                 if r.provider_name == profile.delivery.streaming.provider_name]
@@ -182,9 +182,9 @@ class Html:
             state = "pending" if row.state in _UNSETTLED or row.state == "processing" \
                 else "none"
             return StreamView(state=state)
-        pushed = rows[0]
-        if not allowed or pushed.state != "ready" or pushed.playback_id() is None:
-            return StreamView(state=pushed.state)
+        pushed = await ready_row(self.media, profile, row)
+        if not allowed or pushed is None:
+            return StreamView(state=rows[0].state)
         return StreamView(
             state="ready",
             url=playback_url(self.media, profile, pushed, expires_in=expires_in),

@@ -291,6 +291,9 @@ async def test_direct_upload_out_of_order_webhooks_and_complete(
         assert asset.kind == "video" and asset.duration_ms == 3000
         done = await client.post(f"{app.url}/rindle/uploads/{body['session_id']}/complete")
         assert done.status_code == 200 and done.json()["asset"]["state"] == "ready"
+        shown = (await client.get(f"{app.url}/rindle/assets/{body['asset_id']}")).json()
+        assert shown["streaming"]["state"] == "ready" and "url" not in shown
+        assert shown["streaming"]["url"].startswith(f"{sim.base_url}/stream/")
     session = await media.repo.get_session(body["session_id"])
     assert session is not None and session.state == "completed"
     row = await row_of(media, body["asset_id"])
@@ -303,6 +306,27 @@ async def test_direct_upload_out_of_order_webhooks_and_complete(
         await media.url(DirectLesson, body["asset_id"])
     report = await media.reconcile_storage()
     assert report.missing_originals == []
+
+
+async def test_a_direct_upload_longer_than_the_profile_allows_is_quarantined_and_deleted(
+        app: StreamingApp) -> None:
+    from rindle import DeliveryUnsupported
+
+    media, sim = app.media, app.sim
+    sim.next_duration = 120.0  # DirectLesson takes at most 60 s
+    session, ticket = await media.create_direct_upload(DirectLesson, filename="long.mp4",
+                                                       content_type="video/mp4", byte_size=4)
+    async with httpx.AsyncClient() as client:
+        assert (await client.put(ticket.url, content=b"long")).status_code == 200
+    asset = await eventually(lambda: _asset_in(media, session.asset_id, "quarantined"))
+    assert asset.quarantine_reason == "max_duration_exceeded"
+    row = await row_of(media, session.asset_id)
+    assert row is not None
+    await sim.wait_for(lambda: str(row.provider_asset_id) not in sim.assets, timeout=10)
+    with pytest.raises(DeliveryUnsupported) as refused:
+        await media.streaming_url(DirectLesson, session.asset_id)
+    assert refused.value.code == "asset_not_deliverable"
+    await eventually(lambda: row_in(media, session.asset_id, "deleted"))
 
 
 async def _asset_in(media: Rindle, asset_id: str, state: str) -> Any:

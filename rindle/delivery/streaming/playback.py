@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import NotFound
+from ...errors import DeliveryUnsupported, NotFound
 from ...model.records import Asset, ProviderAsset
-from ..urls import authorize_view
+from ..urls import DELIVERABLE, authorize_view
 from .base import PLAYBACK_KINDS
 
 if TYPE_CHECKING:
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 
 async def ready_row(media: Playing, profile: type[Profile], asset: Asset) -> ProviderAsset | None:
-    """The asset's provider row at the profile's provider when it can be played."""
+    """The asset's provider row at the profile's provider when it can be played: never for
+    an asset that is not deliverable (a quarantined one stays unplayable at the provider
+    too, while its deletion there is on the way)."""
     streaming = profile.delivery.streaming
-    if streaming is None:
+    if streaming is None or asset.state not in DELIVERABLE:
         return None
     for row in await media.repo.provider_assets_for(asset.id):
         if row.provider_name == streaming.provider_name and row.state == "ready" \
@@ -63,6 +65,9 @@ async def streaming_url(media: Playing, profile: type[Profile], asset: Asset, *,
     if asset.profile != profile.name:
         raise NotFound(f"asset {asset.id} belongs to profile {asset.profile!r}, "
                        f"not {profile.name!r}")
+    if asset.state not in DELIVERABLE:
+        raise DeliveryUnsupported(f"asset {asset.id} is {asset.state}; only verified assets "
+                                  "are delivered", code="asset_not_deliverable")
     await authorize_view(media, profile, asset, actor=actor, request=request)
     row = await ready_row(media, profile, asset)
     if row is None:
