@@ -63,8 +63,9 @@ async def row_in(media: Rindle, asset_id: str, state: str) -> ProviderAsset | No
 
 
 @pytest.fixture
-async def app(sqlite_url: str, tmp_path: Path) -> Any:
-    async with streaming_app(sqlite_url, tmp_path) as running:
+async def app(database_url: str, tmp_path: Path) -> Any:
+    """The app and the simulator, on SQLite and on PostgreSQL."""
+    async with streaming_app(database_url, tmp_path) as running:
         yield running
 
 
@@ -368,8 +369,7 @@ async def test_a_lost_webhook_is_reported_and_repaired_by_sync(
 
 
 async def test_rindle_streaming_sync_repairs_a_lost_webhook(
-        app: StreamingApp, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-        sqlite_url: str) -> None:
+        app: StreamingApp, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     import asyncio
     import os
     import subprocess
@@ -383,7 +383,7 @@ async def test_rindle_streaming_sync_repairs_a_lost_webhook(
     asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
     row = await eventually(lambda: row_in(media, asset_id, "uploading"))
     await sim.wait_for(lambda: sim.assets[str(row.provider_asset_id)]["status"] == "ready")
-    env = {**os.environ, "RINDLE_TEST_DATABASE_URL": sqlite_url,
+    env = {**os.environ, "RINDLE_TEST_DATABASE_URL": app.media.database_url,
            "RINDLE_TEST_FILES": str(tmp_path / "files"), "MUX_TOKEN_ID": TOKEN_ID,
            "MUX_TOKEN_SECRET": TOKEN_SECRET, "MUX_API_URL": sim.base_url,
            "MUX_WEBHOOK_SECRETS": WEBHOOK_SECRET, "MUX_SIGNING_KEY_ID": _KEY,
