@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,6 +155,24 @@ def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucke
     assert s3.pending_uploads() == []
 
 
+def _demo_flow(tmp_path: Path, script: str, clip: Path) -> dict[str, Any]:
+    """Run a node script against a fresh demo: ``node <script> <base> <clip> <artifacts>``;
+    its last JSON line, which must say ``ok``."""
+    proc, base = _start_demo(tmp_path, {})
+    try:
+        out = subprocess.run(["node", str(HERE / script), base, str(clip), str(ARTIFACTS)],
+                             capture_output=True, text=True, timeout=240)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stdout + out.stderr
+    result: dict[str, Any] = json.loads(lines[-1])
+    shown = {k: v for k, v in result.items() if k != "requests"}
+    assert result["ok"], json.dumps(shown, indent=1) + (tmp_path / "demo.log").read_text()[-3000:]
+    return result
+
+
 def test_a_lesson_clip_plays_its_720p_rendition(tmp_path: Path,
                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
     """The demo page's lesson uploader: the clip goes up, the live badge counts the
@@ -168,17 +187,7 @@ def test_a_lesson_clip_plays_its_720p_rendition(tmp_path: Path,
            "-f", "lavfi", "-i", "sine=frequency=440:duration=20", "-c:v", "libx264",
            "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
            str(clip))
-    proc, base = _start_demo(tmp_path, {})
-    try:
-        out = subprocess.run(["node", str(HERE / "video_flow.mjs"), base, str(clip),
-                              str(ARTIFACTS)], capture_output=True, text=True, timeout=240)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    assert lines, out.stdout + out.stderr
-    result = json.loads(lines[-1])
-    assert result["ok"], json.dumps(result, indent=1)
+    result = _demo_flow(tmp_path, "video_flow.mjs", clip)
     video = result["video"]
     assert video["readyState"] >= 2
     assert video["currentSrc"] == video["first"]  # the 720p rendition, first of the sources
@@ -198,18 +207,7 @@ def test_streaming_through_mux_push_direct_upload_and_cancel(tmp_path: Path) -> 
     clip = tmp_path / "clip.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2", "-c:v", "libx264",
            "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
-    proc, base = _start_demo(tmp_path, {})
-    try:
-        out = subprocess.run(["node", str(HERE / "stream_flow.mjs"), base, str(clip),
-                              str(ARTIFACTS)], capture_output=True, text=True, timeout=240)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    assert lines, out.stdout + out.stderr
-    result = json.loads(lines[-1])
-    assert result["ok"], json.dumps({k: v for k, v in result.items() if k != "requests"},
-                                    indent=1) + (tmp_path / "demo.log").read_text()[-3000:]
+    result = _demo_flow(tmp_path, "stream_flow.mjs", clip)
     for flow in ("push", "direct"):
         played = result[flow]
         assert (played["status"], played["playlist"], played["forged"]) == (200, "#EXTM3U", 403)
