@@ -232,6 +232,28 @@ async def test_mux_answering_500_then_200_is_retried_with_backoff(
     assert len(posts) == 3 and len(app.sim.assets) == 1
 
 
+async def test_a_mux_that_does_not_answer_in_time_is_tried_again(
+        sqlite_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    async with streaming_app(sqlite_url, tmp_path, mux_options={"timeout": 0.5}) as app:
+        # The stalled create makes its asset after all, after the retry made another.
+        app.sim.stall_next("POST", "/video/v1/assets", seconds=2.0)
+        asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
+        row = await eventually(lambda: row_in(app.media, asset_id, "ready"))
+        posts = [r for r in app.sim.requests
+                 if r.method == "POST" and r.path == "/video/v1/assets"]
+        assert len(posts) == 2
+        # The copy is deleted at Mux; its events (its deletion too) leave the row alone.
+        await app.sim.wait_for(lambda: any(r.method == "DELETE" for r in app.sim.requests),
+                               timeout=15)
+        await app.sim.wait_for(lambda: any(d.event_type == "video.asset.deleted"
+                                           for d in app.sim.deliveries), timeout=15)
+        await app.sim.settle()
+        assert list(app.sim.assets) == [row.provider_asset_id]
+        after = await row_of(app.media, asset_id)
+        assert after is not None and after.state == "ready"
+        assert after.provider_asset_id == row.provider_asset_id
+
+
 async def test_a_push_mux_keeps_refusing_errors_the_row_after_the_job_attempts(
         sqlite_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     async with streaming_app(sqlite_url, tmp_path, mux_options={"retries": 0},

@@ -134,13 +134,16 @@ async def apply_event(media: StreamingRows, provider: StreamingProvider,
             return "ignored"
         stray = (event.asset_id is not None and row.provider_asset_id is not None
                  and event.asset_id != row.provider_asset_id
-                 and event.type.startswith("video.asset.") and event.type != "video.asset.deleted")
+                 and event.type.startswith("video.asset."))
         if stray:
-            # A second provider asset for one row (a create retried after a lost answer):
-            # the row keeps the first; the copy goes, so it costs nothing.
-            await media.outbox.add("streaming_delete", {
-                "provider": provider.name, "provider_asset_id": event.asset_id,
-                "asset_id": row.asset_id})
+            # A second provider asset for one row: a create whose answer was lost (a
+            # timeout) and was tried again, yet made an asset after all. The row keeps the
+            # one it has; the copy goes, and the copy's own events (its deletion too) never
+            # touch the row.
+            if event.type != "video.asset.deleted":
+                await media.outbox.add("streaming_delete", {
+                    "provider": provider.name, "provider_asset_id": event.asset_id,
+                    "asset_id": row.asset_id})
             return "ignored"
         remote = event.asset
         if remote is None and event.asset_id:
