@@ -181,6 +181,10 @@ async def test_forged_stale_and_unknown_secret_webhooks_change_nothing(
             r = await client.post(hook, content=body, headers=headers)
             assert (r.status_code, r.json()["error"]["code"]) == (status, code), label
             assert WEBHOOK_SECRET not in r.text
+        # Signed with the real secret but hostile: nested past any sane depth, or no object.
+        for hostile in (b'{"a":' * 5000 + b'1' + b'}' * 5000, b'[1, 2]', b'not json'):
+            r = await client.post(hook, content=hostile, headers=_signed(hostile, WEBHOOK_SECRET))
+            assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_json")
         # The same body, properly signed, is the provider's and applies.
         ok = await client.post(hook, content=body, headers=_signed(body, WEBHOOK_SECRET))
         assert ok.status_code == 200 and ok.json()["outcome"] == "applied"

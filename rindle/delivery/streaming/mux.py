@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..._backoff import backoff
-from ...errors import ConfigurationError
+from ..._json import loads_object
+from ...errors import ConfigurationError, ValidationError
 from ...logs import get_logger
 from .base import (
     PLAYBACK_KINDS,
@@ -255,12 +255,14 @@ class Mux:
                 break
         else:
             raise WebhookRejected("the webhook's signature matches no configured secret")
+        # Signed, but parsed with limits all the same: a secret that leaked must not buy a
+        # RecursionError (a 500 with a traceback per request).
         try:
-            payload = json.loads(body)
-        except ValueError:
-            raise WebhookRejected("the webhook body is not JSON", code="invalid_json") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str) \
-                or not isinstance(payload.get("id"), str):
+            payload = loads_object(body)
+        except ValidationError:
+            raise WebhookRejected("the webhook body is not a JSON object",
+                                  code="invalid_json") from None
+        if not isinstance(payload.get("type"), str) or not isinstance(payload.get("id"), str):
             raise WebhookRejected("the webhook has no event type or id", code="invalid_json")
         return _event(payload)
 
