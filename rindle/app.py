@@ -653,11 +653,14 @@ class Rindle:
         return await repair.cancel_processing(self, asset_id)
 
     async def regenerate_variants(self, *, profile: type[Profile] | str,
-                                  variant: str | None = None) -> RegenerateReport:
-        """Mark variants built from an old recipe stale and queue them with missing ones."""
+                                  variant: str | None = None,
+                                  dry_run: bool = False) -> RegenerateReport:
+        """Mark variants built from an old recipe stale and queue them with missing ones
+        (``dry_run``: count what that would do, change nothing)."""
         from .processing import repair
 
-        return await repair.regenerate_variants(self, profile, variant=variant)
+        return await repair.regenerate_variants(self, profile, variant=variant,
+                                                dry_run=dry_run)
 
     async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[Any]:
         """What was purged and why, newest first."""
@@ -722,18 +725,24 @@ class Rindle:
 
         return await erase_owner(self, owner)
 
-    async def preview_batch_owner_erasure(self, owners: Sequence[Any]) -> BatchErasure:
-        """``preview_owner_erasure`` for many owners; a ``rindle.ops.erasure.BatchErasure``."""
+    async def preview_batch_owner_erasure(self, owners: Sequence[Any], *,
+                                          max_owners: int = 1000) -> BatchErasure:
+        """``preview_owner_erasure`` for many owners (see ``erase_batch_owner_erasure``);
+        a ``rindle.ops.erasure.BatchErasure``."""
         from .ops.erasure import batch_owner_erasure
 
-        return await batch_owner_erasure(self, owners, preview=True)
+        return await batch_owner_erasure(self, owners, preview=True, max_owners=max_owners)
 
-    async def erase_batch_owner_erasure(self, owners: Sequence[Any]) -> BatchErasure:
-        """``erase_owner`` for many owners, one transaction each; failures are reported
-        per owner and the others still go."""
+    async def erase_batch_owner_erasure(self, owners: Sequence[Any], *,
+                                        max_owners: int = 1000) -> BatchErasure:
+        """``erase_owner`` for many owners. Duplicates count once; an empty batch or one
+        over ``max_owners`` is refused (``invalid_batch``) before any work. One transaction
+        per owner, in order; the first owner that fails stops the batch with
+        ``BatchOwnerFailed`` (code ``batch_owner_failed``) carrying the report of the
+        owners already erased. Running the same batch again after the fix is safe."""
         from .ops.erasure import batch_owner_erasure
 
-        return await batch_owner_erasure(self, owners, preview=False)
+        return await batch_owner_erasure(self, owners, preview=False, max_owners=max_owners)
 
     async def doctor(self) -> DoctorReport:
         """Check the configuration and every service it depends on; never raises for a

@@ -136,6 +136,27 @@ def _progress(label: str, *, total: int | None = None,
         yield lambda n: bar.advance(task, n)
 
 
+def _json_flags(p: argparse.ArgumentParser) -> None:
+    """``--format text|json`` and its short form ``--json``."""
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="how to print the report")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+
+
+def _preview_flags(p: argparse.ArgumentParser, acts: str) -> None:
+    """A destructive command previews unless told to act: the same report either way."""
+    p.add_argument("--execute", action="store_true", help=f"{acts} (without it: a preview "
+                   "that changes nothing)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="preview, change nothing (the default; kept for scripts)")
+
+
+def _previewing(args: argparse.Namespace) -> bool:
+    if args.execute and args.dry_run:
+        raise SystemExit("rindle: --execute and --dry-run contradict each other")
+    return not args.execute
+
+
 def _print_json(data: object) -> None:
     import json
 
@@ -207,15 +228,17 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
     media = _runtime(args.app)
 
+    dry_run = _previewing(args)
+
     async def run() -> CleanupReport:
         async with media.connected(start_queue=True):
             with _progress("expiring abandoned uploads", disable=args.json) as advance:
-                report = await expire_uploads(media, dry_run=args.dry_run, limit=args.limit,
+                report = await expire_uploads(media, dry_run=dry_run, limit=args.limit,
                                               progress=advance)
             if args.scratch_older_than is not None:
-                await asyncio.to_thread(sweep_scratch_dirs, media, dry_run=args.dry_run,
+                await asyncio.to_thread(sweep_scratch_dirs, media, dry_run=dry_run,
                                         older_than=args.scratch_older_than, report=report)
-            if not args.dry_run:
+            if not dry_run:
                 await media.drain(timeout=args.timeout)  # inline queue: purge before exit
             return report
 
@@ -312,18 +335,30 @@ def cmd_streaming_sync(args: argparse.Namespace) -> int:
 
 def cmd_regenerate(args: argparse.Namespace) -> int:
     media = _runtime(args.app)
+    dry_run = _previewing(args)
 
     async def run() -> RegenerateReport:
         async with media.connected():
-            with console.status(f"regenerating {args.profile} variants"):
+            verb = "previewing" if dry_run else "regenerating"
+            with console.status(f"{verb} {args.profile} variants"):
                 report = await media.regenerate_variants(profile=args.profile,
-                                                         variant=args.variant)
-                await media.drain(timeout=args.timeout)
+                                                         variant=args.variant,
+                                                         dry_run=dry_run)
+                if not dry_run:
+                    await media.drain(timeout=args.timeout)
             return report
 
     report = asyncio.run(run())
-    console.print(f"{report.marked_stale} marked stale, {report.planned_missing} missing "
-                  f"planned, {report.queued} queued")
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    if dry_run:
+        console.print(f"[DRY RUN] would mark {report.marked_stale} stale, plan "
+                      f"{report.planned_missing} missing, queue {report.queued}; run again "
+                      "with --execute to do it")
+    else:
+        console.print(f"{report.marked_stale} marked stale, {report.planned_missing} missing "
+                      f"planned, {report.queued} queued")
     return 0
 
 
@@ -331,7 +366,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from .ops.reconcile import reconcile_storage
 
     media = _runtime(args.app)
-    dry_run = not args.apply
+    dry_run = not args.apply  # --apply, or its other name --execute
 
     async def run() -> ReconcileReport:
         async with media.connected(start_queue=False):
@@ -367,50 +402,68 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _owners(args: argparse.Namespace) -> list[tuple[str, str]]:
-    from .ops.erasure import parse_owner
+    from .ops.erasure import parse_owner, parse_owners_file
 
-    texts = list(args.owner or [])
+    owners = [parse_owner(t) for t in args.owner or []]
     if args.owners_file:
         with open(args.owners_file, encoding="utf-8") as f:
-            texts += [line for line in f if line.strip() and not line.lstrip().startswith("#")]
-    return [parse_owner(t) for t in texts]
+            owners += parse_owners_file(f.read())
+    return owners
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from .ops.erasure import batch_owner_erasure
+    from .errors import RindleError
+    from .ops.erasure import MAX_OWNERS, BatchOwnerFailed, batch_owner_erasure
     from .processing.queue import InlineQueue
 
-    owners = _owners(args)
+    preview = _previewing(args)
+    try:
+        owners = _owners(args)
+    except RindleError as exc:
+        console.print(f"[red]error:[/] {escape(f'[{exc.code}] {exc.message}')}")
+        return 1
     if not owners:
         console.print("[red]error:[/] give --owner type:id (repeatable) or --owners-file")
         return 2
     media = _runtime(args.app)
+    limit = args.max_owners or MAX_OWNERS
 
     async def run() -> BatchErasure:
         async with media.connected():
-            label = "previewing" if args.dry_run else "erasing"
-            with _progress(label, total=len(owners), disable=args.json) as advance:
-                result = await batch_owner_erasure(media, owners, preview=args.dry_run,
-                                                   progress=advance)
-            if not args.dry_run:
-                await media.drain(timeout=args.timeout)  # inline queue: purge before exit
-            return result
+            label = "previewing" if preview else "erasing"
+            try:
+                with _progress(label, total=len(set(owners)), disable=args.json) as advance:
+                    return await batch_owner_erasure(media, owners, preview=preview,
+                                                     max_owners=limit, progress=advance)
+            finally:
+                if not preview:
+                    await media.drain(timeout=args.timeout)  # inline queue: purge before exit
 
-    result = asyncio.run(run())
+    failed: BatchOwnerFailed | None = None
+    try:
+        result = asyncio.run(run())
+    except BatchOwnerFailed as exc:
+        failed, result = exc, exc.partial
     summary = result.to_dict()
+    if failed is not None:
+        summary["error"] = failed.to_dict()["error"]
     if args.json:
         _print_json(summary)
     else:
-        verb = ("would purge" if args.dry_run else "purged" if isinstance(
+        verb = ("would purge" if preview else "purged" if isinstance(
             media.queue, InlineQueue) else "queued the purge of")
-        console.print(f"{'[DRY RUN] ' if args.dry_run else ''}{summary['owners']} owner(s): "
+        console.print(f"{'[DRY RUN] ' if preview else ''}{summary['owners']} owner(s): "
                       f"{summary['slots']} slot(s) detached, {verb} {summary['assets_purged']} "
                       f"asset(s) ({summary['stored_objects']} stored object(s)), kept "
                       f"{summary['assets_kept']} shared with other owners")
-    for failure in result.failures:
-        console.print(f"[red]error:[/] {escape(failure['owner'])}: "
-                      f"{escape('[' + failure['code'] + '] ' + failure['message'])}")
-    return 1 if result.failures else 0
+        if preview:
+            console.print("nothing was changed; run again with --execute to erase")
+    if failed is not None:
+        console.print(f"[red]error:[/] {escape(f'[{failed.code}] {failed.message}')}")
+        console.print("the owners before it are done; fix the cause and run the same batch "
+                      "again (it is idempotent)")
+        return 1
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -466,18 +519,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True)
     p.add_argument("--profile", default=None, help="only this profile's rows")
     p.add_argument("--limit", type=int, default=5, help="samples per finding")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _json_flags(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("cleanup", help="expire abandoned uploads and purge what they left")
     p.add_argument("--app", required=True)
-    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    _preview_flags(p, "expire them and purge what they left")
     p.add_argument("--limit", type=int, default=10_000)
     p.add_argument("--scratch-older-than", type=float, default=None, metavar="SECONDS",
                    help="also remove image-job scratch directories older than this")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="how long to wait for in-process purges to finish")
-    p.add_argument("--json", action="store_true")
+    _json_flags(p)
     p.set_defaults(func=cmd_cleanup)
 
     p = sub.add_parser("requeue", help="queue failed, stale, missing or cancelled variants again")
@@ -510,35 +563,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True)
     p.add_argument("--profile", required=True)
     p.add_argument("--variant", default=None)
+    _preview_flags(p, "mark, plan and queue the variants")
     p.add_argument("--timeout", type=float, default=300.0)
+    _json_flags(p)
     p.set_defaults(func=cmd_regenerate)
 
     p = sub.add_parser("reconcile", help="compare rows and stored objects (a dry run by "
                        "default)")
     p.add_argument("--app", required=True)
     p.add_argument("--profile", default=None)
-    p.add_argument("--apply", action="store_true",
+    p.add_argument("--apply", "--execute", dest="apply", action="store_true",
                    help="mark lost variants missing (otherwise only report)")
     p.add_argument("--delete-orphans", action="store_true",
                    help="with --apply: delete objects no row names")
     p.add_argument("--orphan-grace", type=float, default=86400.0, metavar="SECONDS",
                    help="only objects older than this count as orphans (default a day)")
-    p.add_argument("--json", action="store_true")
+    _json_flags(p)
     p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("erase", help="detach an owner's media and purge what nobody else uses")
     p.add_argument("--app", required=True)
     p.add_argument("--owner", action="append", help="type:id, e.g. User:42 (repeatable)")
-    p.add_argument("--owners-file", help="a file of type:id lines (# comments allowed)")
-    p.add_argument("--dry-run", action="store_true", help="preview, change nothing")
+    p.add_argument("--owners-file", help="a file of owners: JSON (a list of \"type:id\" or "
+                   "{\"type\", \"id\"} objects) or type:id lines (# comments allowed)")
+    _preview_flags(p, "detach and purge")
+    p.add_argument("--max-owners", type=int, default=None,
+                   help="refuse a batch of more owners than this (default 1000)")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="how long to wait for in-process purges to finish")
-    p.add_argument("--json", action="store_true")
+    _json_flags(p)
     p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("doctor", help="check the configuration and the services it needs")
     p.add_argument("--app", required=True)
-    p.add_argument("--json", action="store_true")
+    _json_flags(p)
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.set_defaults(func=cmd_doctor)
     return parser
@@ -546,6 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "format", None) == "json":
+        args.json = True
     level = logging.INFO if args.command == "worker" else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

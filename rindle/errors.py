@@ -97,6 +97,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "tus_checksum_mismatch": 460,
     # 500: Rindle or the adopter's configuration is wrong; nothing the client can fix
     "rindle_error": 500,
+    "batch_owner_failed": 500,
     "configuration_error": 500,
     "invalid_profile": 500,
     "invalid_variant": 500,

@@ -417,6 +417,15 @@ class Repo:
                                            to_state="stale", at=ts, profile=profile, name=name))
         return len(rows)
 
+    async def count_outdated(self, profile: str, name: str, digest: str) -> int:
+        """How many ready variants ``mark_stale`` would mark (built from another recipe)."""
+        row = await self.db.fetch_one(
+            f"SELECT count(*) AS n FROM {VARIANTS}"
+            " WHERE state = 'ready' AND name = :name AND recipe_digest <> :digest"
+            f" AND asset_id IN (SELECT id FROM {ASSETS} WHERE profile = :profile)",
+            {"name": name, "digest": digest, "profile": profile})
+        return int(row["n"]) if row else 0
+
     async def asset_ids_needing(self, profile: str, names: Sequence[str], *,
                                 after: str | None, limit: int) -> list[str]:
         """Settled assets of ``profile`` lacking one of ``names`` or holding a stale one."""

@@ -22,7 +22,8 @@ from ..errors import RindleError, ValidationError
 if TYPE_CHECKING:
     from ..types import Rows
 
-__all__ = ["BatchErasure", "ErasurePlan", "batch_owner_erasure", "erase_owner", "parse_owner",
+__all__ = ["MAX_OWNERS", "BatchErasure", "BatchOwnerFailed", "ErasurePlan", "batch_of",
+           "batch_owner_erasure", "erase_owner", "parse_owner", "parse_owners_file",
            "plan_owner_erasure"]
 
 REASON = "owner_erased"
@@ -54,6 +55,38 @@ def parse_owner(text: str) -> tuple[str, str]:
         raise ValidationError(f"not an owner: {text.strip()!r}; write type:id, e.g. User:42",
                               code="invalid_owner")
     return owner_type, owner_id
+
+
+def parse_owners_file(text: str) -> list[tuple[str, str]]:
+    """The owners of an owners file: JSON (a list of ``"type:id"`` strings or of
+    ``{"type": ..., "id": ...}`` objects, or ``{"owners": [...]}`` of either), else one
+    ``type:id`` per line (blank lines and ``#`` comments skipped)."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("[", "{"):
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"the owners file is not valid JSON: {exc}",
+                                  code="invalid_batch") from None
+        items = data.get("owners") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ValidationError('the owners file must be a JSON list, or {"owners": [...]}',
+                                  code="invalid_batch")
+        owners = []
+        for item in items:
+            if isinstance(item, str):
+                owners.append(parse_owner(item))
+            elif isinstance(item, dict) and item.get("type") not in (None, "") \
+                    and item.get("id") not in (None, ""):
+                owners.append((str(item["type"]), str(item["id"])))
+            else:
+                raise ValidationError(f"not an owner: {item!r}; write \"type:id\" or "
+                                      '{"type": ..., "id": ...}', code="invalid_owner")
+        return owners
+    return [parse_owner(line) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
 
 
 async def plan_owner_erasure(media: Rows, owner: Owner) -> ErasurePlan:
@@ -107,39 +140,82 @@ async def erase_owner(media: Rows, owner: Owner) -> ErasurePlan:
     return plan
 
 
+#: The most owners one batch call takes unless told otherwise: a batch is a request to
+#: act now, and an accidental "every user" must be refused before anything is touched.
+MAX_OWNERS = 1000
+
+
 @dataclass
 class BatchErasure:
-    """Many owners' plans, and the owners that could not be handled (with the error)."""
+    """Many owners' plans, in the order they were handled (previewed or erased)."""
 
     plans: list[ErasurePlan] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)  # {"owner", "code", "message"}
+    preview: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"owners": len(self.plans) + len(self.failures),
+        return {"preview": self.preview, "owners": len(self.plans),
                 "slots": sum(len(p.slots) for p in self.plans),
                 "assets_purged": sum(len(p.assets_purged) for p in self.plans),
                 "assets_kept": sum(len(p.assets_kept) for p in self.plans),
                 "stored_objects": sum(p.stored_objects for p in self.plans),
-                "plans": [p.to_dict() for p in self.plans], "failures": self.failures}
+                "plans": [p.to_dict() for p in self.plans]}
+
+
+class BatchOwnerFailed(RindleError):
+    """An owner of a batch failed: the batch stopped there.
+
+    ``partial`` is the report of the owners handled before it (erased, in an erasure: each
+    owner is its own transaction, so they stay erased); ``owner`` is the one that failed
+    and ``cause`` its error. Fix the cause and run the same batch again: owners already
+    erased have nothing left, so the rerun picks up where this one stopped.
+    """
+
+    code = "batch_owner_failed"
+    default_status = 500
+
+    def __init__(self, owner: tuple[str, str], cause: BaseException,
+                 partial: BatchErasure) -> None:
+        reason = (f"[{cause.code}] {cause.message}" if isinstance(cause, RindleError)
+                  else f"{type(cause).__name__}: {cause}")
+        super().__init__(f"owner {owner[0]}:{owner[1]} failed after {len(partial.plans)} "
+                         f"owner(s) were {'previewed' if partial.preview else 'erased'}: "
+                         f"{reason}", owner=f"{owner[0]}:{owner[1]}",
+                         completed=len(partial.plans))
+        self.owner = owner
+        self.cause = cause
+        self.partial = partial
+
+
+def batch_of(owners: Iterable[Owner], *, max_owners: int = MAX_OWNERS) -> list[tuple[str, str]]:
+    """The owners of a batch as ``(type, id)``, each once, in first-seen order; an empty
+    batch or one over ``max_owners`` is refused (``invalid_batch``) before any work."""
+    seen: dict[tuple[str, str], None] = {}
+    for owner in owners:
+        seen.setdefault(owner_key(owner), None)
+    if not seen:
+        raise ValidationError("the batch names no owner", code="invalid_batch")
+    if len(seen) > max_owners:
+        raise ValidationError(f"the batch names {len(seen)} owners, over max_owners="
+                              f"{max_owners}; split it or raise the limit",
+                              code="invalid_batch", max_owners=max_owners)
+    return list(seen)
 
 
 async def batch_owner_erasure(media: Rows, owners: Iterable[Owner], *, preview: bool,
+                              max_owners: int = MAX_OWNERS,
                               progress: Callable[[int], None] | None = None) -> BatchErasure:
-    """Preview or erase many owners, one transaction each; one owner's failure is recorded
-    and the rest go on (the earlier ones stay erased)."""
-    result = BatchErasure()
-    for owner in owners:
+    """Preview or erase many owners: deduplicated, checked against ``max_owners`` before
+    any work, then one transaction per owner, in order. The first owner that fails stops
+    the batch with ``BatchOwnerFailed`` carrying the partial report; a rerun is idempotent."""
+    batch = batch_of(owners, max_owners=max_owners)
+    result = BatchErasure(preview=preview)
+    for owner in batch:
         try:
             plan = (await plan_owner_erasure(media, owner) if preview
                     else await erase_owner(media, owner))
-        except Exception as exc:  # one owner's failure must not hide the others' outcome
-            shown = ":".join(map(str, owner)) if isinstance(owner, tuple) else repr(owner)
-            code = exc.code if isinstance(exc, RindleError) else "erasure_failed"
-            message = exc.message if isinstance(exc, RindleError) else (
-                f"{type(exc).__name__}: {exc}")
-            result.failures.append({"owner": shown, "code": code, "message": message})
-        else:
-            result.plans.append(plan)
+        except Exception as exc:
+            raise BatchOwnerFailed(owner, exc, result) from exc
+        result.plans.append(plan)
         if progress is not None:
             progress(1)
     return result

@@ -95,26 +95,35 @@ async def cancel_processing(media: Processing, asset_id: str) -> list[str]:
 
 @dataclass(frozen=True)
 class RegenerateReport:
-    """What ``regenerate_variants`` did."""
+    """What ``regenerate_variants`` did, or would do (``dry_run``)."""
 
     marked_stale: int
     planned_missing: int
     queued: int
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return {"dry_run": self.dry_run, "marked_stale": self.marked_stale,
+                "planned_missing": self.planned_missing, "queued": self.queued}
 
 
 async def regenerate_variants(media: Processing, profile: type[Profile] | str, *,
-                              variant: str | None = None, batch: int = 200) -> RegenerateReport:
+                              variant: str | None = None, batch: int = 200,
+                              dry_run: bool = False) -> RegenerateReport:
     """Bring every asset of a profile to its current recipes.
 
     Ready variants built from an older recipe (their digest differs) become ``stale``;
     variants the profile gained are planned; then stale and missing ones are queued. Old
-    variant files stay served until their replacements are ready.
+    variant files stay served until their replacements are ready. ``dry_run``: count what
+    would be marked, planned and queued, and change nothing.
     """
     prof = media.profile(profile)
     names = [variant] if variant else list(prof.variants)
     for name in names:
         prof.variant(name)
     repo = media.repo
+    if dry_run:
+        return await _preview_regenerate(media, prof, names, batch)
     stale = planned = queued = 0
     for name in names:
         digest = prof.variants[name].digest
@@ -135,6 +144,28 @@ async def regenerate_variants(media: Processing, profile: type[Profile] | str, *
             queued += len(done)
         after = ids[-1]
     return RegenerateReport(marked_stale=stale, planned_missing=planned, queued=queued)
+
+
+async def _preview_regenerate(media: Processing, prof: type[Profile], names: list[str],
+                              batch: int) -> RegenerateReport:
+    repo = media.repo
+    outdated = 0
+    for name in names:
+        outdated += await repo.count_outdated(prof.name, name, prof.variants[name].digest)
+    planned = queued = 0
+    after: str | None = None
+    while ids := await repo.asset_ids_needing(prof.name, names, after=after, limit=batch):
+        for asset_id in ids:
+            rows = {v.name: v for v in await repo.list_variants(asset_id)}
+            for name in names:
+                if name not in rows:
+                    planned += 1
+                    queued += 1
+                elif rows[name].state in ("stale", "missing"):
+                    queued += 1
+        after = ids[-1]
+    return RegenerateReport(marked_stale=outdated, planned_missing=planned,
+                            queued=queued + outdated, dry_run=True)
 
 
 async def _needs(media: Processing, asset_id: str, name: str) -> bool:

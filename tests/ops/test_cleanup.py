@@ -195,11 +195,16 @@ def _cli(database_url: str, files: Path, *args: str) -> subprocess.CompletedProc
 async def test_the_cleanup_command(media: Rindle, tmp_path: Path) -> None:
     session = await _abandoned(media)
     files = tmp_path / "files"  # make_media's storage root
-    dry = await asyncio.to_thread(_cli, media.database_url, files, "cleanup", "--dry-run",
-                                  "--json")
+    # A preview by default: the same JSON report as the real run, and nothing changes.
+    dry = await asyncio.to_thread(_cli, media.database_url, files, "cleanup", "--json")
     assert dry.returncode == 0, dry.stderr
-    assert json.loads(dry.stdout)["session_ids"] == [session.id]
-    done = await asyncio.to_thread(_cli, media.database_url, files, "cleanup")
+    preview = json.loads(dry.stdout)
+    assert preview["session_ids"] == [session.id] and preview["dry_run"] is True
+    assert (await media.repo.get_session(session.id)).state != "expired"  # type: ignore[union-attr]
+    same = await asyncio.to_thread(_cli, media.database_url, files, "cleanup", "--dry-run",
+                                   "--format", "json")
+    assert json.loads(same.stdout)["session_ids"] == [session.id]
+    done = await asyncio.to_thread(_cli, media.database_url, files, "cleanup", "--execute")
     assert done.returncode == 0, done.stderr
     assert "expired 1 of 1 abandoned upload session(s)" in done.stderr
     assert await media.repo.get_asset(session.asset_id) is None  # purged before it exited

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rindle import Rindle
 from tests.conftest import ImageProfile, MakeMedia
 from tests.support.images import png
@@ -75,17 +77,76 @@ async def test_erasing_an_owner_purges_only_what_nobody_else_uses(make_media: Ma
         assert (again.slots, again.assets_purged) == ([], [])
 
 
-async def test_a_batch_reports_bad_owners_and_erases_the_rest(make_media: MakeMedia) -> None:
+async def _refuse_deletes_of(media: Rindle, owner_id: str) -> None:
+    """A trigger that makes the database refuse to detach ``owner_id``'s slots: a real
+    failure in the middle of a batch (on PostgreSQL and SQLite alike)."""
+    if media.store.dialect == "postgresql":
+        await media.repo.db.execute(
+            "CREATE OR REPLACE FUNCTION rindle_test_refuse() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql", {})
+        await media.repo.db.execute(
+            "CREATE TRIGGER rindle_test_refuse BEFORE DELETE ON rindle_attachments FOR EACH ROW "
+            f"WHEN (OLD.owner_id = '{owner_id}') EXECUTE FUNCTION rindle_test_refuse()", {})
+    else:
+        await media.repo.db.execute(
+            "CREATE TRIGGER rindle_test_refuse BEFORE DELETE ON rindle_attachments "
+            f"WHEN OLD.owner_id = '{owner_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END", {})
+
+
+async def _allow_deletes(media: Rindle) -> None:
+    if media.store.dialect == "postgresql":
+        await media.repo.db.execute(
+            "DROP TRIGGER rindle_test_refuse ON rindle_attachments", {})
+    else:
+        await media.repo.db.execute("DROP TRIGGER rindle_test_refuse", {})
+
+
+async def test_a_batch_is_checked_before_any_work(make_media: MakeMedia) -> None:
+    from rindle.errors import ValidationError
+
     media = _runtime(make_media)
     async with media.connected():
         own, shared, bobs = await _world(media)
-        result = await media.erase_batch_owner_erasure([("User",), ALICE, BOB])  # type: ignore[list-item]
+        for owners, limit in (([], 1000), ([ALICE, BOB], 1), ([ALICE, ("User",)], 1000)):
+            with pytest.raises(ValidationError) as refused:
+                await media.erase_batch_owner_erasure(owners, max_owners=limit)  # type: ignore[arg-type]
+            assert refused.value.code in ("invalid_batch", "invalid_owner")
+        assert len(await media.repo.attachments_for_owner(*ALICE)) == 2  # nothing was done
+        # A duplicate owner counts once (and a batch of two is then within a limit of 2).
+        preview = await media.preview_batch_owner_erasure([ALICE, ALICE, BOB], max_owners=2)
+        assert [(p.owner_type, p.owner_id) for p in preview.plans] == [ALICE, BOB]
+        assert preview.to_dict()["preview"] is True
+
+
+async def test_a_failing_owner_stops_the_batch_and_a_rerun_finishes_it(
+        make_media: MakeMedia) -> None:
+    from rindle.ops.erasure import BatchOwnerFailed
+
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, bobs = await _world(media)
+        carol = ("User", "carol")
+        carols = (await media.upload(OpsPhotos, png(33, 20), filename="c.png")).asset.id
         await media.drain()
-        assert [f["code"] for f in result.failures] == ["invalid_owner"]
-        summary = result.to_dict()
-        assert (summary["owners"], summary["slots"], summary["assets_purged"]) == (3, 4, 3)
-        # Once Alice is gone, Bob is the cover's only owner: erasing him purges it too.
-        for aid in (own, shared, bobs):
+        await media.attach(carols, carol, "avatar")
+        await _refuse_deletes_of(media, "bob")
+        with pytest.raises(BatchOwnerFailed) as failed:
+            await media.erase_batch_owner_erasure([ALICE, BOB, carol])
+        # Alice (before Bob) is erased and reported; Bob failed; Carol was never touched.
+        assert failed.value.code == "batch_owner_failed" and failed.value.owner == BOB
+        assert [(p.owner_type, p.owner_id, p.done) for p in failed.value.partial.plans] == [
+            ("User", "alice", True)]
+        assert failed.value.to_dict()["error"]["details"] == {"owner": "User:bob",
+                                                              "completed": 1}
+        await media.drain()
+        assert await media.repo.attachments_for_owner(*ALICE) == []
+        assert len(await media.repo.attachments_for_owner(*BOB)) == 2
+        assert len(await media.repo.attachments_for_owner(*carol)) == 1
+        await _allow_deletes(media)
+        rerun = await media.erase_batch_owner_erasure([ALICE, BOB, carol])
+        await media.drain()
+        assert [len(p.slots) for p in rerun.plans] == [0, 2, 1]  # Alice had nothing left
+        for aid in (own, shared, bobs, carols):
             assert await media.repo.get_asset(aid) is None
 
 
@@ -120,14 +181,38 @@ async def test_the_erase_command_reads_a_file_of_owners(make_media: MakeMedia,
         owners.write_text("# erasure requests of 27 Nov\nUser:alice\n\n")
         files = tmp_path / "files"
         preview = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners),
-                                          "--dry-run", "--json")
+                                          "--json")
         assert preview.returncode == 0, preview.stderr
-        assert json.loads(preview.stdout)["plans"][0]["assets_purged"] == [own]
-        assert await media.repo.get_asset(own) is not None
-        done = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners))
+        report = json.loads(preview.stdout)
+        assert report["preview"] is True and report["plans"][0]["assets_purged"] == [own]
+        assert await media.repo.get_asset(own) is not None  # a preview unless --execute
+        done = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners),
+                                       "--execute")
         assert done.returncode == 0, done.stderr
         assert ("1 owner(s): 2 slot(s) detached, purged 1 asset(s) (2 stored object(s)), "
                 "kept 1 shared with other owners") in done.stderr
         assert await media.repo.get_asset(own) is None  # purged before the command ended
         bad = await asyncio.to_thread(_cli, media, files, "--owner", "alice")
         assert bad.returncode == 1 and "[invalid_owner]" in bad.stderr
+
+
+async def test_the_erase_command_takes_json_and_a_limit(make_media: MakeMedia,
+                                                        tmp_path: Path) -> None:
+    media = _runtime(make_media)
+    async with media.connected():
+        own, shared, bobs = await _world(media)
+        files = tmp_path / "files"
+        owners = tmp_path / "owners.json"
+        owners.write_text(json.dumps({"owners": ["User:alice", {"type": "User", "id": "bob"},
+                                                "User:alice"]}))
+        over = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners),
+                                       "--max-owners", "1", "--execute")
+        assert over.returncode == 1 and "[invalid_batch]" in over.stderr
+        assert len(await media.repo.attachments_for_owner(*ALICE)) == 2
+        done = await asyncio.to_thread(_cli, media, files, "--owners-file", str(owners),
+                                       "--execute", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert (report["preview"], report["owners"], report["assets_purged"]) == (False, 2, 3)
+        for aid in (own, shared, bobs):
+            assert await media.repo.get_asset(aid) is None

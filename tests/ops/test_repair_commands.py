@@ -77,8 +77,15 @@ async def test_regenerate_after_a_recipe_change(make_media: MakeMedia, tmp_path:
         await old.drain()
         before = await old.repo.get_variant(result.asset.id, "thumb")
         assert before is not None and before.width == 8
+        preview = await asyncio.to_thread(_cli, old, tmp_path / "files", "regenerate",
+                                          "--profile", "ops_photos", "--json")
+        assert preview.returncode == 0, preview.stderr
+        assert json.loads(preview.stdout) == {"dry_run": True, "marked_stale": 1,
+                                              "planned_missing": 0, "queued": 1}
+        unchanged = await old.repo.get_variant(result.asset.id, "thumb")
+        assert unchanged is not None and (unchanged.state, unchanged.width) == ("ready", 8)
         out = await asyncio.to_thread(_cli, old, tmp_path / "files", "regenerate",
-                                      "--profile", "ops_photos")
+                                      "--profile", "ops_photos", "--execute")
         assert out.returncode == 0, out.stderr
         assert "1 marked stale" in out.stderr and "1 queued" in out.stderr
         after = await old.repo.get_variant(result.asset.id, "thumb")
