@@ -666,26 +666,31 @@ class Repo:
 
     async def findings(self, entity: str, states: Sequence[str], *, since_column: str,
                        before: datetime | None = None, profile: str | None = None,
-                       limit: int = 5) -> tuple[int, datetime | None, list[Row]]:
-        """Rows of ``entity`` in ``states`` whose ``since_column`` is before ``before``:
-        how many, the oldest ``since_column``, and up to ``limit`` of them, oldest first."""
+                       limit: int = 5, where: dict[str, Any] | None = None,
+                       ) -> tuple[int, datetime | None, list[Row]]:
+        """Rows of ``entity`` in ``states`` whose ``since_column`` is before ``before``
+        (and whose columns equal ``where``'s values): how many, the oldest
+        ``since_column``, and up to ``limit`` of them, oldest first."""
         table = _TABLES[entity]
         column = _column(since_column)
         params: dict[str, Any] = {}
         conds = [f"state IN {_in('s', states, params)}"]
+        for key, value in (where or {}).items():
+            conds.append(f"{_column(key)} = :w_{key}")
+            params[f"w_{key}"] = value
         if before is not None:
             conds.append(f"{column} < :before")
             params["before"] = before
         if profile is not None:
             conds.append(_of_profile(table, profile, params))
-        where = " AND ".join(conds)
+        cond = " AND ".join(conds)
         head = await self.db.fetch_one(
-            f"SELECT count(*) AS n, min({column}) AS oldest FROM {table} WHERE {where}", params)
+            f"SELECT count(*) AS n, min({column}) AS oldest FROM {table} WHERE {cond}", params)
         count = int(head["n"]) if head else 0
         if not count:
             return 0, None, []
         rows = await self.db.fetch_all(
-            f"SELECT * FROM {table} WHERE {where} ORDER BY {column} LIMIT :limit",
+            f"SELECT * FROM {table} WHERE {cond} ORDER BY {column} LIMIT :limit",
             {**params, "limit": limit})
         return count, utc(head["oldest"]) if head else None, rows
 

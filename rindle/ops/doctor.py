@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -42,9 +43,11 @@ from ..delivery.authorizer import AllowAll, DenyAll
 from ..errors import ConfigurationError, RindleError
 from ..model import identity, migrate
 from ..model.db import Store, redact_url, sqlite_target
+from ..model.records import utc
 from ..model.repo import Repo
 from ..processing import ownership
 from ..processing.queue import InlineQueue, RQQueue
+from ..storage.append import appendable_storage
 from ..storage.base import Capability, Storage, StorageContext
 from . import PROBE_PREFIX
 
@@ -95,6 +98,11 @@ CHECK_TIMEOUT = 20.0
 REDIS_TIMEOUT = 2.0
 #: Shorter than ``CHECK_TIMEOUT``: asyncpg would otherwise wait 60 s for an unreachable host.
 DATABASE_TIMEOUT = 10.0
+#: Seconds of clock skew against the database worth a warning, and an error.
+CLOCK_WARN = 2.0
+CLOCK_ERROR = 30.0
+#: Seconds a due outbox job may wait undispatched before the doctor warns.
+BACKLOG_WARN = 300.0
 #: Below this, a key is guessable enough to forge delivery and upload tokens offline.
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -354,6 +362,7 @@ class _Doctor:
         self.database_ok = False
         self.schema_at_head = False
         self.redis_ok = False
+        self.storage_ok: dict[str, bool] = {}
 
     async def checks(self) -> list[Check]:
         media = self.media
@@ -365,8 +374,15 @@ class _Doctor:
         ]
         for name, storage in media.storages.items():
             out.append(await _timed(f"doctor.storage.{name}", "storage",
-                                    functools.partial(self.storage, storage),
+                                    functools.partial(self.storage, name, storage),
                                     fix=_STORAGE_FIX))
+        for name, storage in media.storages.items():
+            if Capability.TUS_UPLOAD in storage.capabilities and self._tus_profiles(name):
+                out.append(await _timed(f"doctor.tus.{name}", "resumable uploads",
+                                        functools.partial(self.tus, name, storage),
+                                        fix=_STORAGE_FIX))
+        out.append(await _timed("doctor.clock", "database", self.clock,
+                                fix="sync this machine's clock (NTP) with the database's"))
         out += [
             await _timed("doctor.delivery", "delivery", self.delivery,
                          fix="give private profiles a storage that can sign URLs"),
@@ -455,23 +471,31 @@ class _Doctor:
                 "run the Rindle version that migrated it, or upgrade Rindle here")
 
     # 3 ---------------------------------------------------------------------------------------
-    async def storage(self, storage: Storage) -> Outcome:
+    @contextlib.asynccontextmanager
+    async def _open(self, storage: Storage) -> AsyncIterator[None]:
         media = self.media
         # A connected runtime has its storages open; reopening and closing them would
         # close the clients the application is using.
         opened = False
+        if not media.store.connected:
+            await storage.open(StorageContext(router_path=media.router_path,
+                                              sign=media.signer))
+            opened = True
         try:
-            if not media.store.connected:
-                await storage.open(StorageContext(router_path=media.router_path,
-                                                  sign=media.signer))
-                opened = True
-            return await self._probe(storage)
-        except Exception as exc:
-            return "error", _describe(exc), _STORAGE_FIX
+            yield
         finally:
             if opened:
                 with contextlib.suppress(Exception):
                     await storage.close()
+
+    async def storage(self, name: str, storage: Storage) -> Outcome:
+        try:
+            async with self._open(storage):
+                outcome = await self._probe(storage)
+        except Exception as exc:
+            outcome = "error", _describe(exc), _STORAGE_FIX
+        self.storage_ok[name] = outcome[0] == "ok"
+        return outcome
 
     async def _probe(self, storage: Storage) -> Outcome:
         key = f"{PROBE_PREFIX}{uuid.uuid4()}.txt"
@@ -496,6 +520,68 @@ class _Doctor:
                     await storage.delete(key)
         return ("ok", f"{_scrub(repr(storage))}: wrote, read back and deleted a probe object "
                 f"under {PROBE_PREFIX}", None)
+
+    def _tus_profiles(self, storage_name: str) -> list[str]:
+        return sorted(n for n, p in self.media.profiles.items() if p.storage == storage_name)
+
+    async def tus(self, name: str, storage: Storage) -> Outcome:
+        # What a tus upload does to the store, on a probe key: start, append in two
+        # requests (the second at the recorded offset, as a resumed PATCH), then abort.
+        # The lease that keeps two PATCHes apart is a column of the session row, so the
+        # database check covers it; nothing else (no Redis) is needed across processes.
+        if not self.storage_ok.get(name, False):
+            return "ok", "not checked: the storage probe failed", None
+        store = appendable_storage(storage)
+        key = f"{PROBE_PREFIX}{uuid.uuid4()}.tus"
+        try:
+            async with self._open(storage):
+                state = await store.append_start(key, content_type="text/plain", length=10,
+                                                 max_length=10)
+                try:
+                    first = await store.append(key, state, 0, _once(b"rindle"), limit=10,
+                                               length=10)
+                    state = first.state  # the abort must see what the appends made (S3's tail)
+                    second = await store.append(key, first.state, first.offset,
+                                                _once(b"docs"), limit=10, length=10)
+                    state = second.state
+                    for leftover in second.garbage:  # the first append's tail, on S3
+                        await storage.delete(leftover)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await store.append_abort(key, state)
+                    with contextlib.suppress(Exception):
+                        await storage.delete(key)
+        except Exception as exc:
+            return "error", f"a probe upload failed: {_describe(exc)}", _STORAGE_FIX
+        if second.offset != 10:
+            return ("error", f"two appends of 10 bytes left an offset of {second.offset}",
+                    _STORAGE_FIX)
+        profiles = self._tus_profiles(name)
+        return ("ok", f"resumable (tus) uploads to {name} for {', '.join(profiles)}: started, "
+                "appended twice at the recorded offset and aborted a probe upload; their "
+                "leases live in the session rows", None)
+
+    async def clock(self) -> Outcome:
+        # Signed URLs, upload expiry and tus leases compare this machine's clock with times
+        # the database stored: a skewed clock expires them early or keeps them too long.
+        if self.store is None or not self.database_ok:
+            return "ok", _SKIPPED_DB, None
+        sql = ("SELECT now() AS t" if self.store.dialect == "postgresql"
+               else "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') AS t")
+        before = time.time()
+        row = await self.store.fetch_one(sql, {})
+        after = time.time()
+        theirs = utc(row["t"]) if row else None
+        if theirs is None:
+            return "warn", "the database did not say its time", None
+        skew = theirs.timestamp() - (before + after) / 2
+        shown = f"{abs(skew):.2f} s {'ahead of' if skew > 0 else 'behind'} this machine"
+        if abs(skew) > CLOCK_ERROR:
+            return ("error", f"the database's clock is {shown}: signed URLs and upload "
+                    "expiries will be wrong", "sync both clocks (NTP)")
+        if abs(skew) > CLOCK_WARN:
+            return "warn", f"the database's clock is {shown}", "sync both clocks (NTP)"
+        return "ok", f"the database's clock is within {CLOCK_WARN:.0f} s of this machine's", None
 
     # 4 ---------------------------------------------------------------------------------------
     async def delivery(self) -> Outcome:
@@ -795,10 +881,23 @@ class _Doctor:
             return "ok", _SKIPPED_DB, None
         if not self.schema_at_head:
             return "ok", "not checked: the schema is not at head", None
-        counts = await Repo(self.store).count_outbox()
+        repo = Repo(self.store)
+        counts = await repo.count_outbox()
         failed = counts.get("failed", 0)
+        found = _Findings()
         if failed:
-            return ("warn", f"{_plural(failed, 'job')} failed for good",
-                    "inspect them (rindle status) and requeue the variants")
+            found.warn(f"{_plural(failed, 'job')} failed for good",
+                       "inspect them (rindle status) and requeue the variants")
+        # Due jobs nobody dispatched: the queue or its workers are not running.
+        at = datetime.now(UTC)
+        late, oldest, _ = await repo.findings(
+            "outbox", ["pending"], since_column="available_at",
+            before=at - timedelta(seconds=BACKLOG_WARN), limit=1)
+        if late and oldest is not None:
+            found.warn(f"{_plural(late, 'due job')} waiting to be dispatched, the oldest for "
+                       f"{(at - oldest).total_seconds():.0f} s",
+                       "is the queue (an rq worker, the web process's sweeper) running? "
+                       "`rindle sweep --app ...` sends them now")
         waiting = counts.get("pending", 0) + counts.get("dispatched", 0)
-        return "ok", f"no failed jobs ({_plural(waiting, 'job')} pending or dispatched)", None
+        return found.outcome(f"no failed or late jobs ({_plural(waiting, 'job')} pending or "
+                             "dispatched)")

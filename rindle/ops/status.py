@@ -31,6 +31,7 @@ __all__ = ["runtime_status"]
 log = get_logger("rindle.ops")
 
 QUEUED_TOO_LONG = 300.0  # seconds a variant may wait in the queue before it looks starved
+OUTBOX_TOO_LATE = 300.0  # seconds a due job may wait undispatched before the queue looks down
 IN_FLIGHT_TOO_LONG = 900.0  # seconds an asset may sit between upload and promotion
 
 # class -> (what to do, how)
@@ -43,8 +44,14 @@ _REPAIRS: dict[str, tuple[str, str]] = {
                       "`rindle sweep --app ...` re-sends the jobs"),
     "stuck_processing": ("sweep", "the worker probably died; `rindle sweep --app ...` hands "
                          "the job to another worker"),
-    "abandoned_uploads": ("cleanup", "`rindle cleanup --app ...` expires them and purges "
-                          "what they left in storage"),
+    "abandoned_uploads": ("cleanup", "`rindle cleanup --app ... --execute` expires them and "
+                          "purges what they left in storage"),
+    "tus_expired": ("cleanup", "`rindle cleanup --app ... --execute` expires them, aborts "
+                    "their storage uploads and purges what they left (a client asking "
+                    "afterwards gets 410)"),
+    "outbox_backlog": ("check the queue", "due jobs are not being dispatched: is the web "
+                       "process's sweeper or an rq worker running? `rindle sweep --app ...` "
+                       "sends them now"),
     "stuck_assets": ("sweep", "`rindle sweep --app ...` re-sends their promotion"),
     "failed_jobs": ("inspect", "read last_error, fix the cause, then requeue the asset's "
                     "variants"),
@@ -84,11 +91,12 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
     stale_after = media.outbox.stale_after
 
     async def finding(cls: str, entity: str, states: Sequence[str], since: str,
-                      older_than: float | None = None) -> dict[str, Any] | None:
+                      older_than: float | None = None,
+                      where: dict[str, Any] | None = None) -> dict[str, Any] | None:
         before = at - timedelta(seconds=older_than) if older_than is not None else None
         count, oldest, rows = await repo.findings(
             entity, states, since_column=since, before=before,
-            profile=name if entity != "outbox" else None, limit=limit)
+            profile=name if entity != "outbox" else None, limit=limit, where=where)
         if not count:
             return None
         return {"class": cls, "count": count, "oldest_age_seconds": _age(at, oldest),
@@ -104,6 +112,10 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
     ] if f]
     session_findings = [f for f in [
         await finding("abandoned_uploads", "session", OPEN_SESSION_STATES, "expires_at", 0),
+        # The same sessions' resumable (tus) part by itself: they hold storage-side
+        # multipart uploads and leases, and their clients may still be retrying.
+        await finding("tus_expired", "session", OPEN_SESSION_STATES, "expires_at", 0,
+                      where={"strategy": "tus"}),
     ] if f]
     asset_findings = [f for f in [
         # "staged" is left out: an asset waits there legitimately until its upload
@@ -117,6 +129,10 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
         await finding("streaming_errored", "provider_asset", ["errored"], "updated_at"),
     ] if f]
     job_findings = [f for f in [await finding("failed_jobs", "outbox", ["failed"], "created_at"),
+                                # Measured from when each became due (a delayed clean-up
+                                # is not late while it waits).
+                                await finding("outbox_backlog", "outbox", ["pending"],
+                                              "available_at", OUTBOX_TOO_LATE),
                                 await _foreign_workers(media, at, limit)] if f]
 
     outbox_counts = await repo.count_by_state("outbox")

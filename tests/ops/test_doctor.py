@@ -26,7 +26,8 @@ from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: 
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-ORDER = ["doctor.database", "doctor.migrations", "doctor.storage.local", "doctor.delivery",
+ORDER = ["doctor.database", "doctor.migrations", "doctor.storage.local", "doctor.tus.local",
+         "doctor.clock", "doctor.delivery",
          "doctor.images", "doctor.processors", "doctor.queue", "doctor.broadcast",
          "doctor.secret_keys", "doctor.authorizer", "doctor.outbox"]
 
@@ -87,13 +88,13 @@ async def test_a_healthy_runtime_passes_and_is_left_as_it_was(make_media: MakeMe
     assert checks["doctor.queue"].summary == "in-process queue: jobs run inside this process"
     assert checks["doctor.secret_keys"].summary == "1 secret key, each 32+ characters"
     assert "AllowAll lets anyone" in checks["doctor.authorizer"].summary
-    assert checks["doctor.outbox"].summary.startswith("no failed jobs")
+    assert checks["doctor.outbox"].summary.startswith("no failed or late jobs")
     assert all(c.fix is None for c in report.checks if c.status == "ok")
     assert all(c.seconds >= 0 for c in report.checks)
 
     body = report.to_dict()
     assert json.loads(json.dumps(body)) == body
-    assert (body["ok"], body["total"], body["errors"], body["warnings"]) == (True, 11, 0, 1)
+    assert (body["ok"], body["total"], body["errors"], body["warnings"]) == (True, 13, 0, 1)
     assert body["checks"][0]["id"] == "doctor.database"
 
     # Not connected before, not connected after: the storage was opened and closed again,
@@ -237,7 +238,12 @@ async def test_s3_storages_are_probed_and_a_missing_bucket_is_an_error(
     checks = by_id(report)
     assert checks["doctor.storage.s3"].status == "ok"
     assert checks["doctor.storage.s3"].summary.startswith(f"S3Storage(bucket={s3.name!r}")
-    assert s3.keys() == []  # the probe was deleted
+    # Resumable uploads to S3: a probe multipart upload, appended twice and aborted.
+    tus = checks["doctor.tus.s3"]
+    assert tus.status == "ok" and "appended twice" in tus.summary, tus.summary
+    assert s3.keys() == []  # the probes were deleted
+    assert s3.client.list_multipart_uploads(Bucket=s3.name).get("Uploads", []) == []
+    assert "doctor.tus.gone" not in checks  # no profile takes uploads there
     gone = checks["doctor.storage.gone"]
     assert gone.status == "error"
     assert gone.summary == "StorageError: S3 PutObject failed: the bucket does not exist"
@@ -454,3 +460,21 @@ async def test_a_variant_kind_without_a_processor_is_an_error(make_media: MakeMe
     assert check.status == "error" and check.component == "processing"
     assert check.summary == "no processor builds 'imagee' variants (clips.poster)"
     assert not report.ok
+
+
+async def test_late_jobs_and_the_clock_are_checked(make_media: MakeMedia) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    media = make_media()
+    async with media.connected(start_queue=False):
+        late = await media.repo.add_outbox("purge_asset", {"asset_id": "gone"})
+        await media.store.execute("UPDATE rindle_outbox SET available_at = :t WHERE id = :id",
+                                  {"t": datetime.now(UTC) - timedelta(seconds=900),
+                                   "id": late.id})
+    report = await run_doctor(media)
+    checks = by_id(report)
+    outbox = checks["doctor.outbox"]
+    assert outbox.status == "warn" and "1 due job waiting" in outbox.summary
+    assert "rindle sweep" in str(outbox.fix)
+    clock = checks["doctor.clock"]
+    assert clock.status == "ok" and "within 2 s" in clock.summary

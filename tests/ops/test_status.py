@@ -164,3 +164,27 @@ async def test_a_delayed_job_is_not_reported_as_waiting(media: Rindle) -> None:
     report = await media.runtime_status()
     assert report["outbox"]["counts"] == {"pending": 1}
     assert report["outbox"]["oldest_pending_age_seconds"] is None
+
+
+async def test_tus_uploads_past_expiry_and_an_outbox_backlog_are_findings(
+        media: Rindle) -> None:
+    tus = await media.broker.initiate_upload("image", filename="big.png",
+                                             content_type="image/png", byte_size=10,
+                                             strategy="tus")
+    put = await media.initiate_upload("image", filename="x.png", content_type="image/png",
+                                      byte_size=10)
+    for session in (tus, put):
+        await _age(media, "rindle_upload_sessions", "expires_at", session.id, 600)
+    late = await media.repo.add_outbox("purge_asset", {"asset_id": "gone"})
+    await _age(media, "rindle_outbox", "available_at", late.id, 900)
+    report = await media.runtime_status()
+    by_class = {f["class"]: f for s in ("upload_sessions", "outbox")
+                for f in report[s]["findings"]}
+    assert by_class["abandoned_uploads"]["count"] == 2
+    [sample] = by_class["tus_expired"]["samples"]
+    assert (sample["session_id"], sample["strategy"]) == (tus.id, "tus")
+    assert by_class["outbox_backlog"]["count"] == 1
+    assert 850 < by_class["outbox_backlog"]["oldest_age_seconds"] < 1000
+    how = {r["class"]: r["how"] for r in report["recommendations"]}
+    assert "--execute" in how["tus_expired"] and "rindle sweep" in how["outbox_backlog"]
+    assert report["healthy"] is False
