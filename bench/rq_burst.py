@@ -29,12 +29,13 @@ Each contender runs in a fresh subprocess of this script (the hidden ``--contend
 argument), which is the "web process": it runs the runtime's own sweeper
 (``connected(sweeper=True)``, every second) and counts what ``Outbox.sweep`` sends by
 wrapping the runtime's own ``outbox.sweep`` (nothing in Rindle is patched). The work inside
-each job is Rindle's own ``rindle.job`` telemetry (``duration``: the job's dispatch, without
-its bookkeeping); rq workers import this file as their app (``--app rq_burst:media``) and
-append those events to a file. For rq the per-job overhead is measured from rq's own job
-records: the job's wall time (``started_at`` to ``ended_at``) minus the work inside it, plus
-the gap between one job's end and the next job's start on the same worker while jobs were
-waiting (rq's dequeue and bookkeeping, and with ``--fork`` the fork of the work horse).
+each job is Rindle's own ``rindle.job`` telemetry (the stop's ``duration``: the job's
+dispatch, without its bookkeeping); rq workers import this file as their app
+(``--app rq_burst:media``) and append those events to a file. For rq the per-job overhead
+is measured from rq's own job records: the job's wall time (``started_at`` to
+``ended_at``) minus the work inside it, plus the gap between one job's end and the next
+job's start on the same worker while jobs were waiting (rq's dequeue and bookkeeping, and
+with ``--fork`` the fork of the work horse).
 CPU is user+system seconds of the benchmark process and of the workers (with their work
 horses).
 """
@@ -103,15 +104,19 @@ def build_media() -> Any:
 
 
 class _JobEvents:
-    """Rindle's ``rindle.job`` telemetry of this process: kept in a list, or appended to a
-    file (rq workers: one ``O_APPEND`` write per event; a work horse has no socket to share)."""
+    """Rindle's ``rindle.job`` telemetry of this process (the stop and exception of each
+    attempt): kept in a list, or appended to a file (rq workers: one ``O_APPEND`` write per
+    event; a work horse has no socket to share)."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, name: str, meta: dict[str, Any]) -> None:
-        event = {"job": meta["job"], "duration": meta["duration"], "outcome": meta["outcome"],
+    def __call__(self, name: str, measurements: dict[str, Any], meta: dict[str, Any]) -> None:
+        if name.endswith(".start"):
+            return
+        event = {"job": meta["job"], "duration": measurements["duration"],
+                 "outcome": "ok" if name.endswith(".stop") else "error",
                  "asset_id": meta["asset_id"], "pid": os.getpid()}
         if self.path is None:
             self.events.append(event)
@@ -128,7 +133,7 @@ if os.environ.get("RQ_BURST_ROLE") == "worker":
     media = build_media()
     from rindle import telemetry as _telemetry
 
-    _telemetry.attach("rindle.job", _JobEvents(os.environ["RQ_BURST_EVENTS"]))
+    _telemetry.attach("rindle.job.", _JobEvents(os.environ["RQ_BURST_EVENTS"]))
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ async def _contender(photos_dir: Path, concurrency: int, timeout: float) -> dict
 
     media = build_media()
     events = _JobEvents(None)
-    telemetry.attach("rindle.job", events)
+    telemetry.attach("rindle.job.", events)
     original_sweep = media.outbox.sweep
     swept = {"calls": 0, "sent": 0}
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from starlette.routing import Router
 
     from .delivery.streaming.base import StreamingProvider
+    from .ops.backfill import BackfillReport
     from .ops.cleanup import CleanupReport
     from .ops.doctor import DoctorReport
     from .ops.erasure import BatchErasure, ErasurePlan
@@ -190,6 +191,9 @@ class Rindle:
         self._html: Html | None = None
         self._connected = 0
         self._sweeper: asyncio.Task[None] | None = None
+        # The loop the runtime is connected in: code of other threads (the OpenTelemetry
+        # bridge's metric callbacks) hands its database reads to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.store.listeners.append(self._on_change)
 
     def __repr__(self) -> str:
@@ -292,6 +296,7 @@ class Rindle:
             with contextlib.suppress(Exception):
                 await self._close_all()
             raise
+        self._loop = asyncio.get_running_loop()
         if sweeper:
             if isinstance(self.queue, InlineQueue):
                 # Nothing of an in-process queue survives a restart: resend what was unfinished.
@@ -311,6 +316,7 @@ class Rindle:
         await self._close_all()
 
     async def _close_all(self) -> None:
+        self._loop = None
         await self.queue.stop()
         for provider in self._streaming.values():
             with contextlib.suppress(Exception):
@@ -377,6 +383,11 @@ class Rindle:
         elif change.entity == "provider_asset":
             meta["provider"] = change.provider
         telemetry.emit(f"rindle.{change.entity}.state_change", **meta)
+        if change.entity == "asset" and change.to_state == "quarantined":
+            # Every way into quarantine (promotion, a provider's verdict) passes here.
+            telemetry.emit("rindle.quarantine", asset_id=change.asset_id,
+                           profile=change.profile, reason=change.reason,
+                           from_state=change.from_state)
         for event in from_change(change):
             await self.live.publish("asset", change.asset_id, event)
 
@@ -536,6 +547,8 @@ class Rindle:
             now_row = await sync(self, row_id)
             if now_row is not None:
                 synced.append(now_row)
+        telemetry.emit("rindle.repair", action="sync_streaming", asset_id=asset_id,
+                       profile=None, count=len(synced), outcome="ok")
         return synced
 
     async def upload(self, profile: type[Profile] | str, file: Any, *,
@@ -661,6 +674,16 @@ class Rindle:
 
         return await repair.regenerate_variants(self, profile, variant=variant,
                                                 dry_run=dry_run)
+
+    async def backfill_metadata(self, *, profile: type[Profile] | str, restart: bool = False,
+                                progress: Any = None) -> BackfillReport:
+        """Run the analyzers again over every stored asset of ``profile``, never changing
+        a state; an interrupted run continues where it stopped (``restart`` begins again).
+        Returns a ``rindle.ops.backfill.BackfillReport``."""
+        from .ops.backfill import backfill_metadata
+
+        return await backfill_metadata(self, profile=profile, restart=restart,
+                                       progress=progress)
 
     async def purges(self, *, asset_id: str | None = None, limit: int = 100) -> list[Any]:
         """What was purged and why, newest first."""

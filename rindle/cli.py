@@ -333,6 +333,32 @@ def cmd_streaming_sync(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    media = _runtime(args.app)
+
+    async def run() -> Any:
+        async with media.connected(start_queue=False):
+            total = await media.repo.count_by_state("asset", profile=args.profile)
+            stored = sum(n for state, n in total.items() if state in (
+                "available", "processing", "transcoding", "ready", "degraded"))
+            with _progress("assets read", total=stored, disable=args.json) as advance:
+                return await media.backfill_metadata(profile=args.profile,
+                                                     restart=args.restart, progress=advance)
+
+    report = asyncio.run(run())
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        resumed = f" (resumed after {report.resumed_after})" if report.resumed_after else ""
+        console.print(f"read {report.assets} asset(s) of {escape(report.profile)}{resumed}: "
+                      f"{report.changed} changed, {len(report.failed)} failed; no state was "
+                      "changed")
+        for item in report.failed:
+            console.print(f"[red]error:[/] {escape(item['asset_id'])}: "
+                          f"{escape('[' + item['code'] + '] ' + item['message'])}")
+    return 1 if report.failed else 0
+
+
 def cmd_regenerate(args: argparse.Namespace) -> int:
     media = _runtime(args.app)
     dry_run = _previewing(args)
@@ -558,6 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0,
                    help="how long to wait for in-process jobs to finish")
     p.set_defaults(func=cmd_streaming_sync)
+
+    p = sub.add_parser("backfill-metadata", help="run the analyzers again over stored assets "
+                       "(resumes where an interrupted run stopped)")
+    p.add_argument("--app", required=True)
+    p.add_argument("--profile", required=True)
+    p.add_argument("--restart", action="store_true",
+                   help="begin at the first asset even if an earlier run stopped half-way")
+    _json_flags(p)
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("regenerate", help="rebuild variants after a recipe changed")
     p.add_argument("--app", required=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import telemetry
 from ..errors import DeliveryUnsupported, Forbidden, NotFound
 from ..model.records import Asset, AssetVariant
 from ..storage.base import Capability
@@ -45,20 +47,30 @@ async def authorize_view(media: Delivering, profile: type[Profile], asset: Asset
         raise Forbidden(f"viewing asset {asset.id} is not allowed by the profile's Authorizer")
 
 
-async def _sign(media: Delivering, profile: type[Profile], key: str, content_type: str | None,
-                filename: str | None, *, request: HTTPConnection | None,
-                expires_in: int | None, disposition: str | None) -> str:
+async def _sign(media: Delivering, profile: type[Profile], asset: Asset, key: str,
+                content_type: str | None, filename: str | None, *,
+                request: HTTPConnection | None, expires_in: int | None,
+                disposition: str | None, variant: str | None = None) -> str:
+    """One delivery URL (``variant``: whose file ``key`` is; ``None``: the original's)."""
+    started = time.perf_counter()
     storage = media.storage_for(profile)
+    ttl: int | None = None
     if profile.delivery.public:
-        return absolute_url(request, storage.public_url(key))
-    if Capability.SIGNED_URL not in storage.capabilities:
-        raise DeliveryUnsupported(f"storage {profile.storage!r} cannot sign URLs; make the "
-                                  "profile public or use a storage that can")
-    ttl = expires_in or profile.delivery.signed_url_ttl_seconds or media.signed_url_ttl
-    signed = await storage.signed_url(key, expires_in=ttl, filename=filename,
-                                      content_type=content_type,
-                                      disposition=disposition or profile.delivery.disposition)
-    return absolute_url(request, signed)
+        url = absolute_url(request, storage.public_url(key))
+    else:
+        if Capability.SIGNED_URL not in storage.capabilities:
+            raise DeliveryUnsupported(f"storage {profile.storage!r} cannot sign URLs; make "
+                                      "the profile public or use a storage that can")
+        ttl = expires_in or profile.delivery.signed_url_ttl_seconds or media.signed_url_ttl
+        signed = await storage.signed_url(
+            key, expires_in=ttl, filename=filename, content_type=content_type,
+            disposition=disposition or profile.delivery.disposition)
+        url = absolute_url(request, signed)
+    telemetry.emit("rindle.delivery.signed", asset_id=asset.id, profile=profile.name,
+                   url_kind="original" if variant is None else "variant", variant=variant,
+                   mode="signed" if ttl is not None else "public", ttl=ttl,
+                   duration=time.perf_counter() - started)
+    return url
 
 
 def stored_here(asset: Asset) -> bool:
@@ -101,8 +113,9 @@ async def url(media: Delivering, profile: type[Profile], asset: Asset, *, actor:
                        f"not {profile.name!r}")
     _check_deliverable(asset)
     await authorize_view(media, profile, asset, actor=actor, request=request)
-    return await _sign(media, profile, asset.storage_key, asset.content_type, asset.filename,
-                       request=request, expires_in=expires_in, disposition=disposition)
+    return await _sign(media, profile, asset, asset.storage_key, asset.content_type,
+                       asset.filename, request=request, expires_in=expires_in,
+                       disposition=disposition)
 
 
 async def variant_url(media: Delivering, profile: type[Profile], asset: Asset, name: str, *,
@@ -116,9 +129,9 @@ async def variant_url(media: Delivering, profile: type[Profile], asset: Asset, n
         raise NotFound(f"variant {name!r} of asset {asset.id} is not ready",
                        code="variant_not_ready")
     await authorize_view(media, profile, asset, actor=actor, request=request)
-    return await _sign(media, profile, str(row.storage_key), row.content_type,
+    return await _sign(media, profile, asset, str(row.storage_key), row.content_type,
                        _variant_filename(asset, row), request=request, expires_in=expires_in,
-                       disposition=None)
+                       disposition=None, variant=name)
 
 
 async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
@@ -140,14 +153,14 @@ async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
             await authorize_view(media, profile, asset, actor=actor, request=request)
         except Forbidden:
             return None, {}
-    original = await _sign(media, profile, asset.storage_key, asset.content_type,
+    original = await _sign(media, profile, asset, asset.storage_key, asset.content_type,
                            asset.filename, request=request, expires_in=expires_in,
                            disposition=None) if stored_here(asset) else None
     variants = {}
     for row in rows:
         if servable(row) and row.name in profile.variants:
             variants[row.name] = await _sign(
-                media, profile, str(row.storage_key), row.content_type,
+                media, profile, asset, str(row.storage_key), row.content_type,
                 _variant_filename(asset, row), request=request, expires_in=expires_in,
-                disposition=None)
+                disposition=None, variant=row.name)
     return original, variants

@@ -61,6 +61,7 @@ from urllib.parse import parse_qsl
 from broadcaster import Event
 from starlette.routing import BaseRoute, Route
 
+from .. import telemetry
 from ..delivery.authorizer import AuthRequest, is_allowed
 from ..errors import Forbidden, InvalidToken, NotFound, RindleError, ValidationError
 from ..logs import get_logger
@@ -437,6 +438,9 @@ class SSEEndpoint:
                 raise NotFound("no asset id in the path")
             await check_subscribe(self.media, asset_id, token=query.get("token"), scope=scope)
         except RindleError as exc:
+            telemetry.emit("rindle.live.subscribe", asset_id=asset_id or None, transport="sse",
+                           format=query.get("format", JSON), outcome=exc.code,
+                           subscribers=self.open_streams)
             status = 503 if exc.code == "unavailable" else exc.status_code
             await send_json(send, status, exc.to_dict())
             return
@@ -451,6 +455,8 @@ class SSEEndpoint:
             queue = subscriber_queue(subscriber)
             snap = await snapshot_after_subscribe(self.media, queue, asset_id)
             if snap is None:
+                telemetry.emit("rindle.live.subscribe", asset_id=asset_id, transport="sse",
+                               format=fmt, outcome="not_found", subscribers=self.open_streams)
                 await send_json(send, 404, NotFound(f"asset {asset_id} does not exist")
                                 .to_dict())
                 return
@@ -458,9 +464,13 @@ class SSEEndpoint:
             await send({"type": "http.response.body", "more_body": True,
                         "body": b"retry: %d\n\n" % self.retry_ms
                         + frames.snapshot(snap, fmt, render)})
-            stream = _Stream(queue, receive, loop.time() + self.heartbeat)
+            opened = loop.time()
+            stream = _Stream(queue, receive, opened + self.heartbeat)
             self._streams.add(stream)
             self._start_ticker(loop)
+            telemetry.emit("rindle.live.subscribe", asset_id=asset_id, transport="sse",
+                           format=fmt, outcome="ok", subscribers=len(self._streams))
+            sent = 1  # the snapshot
             try:
                 while not stream.gone:
                     item = await queue.get()
@@ -471,7 +481,10 @@ class SSEEndpoint:
                     elif item is _WAKE:
                         continue
                     elif item.message == RESYNC:
+                        reading = loop.time()
                         snap = await snapshot_after_subscribe(self.media, queue, asset_id)
+                        telemetry.emit("rindle.live.resync", asset_id=asset_id,
+                                       transport="sse", duration=loop.time() - reading)
                         if snap is None:  # the asset was deleted meanwhile
                             break
                         frame = frames.resync(fmt, render) + frames.snapshot(snap, fmt, render)
@@ -484,6 +497,9 @@ class SSEEndpoint:
                                     "more_body": True})
                     except OSError:  # servers that report a departed client here
                         stream.gone = True
+                    else:
+                        if frame is not _PING_FRAME:
+                            sent += 1
             except Exception:  # e.g. the database failed a resync read: end this stream only
                 log.exception("the event stream of asset %s failed; closing it", asset_id)
             finally:
@@ -491,6 +507,9 @@ class SSEEndpoint:
                 if not self._streams and self._ticker is not None:
                     self._ticker.cancel()  # nothing left to watch; the next stream restarts it
                     self._ticker = None
+                telemetry.emit("rindle.live.unsubscribe", asset_id=asset_id, transport="sse",
+                               duration=loop.time() - opened, events=sent,
+                               subscribers=len(self._streams))
         if self._closing or not stream.gone:
             # we were asked to stop, the hub closed, or the stream failed: end it cleanly
             await send({"type": "http.response.body", "body": b"", "more_body": False})

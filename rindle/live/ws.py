@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, WebSocketRoute
 
+from .. import telemetry
 from .._json import loads_object
 from ..errors import RindleError, ValidationError
 from ..logs import get_logger
@@ -87,6 +89,8 @@ class WSEndpoint:
         self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
         self._data: dict[str, tuple[str, str] | None] = {}
         self.open_sockets = 0
+        #: Live subscriptions across every socket of this endpoint.
+        self.open_subscriptions = 0
 
     def __repr__(self) -> str:
         return f"WSEndpoint(open_sockets={self.open_sockets})"
@@ -216,6 +220,7 @@ class _Socket:
             await check_subscribe(self.media, asset_id, token=token, scope=self.scope,
                                   use_authorizer=self.same_origin)
         except RindleError as exc:
+            self._refused(asset_id, exc.code)
             await self.error(exc.code, exc.message, asset_id)
             return
         if asset_id in self.subs or self.closed:  # a duplicate raced us while we checked
@@ -223,6 +228,11 @@ class _Socket:
         task = asyncio.get_running_loop().create_task(self._run(asset_id))
         self.subs[asset_id] = task
         task.add_done_callback(lambda t: self._forget(asset_id, t))
+
+    def _refused(self, asset_id: str, code: str) -> None:
+        telemetry.emit("rindle.live.subscribe", asset_id=asset_id, transport="ws",
+                       format="json", outcome=code,
+                       subscribers=self.endpoint.open_subscriptions)
 
     def _forget(self, asset_id: str, task: asyncio.Task[None]) -> None:
         if self.subs.get(asset_id) is task:
@@ -248,31 +258,45 @@ class _Socket:
         return f'{{"event":{_json(name)},"asset_id":{_json(asset_id)},"data":{data_json}}}'
 
     async def _run(self, asset_id: str) -> None:
+        endpoint = self.endpoint
+        opened: float | None = None
+        sent = 0
         try:
             async with subscription(self.media, asset_id) as subscriber:
                 queue = subscriber_queue(subscriber)
                 snap = await snapshot_after_subscribe(self.media, queue, asset_id)
                 if snap is None:
+                    self._refused(asset_id, "not_found")
                     await self.error("not_found", f"asset {asset_id} does not exist", asset_id)
                     return
                 await self.send(_json({"op": "subscribed", "asset_id": asset_id}))
                 await self.send(self._event(asset_id, snap.name, _json(snap.data)))
+                opened, sent = time.monotonic(), 1
+                endpoint.open_subscriptions += 1
+                telemetry.emit("rindle.live.subscribe", asset_id=asset_id, transport="ws",
+                               format="json", outcome="ok",
+                               subscribers=endpoint.open_subscriptions)
                 while True:
                     item = await queue.get()
                     if item is None:  # the hub is shutting down
                         return
                     if is_resync(item):
+                        reading = time.monotonic()
                         snap = await snapshot_after_subscribe(self.media, queue, asset_id)
+                        telemetry.emit("rindle.live.resync", asset_id=asset_id,
+                                       transport="ws", duration=time.monotonic() - reading)
                         await self.send(self._event(asset_id, "resync", "{}"))
                         if snap is None:
                             await self.error("not_found", f"asset {asset_id} was deleted",
                                              asset_id)
                             return
                         await self.send(self._event(asset_id, snap.name, _json(snap.data)))
+                        sent += 1
                         continue
-                    found = self.endpoint.event_data(item.message)
+                    found = endpoint.event_data(item.message)
                     if found is not None:
                         await self.send(self._event(asset_id, *found))
+                        sent += 1
         except asyncio.CancelledError:
             raise
         except OSError:  # the client went away mid-send
@@ -284,6 +308,12 @@ class _Socket:
                                  asset_id)
             except Exception:
                 self.closed = True
+        finally:
+            if opened is not None:
+                endpoint.open_subscriptions -= 1
+                telemetry.emit("rindle.live.unsubscribe", asset_id=asset_id, transport="ws",
+                               duration=time.monotonic() - opened, events=sent,
+                               subscribers=endpoint.open_subscriptions)
 
 
 def ws_routes(media: Subscribing, *, max_subscriptions: int = 100,

@@ -709,6 +709,23 @@ class Repo:
 
     # --- storage reconciliation ----------------------------------------------------------
 
+    # --- named markers (rindle_meta): where a long operator command got to -------------
+
+    async def get_marker(self, name: str) -> str | None:
+        row = await self.db.fetch_one("SELECT value FROM rindle_meta WHERE name = :name",
+                                      {"name": name})
+        return None if row is None else str(row["value"])
+
+    async def set_marker(self, name: str, value: str) -> None:
+        """Write ``name`` = ``value`` (insert or replace): one statement on either database."""
+        await self.db.execute(
+            "INSERT INTO rindle_meta (name, value, created_at) VALUES (:name, :value, :at)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            {"name": name, "value": value, "at": now()})
+
+    async def clear_marker(self, name: str) -> None:
+        await self.db.execute("DELETE FROM rindle_meta WHERE name = :name", {"name": name})
+
     async def assets_page(self, *, states: Sequence[str], profile: str | None = None,
                           after: str | None = None, limit: int = 500) -> list[Asset]:
         """Assets in ``states`` (of one profile, if given) by id, after ``after``: one page

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import telemetry
 from ..logs import get_logger
 from ..processing.workspace import SCRATCH_PREFIX
 
@@ -90,6 +91,22 @@ async def expire_uploads(media: Cleaning, *, dry_run: bool = False, limit: int =
     called as sessions are handled. A session finished or aborted concurrently is skipped,
     never overwritten; one that fails is reported and left for the next run.
     """
+    started = time.perf_counter()
+    report: CleanupReport | None = None
+    try:
+        report = await _expire_uploads(media, dry_run=dry_run, limit=limit, batch=batch,
+                                       now=now, progress=progress)
+        return report
+    finally:
+        outcome = ("error" if report is None else "partial" if report.errors else "ok")
+        telemetry.emit("rindle.cleanup", dry_run=dry_run, outcome=outcome,
+                       sessions_expired=report.sessions_expired if report else 0,
+                       duration=time.perf_counter() - started)
+
+
+async def _expire_uploads(media: Cleaning, *, dry_run: bool, limit: int, batch: int,
+                          now: datetime | None,
+                          progress: Callable[[int], None] | None) -> CleanupReport:
     at = now or datetime.now(UTC)
     window = {"before": at - timedelta(seconds=GRACE),
               "server_before": at - timedelta(seconds=SERVER_GRACE)}

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
 
+from .. import telemetry
 from ..delivery.authorizer import AllowAll, DenyAll
 from ..errors import ConfigurationError, RindleError
 from ..model import identity, migrate
@@ -101,6 +102,9 @@ DATABASE_TIMEOUT = 10.0
 #: Seconds of clock skew against the database worth a warning, and an error.
 CLOCK_WARN = 2.0
 CLOCK_ERROR = 30.0
+#: Seconds without a heartbeat after which an rq worker is taken for dead (rq beats about
+#: every job timeout and at least every 60-90 s while idle).
+HEARTBEAT_STALE = 180.0
 #: Seconds a due outbox job may wait undispatched before the doctor warns.
 BACKLOG_WARN = 300.0
 #: Below this, a key is guessable enough to forge delivery and upload tokens offline.
@@ -177,10 +181,18 @@ class DoctorReport:
 async def run_doctor(media: Diagnosed) -> DoctorReport:
     """Check ``media``'s configuration and services; never raises because one is down."""
     run = _Doctor(media)
+    started = time.perf_counter()
+    report: DoctorReport | None = None
     try:
-        return DoctorReport(await run.checks())
+        report = DoctorReport(await run.checks())
+        return report
     finally:
         await run.close()
+        telemetry.emit("rindle.doctor",
+                       outcome="error" if report is None else "ok" if report.ok else "failed",
+                       errors=len(report.errors) if report else 0,
+                       warnings=len(report.warnings) if report else 0,
+                       duration=time.perf_counter() - started)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -792,6 +804,13 @@ class _Doctor:
         for w in workers:
             who = f"{w['name']} on {w['hostname']} (pid {w['pid']})"
             database = redact_url(str(w["database"] or "?"))
+            age = w.get("heartbeat_age")
+            if age is not None and age > HEARTBEAT_STALE:
+                # rq keeps a dead worker's entry until its TTL runs out: it takes nothing.
+                problems.append(f"worker {who} has not sent a heartbeat for {age:.0f} s: it "
+                                "is probably dead (its entry lingers until rq expires it)")
+                fixes.append("restart the worker; a job it held is re-sent by the sweeper "
+                             "once `job_stale_after` has passed")
             if w["fingerprint"] is None:
                 listed.append(f"{who}: database not announced")
                 problems.append(f"worker {who} does not say which database it serves (a plain "

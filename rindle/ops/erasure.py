@@ -12,10 +12,12 @@ nothing and storage deletes are retried until they succeed. Previews change noth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import telemetry
 from ..attachments import Owner, owner_key
 from ..errors import RindleError, ValidationError
 
@@ -209,13 +211,23 @@ async def batch_owner_erasure(media: Rows, owners: Iterable[Owner], *, preview: 
     the batch with ``BatchOwnerFailed`` carrying the partial report; a rerun is idempotent."""
     batch = batch_of(owners, max_owners=max_owners)
     result = BatchErasure(preview=preview)
-    for owner in batch:
-        try:
-            plan = (await plan_owner_erasure(media, owner) if preview
-                    else await erase_owner(media, owner))
-        except Exception as exc:
-            raise BatchOwnerFailed(owner, exc, result) from exc
-        result.plans.append(plan)
-        if progress is not None:
-            progress(1)
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        for owner in batch:
+            try:
+                plan = (await plan_owner_erasure(media, owner) if preview
+                        else await erase_owner(media, owner))
+            except Exception as exc:
+                raise BatchOwnerFailed(owner, exc, result) from exc
+            result.plans.append(plan)
+            if progress is not None:
+                progress(1)
+        outcome = "ok"
+    finally:
+        done = result.to_dict()
+        telemetry.emit("rindle.erasure", preview=preview, outcome=outcome,
+                       owners=done["owners"], slots=done["slots"],
+                       assets_purged=done["assets_purged"],
+                       duration=time.perf_counter() - started)
     return result

@@ -28,11 +28,13 @@ collected in ``errors`` and never stop the run.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import telemetry
 from ..delivery.urls import stored_here
 from ..errors import InvalidTransition, NotFound, RindleError, ValidationError
 from ..logs import get_logger
@@ -106,9 +108,22 @@ async def reconcile_storage(media: Stores, *, profile: type[Profile] | str | Non
         raise ValidationError("batch must be at least 1", code="invalid_batch")
     name = None if profile is None else media.profile(profile).name
     run = _Run(media, ReconcileReport(dry_run=dry_run), progress)
-    await run.check_rows(name, batch)
-    cutoff = datetime.now(UTC) - timedelta(seconds=max(0.0, orphan_grace))
-    await run.find_orphans(name, cutoff, delete=delete_orphans and not dry_run, batch=batch)
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        await run.check_rows(name, batch)
+        cutoff = datetime.now(UTC) - timedelta(seconds=max(0.0, orphan_grace))
+        await run.find_orphans(name, cutoff, delete=delete_orphans and not dry_run,
+                               batch=batch)
+        outcome = "partial" if run.report.errors else "ok"
+    finally:
+        r = run.report
+        telemetry.emit("rindle.reconcile", profile=name, dry_run=dry_run, outcome=outcome,
+                       assets_checked=r.assets_checked, variants_checked=r.variants_checked,
+                       missing_originals=len(r.missing_originals),
+                       missing_variants=len(r.missing_variants), orphans=len(r.orphans),
+                       orphans_deleted=r.orphans_deleted,
+                       duration=time.perf_counter() - started)
     report = run.report
     log.info("storage reconciliation%s: %d missing original(s), %d missing variant(s) "
              "(%d marked), %d orphan(s) (%d deleted), %d error(s)",

@@ -12,10 +12,12 @@ comes with the repair that fixes it. Reading it never changes anything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .. import telemetry
 from ..errors import ValidationError
 from ..logs import get_logger
 from ..model import identity
@@ -87,6 +89,7 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
     # An unknown name is an error, not an empty report.
     name = None if profile is None else media.profile(profile).name
     at = now or datetime.now(UTC)
+    started = time.perf_counter()
     repo = media.repo
     stale_after = media.outbox.stale_after
 
@@ -159,6 +162,8 @@ async def runtime_status(media: Stores, *, profile: type[Profile] | str | None =
         {"class": f["class"], "count": f["count"], "action": _REPAIRS[f["class"]][0],
          "how": _REPAIRS[f["class"]][1]} for f in everything]
     report["healthy"] = not any(f["class"] not in ("stale", "cancelled") for f in everything)
+    telemetry.emit("rindle.runtime_status", profile=name, healthy=report["healthy"],
+                   findings=len(everything), duration=time.perf_counter() - started)
     return report
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import os
-import time
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -105,26 +104,36 @@ async def run_entry(media: JobRuntime, entry_id: str, *,
         return "skipped"
     limit = max_attempts or media.job_max_attempts
     attempt = await repo.start_outbox_attempt(entry_id)
-    started = time.perf_counter()
-    asset_id = entry.payload.get("asset_id")
+    payload = entry.payload
     try:
-        await _dispatch(media, entry.kind, entry.payload)
+        # The span times the work alone; the bookkeeping around it is the queue's cost.
+        with telemetry.span("rindle.job", asset_id=payload.get("asset_id"), job=entry.kind,
+                            attempt=attempt, queue=getattr(media.queue, "name", None),
+                            traceparent=payload.get("traceparent")) as span:
+            try:
+                await _dispatch(media, entry.kind, payload)
+            except Exception as exc:
+                final = _final(exc, attempt, limit)
+                span.set(outcome="failed" if final else "retry")
+                raise
+            span.set(outcome="done")
     except Exception as exc:
-        # A corrupt file fails the same way every time: don't spend retries on it.
-        final = attempt >= limit or (isinstance(exc, RindleError) and not exc.retryable)
+        final = _final(exc, attempt, limit)
         log.warning("job %s %s attempt %d/%d failed: %r", entry.kind, entry_id, attempt, limit,
                     exc, exc_info=final)
         await repo.mark_outbox_failed(entry_id, f"{type(exc).__name__}: {exc}", final=final)
-        telemetry.emit("rindle.job", asset_id=asset_id, job=entry.kind, outcome="error",
-                       attempt=attempt, duration=time.perf_counter() - started)
         if final:
             await _exhausted(media, entry, exc)
             return "failed"
         raise JobRetry(attempt, exc) from exc
     await repo.mark_outbox_done(entry_id)
-    telemetry.emit("rindle.job", asset_id=asset_id, job=entry.kind, outcome="ok",
-                   attempt=attempt, duration=time.perf_counter() - started)
     return "done"
+
+
+def _final(error: BaseException, attempt: int, limit: int) -> bool:
+    """Whether a failed attempt is the job's last: out of attempts, or an error that fails
+    the same way every time (a corrupt file), which is not worth retrying."""
+    return attempt >= limit or (isinstance(error, RindleError) and not error.retryable)
 
 
 async def _exhausted(media: JobRuntime, entry: OutboxEntry, error: BaseException) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+from .. import telemetry
 from ..logs import get_logger
 from ..model.records import OutboxEntry
 from ..model.repo import Repo, now
@@ -49,10 +50,19 @@ class Outbox:
 
     async def add_many(self, jobs: Sequence[tuple[str, dict[str, Any], float]]
                        ) -> list[OutboxEntry]:
-        """``add`` for several jobs of (kind, payload, delay in seconds): one INSERT."""
+        """``add`` for several jobs of (kind, payload, delay in seconds): one INSERT.
+
+        When a span is active (``telemetry.traceparent``), each payload carries its W3C
+        ``traceparent``: the job's span continues this trace, also in an rq worker of
+        another process or machine, which has nothing else to learn it from.
+        """
         for kind, _, _ in jobs:
             if kind not in KINDS:
                 raise ValueError(f"unknown outbox kind {kind!r}")
+        parent = telemetry.traceparent()
+        if parent is not None:
+            jobs = [(kind, {**payload, "traceparent": parent}, delay)
+                    for kind, payload, delay in jobs]
         entries = await self.repo.add_outbox_many(jobs)
         now_due = [e for e, (_, _, delay) in zip(entries, jobs, strict=True) if delay <= 0]
         if now_due:

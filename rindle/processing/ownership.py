@@ -33,6 +33,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from ..logs import get_logger
@@ -206,10 +207,16 @@ def listening_workers(conn: Any, queue_names: Iterable[str]) -> list[dict[str, A
                 continue
             fingerprint, database, app = conn.hmget(worker.key, FINGERPRINT_FIELD,
                                                     DATABASE_FIELD, APP_FIELD)
+            beat = worker.last_heartbeat
+            if beat is not None and beat.tzinfo is None:
+                beat = beat.replace(tzinfo=UTC)  # rq writes naive UTC
             seen[worker.name] = {
                 "name": worker.name, "hostname": worker.hostname, "pid": worker.pid,
                 "queues": worker.queue_names(), "fingerprint": _text(fingerprint) or None,
-                "database": _text(database) or None, "app": _text(app) or None}
+                "database": _text(database) or None, "app": _text(app) or None,
+                "last_heartbeat": beat,
+                "heartbeat_age": (datetime.now(UTC) - beat).total_seconds() if beat else None,
+                "state": _text(worker.get_state())}
     return sorted(seen.values(), key=lambda w: str(w["name"]))
 
 

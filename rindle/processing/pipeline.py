@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import telemetry
 from ..delivery.streaming.ingest import schedule_push
 from ..errors import InvalidTransition, RindleError
 from ..live.events import PROCESSING_PROGRESS, LiveEvent
@@ -233,17 +234,34 @@ async def promote(media: Processing, asset_id: str) -> None:
         log.info("promote: asset %s is gone (purged); nothing to do", asset_id)
         return
     profile = media.profile(asset.profile)
+    with telemetry.span("rindle.promotion", asset_id=asset_id, profile=profile.name,
+                        kind=asset.kind) as span:
+        asset = await _promote(media, profile, asset)
+        # An asset found further on (a job run again) was promoted before: skipped.
+        span.set(outcome=asset.state if asset.state in ("quarantined", "available")
+                 else "skipped", kind=asset.kind, bytes=asset.byte_size)
+        if asset.state == "quarantined":
+            return
+        if asset.state == "available":
+            await schedule_variants(media, profile, asset)
+    await _push_when_ready(media, profile, asset_id)
+
+
+async def _promote(media: Processing, profile: type[Profile], asset: Asset) -> Asset:
+    """The steps of ``promote`` from the state the asset is in; the asset as it ends up."""
+    repo = media.repo
+    asset_id = asset.id
     if asset.state == "validating":
         fields, problem = await secure_original(media, asset)
         async with media.transaction():
             asset = await repo.transition_asset(asset_id, "validating", "analyzing", **fields)
             if problem is not None:
-                await repo.transition_asset(asset_id, "analyzing", "quarantined",
-                                            quarantine_reason="checksum_mismatch",
-                                            error_reason=problem)
+                asset = await repo.transition_asset(asset_id, "analyzing", "quarantined",
+                                                    quarantine_reason="checksum_mismatch",
+                                                    error_reason=problem)
         if problem is not None:
             log.info("asset %s quarantined: checksum_mismatch (%s)", asset_id, problem)
-            return
+            return asset
     if asset.state == "analyzing":
         started = time.perf_counter()
         result = await inspect(media, profile, asset)
@@ -259,17 +277,15 @@ async def promote(media: Processing, asset_id: str) -> None:
                       byte_size=result.byte_size, width=result.width, height=result.height,
                       duration_ms=result.duration_ms, metadata=metadata)
         if result.reason is not None:
-            await repo.transition_asset(asset_id, "analyzing", "quarantined",
-                                        quarantine_reason=result.reason,
-                                        error_reason=result.detail, **fields)
+            asset = await repo.transition_asset(asset_id, "analyzing", "quarantined",
+                                                quarantine_reason=result.reason,
+                                                error_reason=result.detail, **fields)
             log.info("asset %s quarantined: %s (%s)", asset_id, result.reason, result.detail)
-            return
+            return asset
         asset = await repo.transition_asset(asset_id, "analyzing", "promoting", **fields)
     if asset.state == "promoting":
         asset = await repo.transition_asset(asset_id, "promoting", "available")
-    if asset.state == "available":
-        await schedule_variants(media, profile, asset)
-    await _push_when_ready(media, profile, asset_id)
+    return asset
 
 
 async def _push_when_ready(media: Processing, profile: type[Profile], asset_id: str) -> None:
@@ -411,43 +427,57 @@ async def process_variants(media: Processing, asset_id: str, names: list[str]) -
     retry: BaseException | None = None
     superseded: list[str] = []
     for processor, members in groups.values():
-        started = time.perf_counter()
-        results = await _run_processor(media, processor, profile, asset, members, checkpoint)
-        elapsed = round(time.perf_counter() - started, 4)
-        async with media.transaction():
-            for name, _spec, row in members:
-                outcome = results.get(name)
-                run_id = runs[name]
-                if isinstance(outcome, RindleError) and outcome.code == "processing_cancelled":
-                    outcome = None  # a processor stopped its work: the variant was cancelled
-                if outcome is None:  # cancelled at the checkpoint
-                    await repo.finish_run(run_id, state="cancelled")
-                    continue
-                if isinstance(outcome, BaseException):
-                    reason = (outcome.message if isinstance(outcome, RindleError)
-                              else f"{type(outcome).__name__}: {outcome}")
-                    await repo.finish_run(run_id, state="failed", error_reason=reason,
-                                          timings={"total": elapsed})
-                    if isinstance(outcome, RindleError) and not outcome.retryable:
-                        await _fail(media, asset_id, name, reason)
-                    elif retry is None:
-                        retry = outcome
-                    continue
-                await repo.finish_run(run_id, state="succeeded",
-                                      timings={"total": elapsed, "variants": len(members)})
-                try:
-                    await repo.transition_variant(asset_id, name, "processing", "ready",
-                                                  error_reason=None, generated_at=now(),
-                                                  **outcome)
-                except InvalidTransition:
-                    # Cancelled after the checkpoint: the object must not outlive its row.
-                    superseded.append(outcome["storage_key"])
-                    continue
-                if row.storage_key and row.storage_key != outcome["storage_key"]:
-                    # The rebuilt file replaced one made from an older recipe.
-                    superseded.append(row.storage_key)
-            await settle_asset(media, asset_id)
-            await _push_when_ready(media, profile, asset_id)
+        kinds = sorted({spec.kind for _, spec, _ in members})
+        with telemetry.span("rindle.variant.process", asset_id=asset_id,
+                            profile=profile.name, kind=",".join(kinds)) as span:
+            failures: list[BaseException] = []
+            built = stored = 0
+            started = time.perf_counter()
+            results = await _run_processor(media, processor, profile, asset, members,
+                                           checkpoint)
+            elapsed = round(time.perf_counter() - started, 4)
+            async with media.transaction():
+                for name, _spec, row in members:
+                    outcome = results.get(name)
+                    run_id = runs[name]
+                    if isinstance(outcome, RindleError) \
+                            and outcome.code == "processing_cancelled":
+                        outcome = None  # a processor stopped its work: cancelled
+                    if outcome is None:  # cancelled at the checkpoint
+                        await repo.finish_run(run_id, state="cancelled")
+                        continue
+                    if isinstance(outcome, BaseException):
+                        reason = (outcome.message if isinstance(outcome, RindleError)
+                                  else f"{type(outcome).__name__}: {outcome}")
+                        await repo.finish_run(run_id, state="failed", error_reason=reason,
+                                              timings={"total": elapsed})
+                        if isinstance(outcome, RindleError) and not outcome.retryable:
+                            await _fail(media, asset_id, name, reason)
+                        elif retry is None:
+                            retry = outcome
+                        continue
+                    await repo.finish_run(run_id, state="succeeded",
+                                          timings={"total": elapsed, "variants": len(members)})
+                    try:
+                        await repo.transition_variant(asset_id, name, "processing", "ready",
+                                                      error_reason=None, generated_at=now(),
+                                                      **outcome)
+                    except InvalidTransition:
+                        # Cancelled after the checkpoint: the object must not outlive its row.
+                        superseded.append(outcome["storage_key"])
+                        continue
+                    built += 1
+                    stored += int(outcome.get("byte_size") or 0)
+                    if row.storage_key and row.storage_key != outcome["storage_key"]:
+                        # The rebuilt file replaced one made from an older recipe.
+                        superseded.append(row.storage_key)
+                await settle_asset(media, asset_id)
+                await _push_when_ready(media, profile, asset_id)
+            span.set(variants=len(members), failed=len(failures), bytes=stored,
+                     outcome="ready" if built == len(members) else
+                     "partial" if built else "cancelled")
+            if failures and not built:
+                span.fail(failures[0])
     storage = media.storage_for(profile)
     for key in superseded:
         await storage.delete(key)
@@ -474,12 +504,15 @@ async def _run_processor(media: Processing, processor: Processor, profile: type[
         return not any([await checkpoint(name) for name in names])
 
     started = time.monotonic()
+    kind = ",".join(sorted({spec.kind for _, spec, _ in members}))
 
     async def publish(percent: float) -> None:
         # The ETA assumes the rest goes as fast as what is done (a transcode's does).
         elapsed = time.monotonic() - started
         eta = elapsed * (100 - percent) / percent if 0 < percent < 100 else (
             0.0 if percent >= 100 else None)
+        telemetry.emit("rindle.processing.progress", asset_id=asset.id, profile=profile.name,
+                       kind=kind, percent=percent, eta=eta)
         await media.live.publish("asset", asset.id, LiveEvent(PROCESSING_PROGRESS, {
             "asset_id": asset.id, "variants": names, "percent": round(percent, 1),
             "eta_seconds": None if eta is None else round(eta, 1)}))

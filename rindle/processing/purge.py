@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
@@ -37,6 +38,7 @@ async def purge_asset(media: Purging, asset_id: str, reason: str) -> bool:
     attached to an owner again is left alone. Returns whether anything was purged.
     """
     repo = media.repo
+    started = time.perf_counter()
     async with media.transaction():
         # Decide and mark in one transaction on the locked row, so an attach can't slip in
         # between this check and the deletes below: attach locks the same row and refuses
@@ -50,7 +52,7 @@ async def purge_asset(media: Purging, asset_id: str, reason: str) -> bool:
     if attached:
         log.info("purge of asset %s skipped: it is attached again", asset_id)
         telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
-                       outcome="skipped")
+                       outcome="skipped", objects=0, duration=time.perf_counter() - started)
         return False
     storage = media.storage_named(asset.storage)
     keys = [v.storage_key for v in await repo.list_variants(asset_id) if v.storage_key]
@@ -99,7 +101,7 @@ async def purge_asset(media: Purging, asset_id: str, reason: str) -> bool:
                 await schedule_staging_purge(media.outbox, session, asset.storage)
         await repo.delete_asset_rows(asset_id)
     telemetry.emit("rindle.purge", asset_id=asset_id, profile=asset.profile, reason=reason,
-                   outcome="ok")
+                   outcome="ok", objects=len(keys), duration=time.perf_counter() - started)
     log.info("purged asset %s (%s): %d objects", asset_id, reason, len(keys))
     return True
 

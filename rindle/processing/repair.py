@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import telemetry
 from ..errors import InvalidTransition, NotFound
 from ..logs import get_logger
 from ..model.records import Asset
@@ -37,7 +38,15 @@ async def reprobe(media: Processing, asset_id: str) -> Asset:
         asset_id, content_type=result.content_type or asset.content_type,
         kind=result.kind or asset.kind, byte_size=result.byte_size or asset.byte_size,
         width=result.width, height=result.height, metadata=metadata)
+    _repaired("reprobe", asset.id, asset.profile, 1,
+              "flagged" if result.reason else "ok")
     return await media.repo.require_asset(asset_id)
+
+
+def _repaired(action: str, asset_id: str | None, profile: str | None, count: int,
+              outcome: str = "ok") -> None:
+    telemetry.emit("rindle.repair", action=action, asset_id=asset_id, profile=profile,
+                   count=count, outcome=outcome)
 
 
 async def requeue_variants(media: Processing, asset_id: str, variant_names: list[str] | None = None,
@@ -72,6 +81,7 @@ async def requeue_variants(media: Processing, asset_id: str, variant_names: list
         if queued:
             await media.outbox.add("process_variants", {"asset_id": asset_id,
                                                         "variants": queued})
+    _repaired("requeue", asset_id, asset.profile, len(queued))
     return queued
 
 
@@ -79,7 +89,7 @@ async def cancel_processing(media: Processing, asset_id: str) -> list[str]:
     """Cancel the asset's planned, queued and building variants. A job building one stops at
     its next checkpoint (before storing) and drops its output. Returns the names cancelled."""
     repo = media.repo
-    await media.repo.require_asset(asset_id)
+    asset = await media.repo.require_asset(asset_id)
     cancelled: list[str] = []
     for row in await repo.list_variants(asset_id):
         if row.state in ("planned", "queued", "processing"):
@@ -90,6 +100,7 @@ async def cancel_processing(media: Processing, asset_id: str) -> list[str]:
             except InvalidTransition:
                 pass  # it finished or failed in the meantime
     await pipeline.settle_asset(media, asset_id)
+    _repaired("cancel", asset_id, asset.profile, len(cancelled))
     return cancelled
 
 
@@ -123,7 +134,9 @@ async def regenerate_variants(media: Processing, profile: type[Profile] | str, *
         prof.variant(name)
     repo = media.repo
     if dry_run:
-        return await _preview_regenerate(media, prof, names, batch)
+        preview = await _preview_regenerate(media, prof, names, batch)
+        _repaired("regenerate", None, prof.name, preview.queued, "preview")
+        return preview
     stale = planned = queued = 0
     for name in names:
         digest = prof.variants[name].digest
@@ -143,6 +156,7 @@ async def regenerate_variants(media: Processing, profile: type[Profile] | str, *
             planned += len([n for n in done if n not in before])
             queued += len(done)
         after = ids[-1]
+    _repaired("regenerate", None, prof.name, queued)
     return RegenerateReport(marked_stale=stale, planned_missing=planned, queued=queued)
 
 

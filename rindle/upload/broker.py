@@ -26,6 +26,7 @@ from ..model.records import Asset, UploadSession
 from ..model.repo import new_id, now
 from ..model.states import TERMINAL_SESSION_STATES, sources
 from ..storage.base import Capability, UploadTicket, local_files, multipart_storage
+from . import _telemetry as events
 from . import keys
 from .checksums import Checksum, ChecksumMismatch, Hashing
 from .filenames import extension_of, sanitize_filename
@@ -140,13 +141,24 @@ class Broker:
         ``checksum`` (``sha256:<base64>`` or ``md5:<base64>``, optional) is the digest the
         client computed: it is signed into the upload URL and checked again at promotion.
         """
+        name = profile if isinstance(profile, str) else profile.name
+        with events.initiating(name, strategy) as span:
+            session = await self.create_session(profile, filename=filename,
+                                                content_type=content_type,
+                                                byte_size=byte_size, strategy=strategy,
+                                                checksum=checksum)
+            events.initiated(span, session)
+        return session
+
+    async def create_session(self, profile: type[Profile] | str, *, filename: str | None,
+                             content_type: str | None = None, byte_size: int | None = None,
+                             strategy: str = "presigned_put",
+                             checksum: str | None = None) -> UploadSession:
+        """``initiate_upload`` without its telemetry: what each flow's own initiation calls
+        inside its ``rindle.upload.initiate`` span (which also times its storage calls)."""
         plan = self._plan(profile, filename=filename, content_type=content_type,
                           byte_size=byte_size, strategy=strategy, checksum=checksum)
-        session = await self._insert(plan, state="initialized")
-        telemetry.emit("rindle.upload.initiate", asset_id=session.asset_id,
-                       profile=plan.profile.name, session_id=session.id, strategy=strategy,
-                       outcome="ok")
-        return session
+        return await self._insert(plan, state="initialized")
 
     async def initiate_signed_upload(self, profile: type[Profile] | str, *,
                                      filename: str | None, content_type: str | None = None,
@@ -160,23 +172,26 @@ class Broker:
         order; the session is written signed at once instead of initialized and updated a
         moment later, a state nobody could have seen in between: its URL is not out yet.
         """
-        plan = self._plan(profile, filename=filename, content_type=content_type,
-                          byte_size=byte_size, strategy="presigned_put", checksum=checksum)
-        if plan.expires_at <= now():  # no time to live at all: sign_url refuses it
-            session = await self.initiate_upload(profile, filename=filename,
-                                                 content_type=content_type,
-                                                 byte_size=byte_size, checksum=checksum)
-            return session, await self.sign_url(session.id)
-        # Signing needs only what is about to be written (and never the database).
-        expires_in = max(1, int((plan.expires_at - now()).total_seconds()))
-        ticket = await self._presign(plan.profile, plan.upload_key, session_id=plan.session_id,
-                                     content_type=plan.content_type,
-                                     byte_size=plan.byte_size, checksum=plan.checksum,
-                                     expires_in=expires_in)
-        session = await self._insert(plan, state="signed")
-        telemetry.emit("rindle.upload.initiate", asset_id=session.asset_id,
-                       profile=plan.profile.name, session_id=session.id,
-                       strategy="presigned_put", outcome="ok")
+        name = profile if isinstance(profile, str) else profile.name
+        with events.initiating(name, "presigned_put") as span:
+            plan = self._plan(profile, filename=filename, content_type=content_type,
+                              byte_size=byte_size, strategy="presigned_put",
+                              checksum=checksum)
+            if plan.expires_at <= now():  # no time to live at all: sign_url refuses it
+                session = await self._insert(plan, state="initialized")
+                events.initiated(span, session)
+                return session, await self.sign_url(session.id)
+            # Signing needs only what is about to be written (and never the database).
+            started = time.perf_counter()
+            expires_in = max(1, int((plan.expires_at - now()).total_seconds()))
+            ticket = await self._presign(plan.profile, plan.upload_key,
+                                         session_id=plan.session_id,
+                                         content_type=plan.content_type,
+                                         byte_size=plan.byte_size, checksum=plan.checksum,
+                                         expires_in=expires_in)
+            session = await self._insert(plan, state="signed")
+            events.initiated(span, session)
+        events.signed(session, started=started, ttl=expires_in)
         # Announced after the initiate event, where sign_url's own commit would have been.
         await self.repo.announce("session", {"id": session.id, "asset_id": session.asset_id,
                                              "profile": session.profile},
@@ -301,6 +316,7 @@ class Broker:
             raise UploadUnsupported(f"upload session {session_id} uses {session.strategy}, "
                                     "not a presigned PUT")
         prof = self.media.profile(session.profile)
+        started = time.perf_counter()
         expires_in = max(1, int((session.expires_at - now()).total_seconds()))
         ticket = await self._presign(prof, session.upload_key, session_id=session.id,
                                      content_type=session.declared_content_type,
@@ -308,6 +324,7 @@ class Broker:
                                      checksum=session.declared_checksum, expires_in=expires_in)
         if session.state == "initialized":
             await self.repo.transition_session(session_id, "initialized", "signed")
+        events.signed(session, started=started, ttl=expires_in)
         return ticket
 
     async def receive_local_put(self, token: str, body: AsyncIterable[bytes],
@@ -326,6 +343,20 @@ class Broker:
         # Any Local storage can read the token: they share the runtime's sealing keys.
         grant = local_files(local[0]).verify_put_token(token)
         session = await self.live_session(grant.session_id)
+        started = time.perf_counter()
+        try:
+            current, size = await self._receive_local(session, body, content_type)
+        except BaseException as exc:
+            events.received(session, started=started, size=None, offset=None,
+                            outcome=telemetry.error_code(exc))
+            raise
+        events.received(session, started=started, size=size, offset=size, outcome="ok")
+        return current
+
+    async def _receive_local(self, session: UploadSession, body: AsyncIterable[bytes],
+                             content_type: str | None) -> tuple[UploadSession, int]:
+        """``receive_local_put`` once its token names a live session: the session as the
+        body left it, and the bytes stored."""
         _check_receiving(session)
         storage = self.media.storage_for(session.profile)
         if Capability.LOCAL not in storage.capabilities:
@@ -361,13 +392,13 @@ class Broker:
                 if current.expires_at <= now():
                     raise SessionExpired(f"upload session {session.id} has expired; start a "
                                          "new upload")
-                await pending.commit()
+                info = await pending.commit()
                 if current.state == "signed":
                     current = await self.repo.transition_session(session.id, "signed",
                                                                  "uploaded")
         finally:
             await pending.discard()
-        return current
+        return current, info.size
 
     async def verify_completion(self, session_id: str, *,
                                 session: UploadSession | None = None) -> UploadResult:
@@ -377,7 +408,21 @@ class Broker:
         ``session``: the row as the caller has just read it (the route reads it to ask the
         Authorizer), to save reading it again; the transaction rechecks its state anyway.
         """
-        started = time.perf_counter()
+        if session is None or session.id != session_id:
+            session = await self.repo.get_session(session_id)
+        if session is None:  # live_session says so, with the code the routes expect
+            await self.live_session(session_id)
+        assert session is not None
+        with events.completing(session) as span:
+            result = await self.verify(session_id, session=session)
+            span.set(bytes=result.asset.byte_size)
+        return result
+
+    async def verify(self, session_id: str, *,
+                     session: UploadSession | None = None) -> UploadResult:
+        """``verify_completion`` without its telemetry: how each flow's own completion
+        ends, inside its ``rindle.upload.complete`` span (which also times the storage
+        calls that joined or finished the object)."""
         session = await self.live_session(session_id, row=session)
         _check_completable(session)
         prof = self.media.profile(session.profile)
@@ -397,9 +442,6 @@ class Broker:
             problem = ("empty_file", "the file is empty")
         if problem is not None:
             await self.end(session_id, "failed", problem[0])
-            telemetry.emit("rindle.upload.complete", asset_id=session.asset_id,
-                           profile=prof.name, session_id=session_id, outcome="rejected",
-                           duration=time.perf_counter() - started)
             cls = FileTooLarge if problem[0] == "max_bytes_exceeded" else UploadIncomplete
             raise cls(f"upload session {session_id} failed: {problem[1]}; nothing was kept",
                       code=problem[0])
@@ -433,19 +475,19 @@ class Broker:
             if purge is not None:
                 jobs.append(purge)
             await self.media.outbox.add_many(jobs)
-        telemetry.emit("rindle.upload.complete", asset_id=asset.id, profile=prof.name,
-                       session_id=session_id, outcome="ok",
-                       duration=time.perf_counter() - started)
         return UploadResult(session=session, asset=asset)
 
     async def abort_upload(self, session_id: str) -> UploadSession:
         """Give up on an upload (the user cancelled): the session is aborted and whatever
         already reached storage is purged. Aborting an aborted session changes nothing."""
+        started = time.perf_counter()
         session = await self.repo.get_session(session_id)
         if session is None:
             raise NotFound(f"upload session {session_id} does not exist",
                            code="session_not_found")
         if session.state == "aborted":
+            # Also the end of a direct upload, which its provider's cancel aborted first.
+            events.aborted(session, started=started)
             return session
         if session.state not in ("initialized", "signed", "resuming", "uploading", "uploaded"):
             raise UploadRejected(f"upload session {session_id} is {session.state}; only an "
@@ -464,7 +506,9 @@ class Broker:
                 raise UploadRejected(f"upload session {session_id} is {current.state}; only "
                                      "an unfinished upload can be aborted",
                                      code="session_closed")
-        return await self._reload(session_id)
+        session = await self._reload(session_id)
+        events.aborted(session, started=started)
+        return session
 
     # --- server-side upload --------------------------------------------------------------
 
@@ -487,42 +531,46 @@ class Broker:
         session = await self.initiate_upload(prof, filename=filename, content_type=content_type,
                                              byte_size=byte_size, strategy="server",
                                              checksum=checksum)
-        storage = self.media.storage_for(prof)
-        await self.repo.transition_session(session.id, "initialized", "signed")
-        await self.repo.transition_session(session.id, "signed", "uploading")
-        limit = prof.max_bytes if byte_size is None else min(byte_size, prof.max_bytes)
-        declared = _declared(session)
-        hashing = Hashing(_chunks(file), declared) if declared else None
-        try:
-            info = await storage.write(session.upload_key, hashing or _chunks(file),
-                                       content_type=session.declared_content_type,
-                                       max_bytes=limit)
-            if hashing is not None:
-                try:
-                    hashing.check()
-                except ChecksumMismatch:
-                    await storage.delete(session.upload_key)
-                    raise
-        except BaseException as exc:
-            reason = exc.code if isinstance(exc, RindleError) else "write_failed"
-            await self.end(session.id, "failed", reason)
-            if isinstance(exc, FileTooLarge):
-                raise FileTooLarge(
-                    f"the file is over the limit of {limit} bytes; nothing was kept") from None
-            raise
-        if info.size == 0:
-            await self.end(session.id, "failed", "empty_file")
-            raise UploadRejected("the file is empty; nothing was kept", code="empty_file")
-        try:
-            await self.repo.transition_session(session.id, "uploading", "uploaded",
-                                               last_known_offset=info.size)
-        except (NotFound, InvalidTransition):
-            # Expired and purged while the body streamed: the object landed after the
-            # purge looked, so it is removed here or nothing would ever name it.
-            await storage.delete(session.upload_key)
-            raise SessionExpired(f"upload session {session.id} expired while the file was "
-                                 "being received; nothing was kept") from None
-        return await self.verify_completion(session.id)
+        # Server-side, completing is receiving the body: the span times both.
+        with events.completing(session) as span:
+            storage = self.media.storage_for(prof)
+            await self.repo.transition_session(session.id, "initialized", "signed")
+            await self.repo.transition_session(session.id, "signed", "uploading")
+            limit = prof.max_bytes if byte_size is None else min(byte_size, prof.max_bytes)
+            declared = _declared(session)
+            hashing = Hashing(_chunks(file), declared) if declared else None
+            try:
+                info = await storage.write(session.upload_key, hashing or _chunks(file),
+                                           content_type=session.declared_content_type,
+                                           max_bytes=limit)
+                if hashing is not None:
+                    try:
+                        hashing.check()
+                    except ChecksumMismatch:
+                        await storage.delete(session.upload_key)
+                        raise
+            except BaseException as exc:
+                reason = exc.code if isinstance(exc, RindleError) else "write_failed"
+                await self.end(session.id, "failed", reason)
+                if isinstance(exc, FileTooLarge):
+                    raise FileTooLarge(
+                        f"the file is over the limit of {limit} bytes; nothing was kept") from None
+                raise
+            if info.size == 0:
+                await self.end(session.id, "failed", "empty_file")
+                raise UploadRejected("the file is empty; nothing was kept", code="empty_file")
+            try:
+                await self.repo.transition_session(session.id, "uploading", "uploaded",
+                                                   last_known_offset=info.size)
+            except (NotFound, InvalidTransition):
+                # Expired and purged while the body streamed: the object landed after the
+                # purge looked, so it is removed here or nothing would ever name it.
+                await storage.delete(session.upload_key)
+                raise SessionExpired(f"upload session {session.id} expired while the file was "
+                                     "being received; nothing was kept") from None
+            result = await self.verify(session.id)
+            span.set(bytes=result.asset.byte_size)
+        return result
 
     async def _reload(self, session_id: str) -> UploadSession:
         session = await self.repo.get_session(session_id)

@@ -27,6 +27,7 @@ from ..model.records import UploadSession
 from ..model.repo import now
 from ..model.states import TERMINAL_SESSION_STATES
 from ..storage.base import Capability, MultipartStorage, UploadTicket, multipart_storage
+from . import _telemetry as events
 from .broker import UploadResult
 from .filenames import sanitize_filename
 
@@ -112,6 +113,16 @@ async def initiate_multipart_upload(media: MultipartRuntime, profile: type[Profi
     name, a storage without multipart) is refused before anything is created or signed.
     """
     prof = media.profile(profile)
+    with events.initiating(prof.name, "multipart") as span:
+        started = await _initiate(media, prof, filename=filename, byte_size=byte_size,
+                                  content_type=content_type, part_size=part_size)
+        span.set(asset_id=started.asset_id, session_id=started.session_id, bytes=byte_size)
+    return started
+
+
+async def _initiate(media: MultipartRuntime, prof: type[Profile], *, filename: str | None,
+                    byte_size: int, content_type: str | None,
+                    part_size: int | None) -> MultipartSession:
     storage = media.storage_for(prof)
     if Capability.MULTIPART_UPLOAD not in storage.capabilities:
         raise UploadUnsupported(f"storage {prof.storage!r} cannot take multipart uploads; use "
@@ -120,16 +131,16 @@ async def initiate_multipart_upload(media: MultipartRuntime, profile: type[Profi
         raise ValidationError("byte_size is required for a multipart upload",
                               code="byte_size_required")
     # The broker's own checks (size against max_bytes, empty, type, name), made up front so a
-    # refusal creates nothing; initiate_upload below repeats them.
+    # refusal creates nothing; create_session below repeats them.
     ctype = media.broker.check_declared(prof, sanitize_filename(filename), content_type,
                                          byte_size)
     size, count = plan_parts(byte_size, part_size)
     if ctype is None:
         raise ValidationError("content_type is required for a multipart upload",
                               code="content_type_required")
-    session = await media.broker.initiate_upload(prof, filename=filename,
-                                                 content_type=content_type,
-                                                 byte_size=byte_size, strategy="multipart")
+    session = await media.broker.create_session(prof, filename=filename,
+                                                content_type=content_type,
+                                                byte_size=byte_size, strategy="multipart")
     multipart = multipart_storage(storage)
     try:
         upload_id = await multipart.create_multipart(session.upload_key,
@@ -165,6 +176,7 @@ async def sign_multipart_parts(media: MultipartRuntime, session_id: str,
                               code="invalid_part_number")
     storage = multipart_storage(media.storage_for(session.profile))
     upload_id = _upload_id(session)
+    started = time.perf_counter()
     expires_in = max(1, int((session.expires_at - now()).total_seconds()))
     expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=UTC)
     tickets: dict[int, UploadTicket] = {}
@@ -180,6 +192,7 @@ async def sign_multipart_parts(media: MultipartRuntime, session_id: str,
         except InvalidTransition as exc:
             if exc.actual != "uploading":  # a concurrent signing got there first: fine
                 raise
+    events.signed(session, started=started, ttl=expires_in, parts=len(tickets))
     return tickets
 
 
@@ -206,9 +219,18 @@ async def complete_multipart_upload(media: MultipartRuntime, session_id: str,
     queued). A wrong part list is refused with code ``invalid_parts`` and changes nothing:
     the session stays completable."""
     session = await _multipart_session(media, session_id)
+    with events.completing(session) as span:
+        result = await _complete(media, session, parts)
+        span.set(bytes=result.asset.byte_size)
+    return result
+
+
+async def _complete(media: MultipartRuntime, session: UploadSession,
+                    parts: Sequence[dict[str, Any]]) -> UploadResult:
+    session_id = session.id
     if session.state == "uploaded":
         # Joined on an earlier call whose verification did not finish: verify again.
-        return await media.broker.verify_completion(session_id)
+        return await media.broker.verify(session_id)
     if session.state == "completed":
         raise UploadRejected(f"upload session {session_id} is already completed",
                              code="session_already_completed")
@@ -235,12 +257,13 @@ async def complete_multipart_upload(media: MultipartRuntime, session_id: str,
     total = sum(part_length(session, n) for n, _ in wanted)
     await media.repo.transition_session(session_id, session.state, "uploaded",
                                         last_known_offset=total)
-    return await media.broker.verify_completion(session_id)
+    return await media.broker.verify(session_id)
 
 
 async def abort_multipart_upload(media: MultipartRuntime, session_id: str) -> UploadSession:
     """Abort the storage upload (its parts go), mark the session aborted and purge the staged
     asset after commit. Aborting an aborted session again is a no-op."""
+    started = time.perf_counter()
     session = await media.repo.get_session(session_id)
     if session is None:
         raise NotFound(f"upload session {session_id} does not exist", code="session_not_found")
@@ -257,6 +280,7 @@ async def abort_multipart_upload(media: MultipartRuntime, session_id: str) -> Up
             pass  # already aborted (or never there): the goal is reached
     if session.state in TERMINAL_SESSION_STATES:
         if session.state == "aborted":
+            events.aborted(session, started=started)
             return session
         raise UploadRejected(f"upload session {session_id} is {session.state}",
                              code="session_closed")
@@ -265,6 +289,7 @@ async def abort_multipart_upload(media: MultipartRuntime, session_id: str) -> Up
                                                       failure_reason="aborted")
         await media.outbox.add("purge_asset", {"asset_id": session.asset_id,
                                                "reason": "upload_aborted"})
+    events.aborted(session, started=started)
     return session
 
 

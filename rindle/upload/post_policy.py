@@ -8,6 +8,7 @@ like any other upload.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from ..errors import NotFound, UploadUnsupported
 from ..model.records import Asset, UploadSession
 from ..model.repo import now
 from ..storage.base import Capability, post_policy_storage
+from . import _telemetry as events
 
 if TYPE_CHECKING:
     from ..model.repo import Repo
@@ -49,19 +51,24 @@ async def initiate_post_upload(media: MultipartRuntime, profile: str, *, filenam
             f"storage {prof.storage!r} cannot sign an S3 POST policy, which a single-request "
             "browser upload needs; use a multipart upload (Uppy: `shouldUseMultipart: true`)")
     storage = post_policy_storage(media.storage_for(prof))
-    session = await media.broker.initiate_upload(
-        prof, filename=filename, content_type=content_type, byte_size=byte_size,
-        strategy=POST_STRATEGY)
-    ttl = max(1, int((session.expires_at - now()).total_seconds()))
-    try:
-        post = await storage.presign_post(session.upload_key,
-                                          content_type=session.declared_content_type or "",
-                                          min_size=byte_size or 1,
-                                          max_size=byte_size or prof.max_bytes, expires_in=ttl)
-        session = await media.repo.transition_session(session.id, "initialized", "signed")
-    except BaseException:
-        await media.broker.end(session.id, "failed", "storage_error")
-        raise
+    with events.initiating(prof.name, POST_STRATEGY) as span:
+        session = await media.broker.create_session(
+            prof, filename=filename, content_type=content_type, byte_size=byte_size,
+            strategy=POST_STRATEGY)
+        events.initiated(span, session)
+        started = time.perf_counter()
+        ttl = max(1, int((session.expires_at - now()).total_seconds()))
+        try:
+            post = await storage.presign_post(session.upload_key,
+                                              content_type=session.declared_content_type or "",
+                                              min_size=byte_size or 1,
+                                              max_size=byte_size or prof.max_bytes,
+                                              expires_in=ttl)
+            session = await media.repo.transition_session(session.id, "initialized", "signed")
+        except BaseException:
+            await media.broker.end(session.id, "failed", "storage_error")
+            raise
+    events.signed(session, started=started, ttl=ttl)
     return PostUpload(session=session, url=str(post["url"]), fields=dict(post["fields"]),
                       expires_in=ttl)
 
@@ -88,7 +95,7 @@ async def complete_post_upload(media: MultipartRuntime, session: UploadSession) 
     """Verify a POST-policy upload; idempotent: a completed one answers with its asset."""
     if session.state == "completed":
         return await media.repo.require_asset(session.asset_id)
-    result = await media.broker.verify_completion(session.id)
+    result = await media.broker.verify_completion(session.id, session=session)
     return result.asset
 
 

@@ -12,6 +12,7 @@ asks the store how much it holds; once it holds everything the upload funnels in
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from ..errors import NotFound, RindleError, UploadRejected, UploadUnsupported, V
 from ..model.records import UploadSession
 from ..model.repo import now
 from ..storage.base import Capability, resumable_storage
+from . import _telemetry as events
 from .filenames import sanitize_filename
 
 if TYPE_CHECKING:
@@ -74,6 +76,16 @@ async def initiate_resumable_session(media: MultipartRuntime, profile: type[Prof
     no resumable sessions, or the size, type or name is not what the profile accepts.
     ``origin`` is the page's origin (the store answers the chunks' CORS for it)."""
     prof = media.profile(profile)
+    with events.initiating(prof.name, STRATEGY) as span:
+        started = await _initiate(media, prof, filename=filename, byte_size=byte_size,
+                                  content_type=content_type, origin=origin)
+        span.set(asset_id=started.asset_id, session_id=started.session_id, bytes=byte_size)
+    return started
+
+
+async def _initiate(media: MultipartRuntime, prof: type[Profile], *, filename: str | None,
+                    byte_size: int, content_type: str | None,
+                    origin: str | None) -> ResumableSession:
     storage = media.storage_for(prof)
     if Capability.RESUMABLE_UPLOAD not in storage.capabilities:
         raise UploadUnsupported(f"storage {prof.storage!r} has no resumable upload sessions; "
@@ -86,8 +98,9 @@ async def initiate_resumable_session(media: MultipartRuntime, profile: type[Prof
     if ctype is None:
         raise ValidationError("content_type is required for a resumable upload",
                               code="content_type_required")
-    session = await media.broker.initiate_upload(prof, filename=filename, content_type=ctype,
-                                                 byte_size=byte_size, strategy=STRATEGY)
+    session = await media.broker.create_session(prof, filename=filename, content_type=ctype,
+                                                byte_size=byte_size, strategy=STRATEGY)
+    signing = time.perf_counter()
     try:
         uri = await resumable_storage(storage).create_resumable(
             session.upload_key, ctype, byte_size, origin=origin)
@@ -102,6 +115,8 @@ async def initiate_resumable_session(media: MultipartRuntime, profile: type[Prof
         with contextlib.suppress(Exception):
             await media.broker.end(session.id, "failed", "storage_error")
         raise
+    # The session URI is this flow's signed URL: a bearer credential, valid for a week.
+    events.signed(session, started=signing, ttl=SESSION_LIFETIME.total_seconds())
     return ResumableSession(session_id=session.id, asset_id=session.asset_id, upload_url=uri,
                             byte_size=byte_size, expires_at=session.expires_at)
 
@@ -110,17 +125,23 @@ async def resumable_session_status(media: MultipartRuntime, session_id: str) -> 
     """Ask the store how much of the upload it holds, and record it. Once it holds every
     byte, the upload is verified (as ``verify_completion``) and the answer says
     ``completed``."""
+    started = time.perf_counter()
     session = await _session(media, session_id)
     size = session.declared_byte_size or 0
     if session.state == "completed":
+        events.status(session, started=started, offset=size)
         return _status(session, size)
     if session.state not in ("signed", "uploading"):
         raise UploadRejected(f"upload session {session_id} is {session.state}",
                              code="session_closed")
     storage = resumable_storage(media.storage_for(session.profile))
     committed, complete = await storage.resumable_status(_uri(session), size)
+    events.status(session, started=started, offset=committed)
     if complete:
-        result = await media.broker.verify_completion(session_id)
+        # The store has every byte: this status query is the upload's completion.
+        with events.completing(session) as span:
+            result = await media.broker.verify(session_id)
+            span.set(bytes=result.asset.byte_size)
         return _status(result.session, size)
     if committed != session.last_known_offset:
         target = "uploading" if session.state == "signed" and committed else session.state
@@ -136,8 +157,10 @@ async def resumable_session_status(media: MultipartRuntime, session_id: str) -> 
 async def cancel_resumable_session(media: MultipartRuntime, session_id: str) -> UploadSession:
     """Drop the store's session (where the store can; otherwise it lapses) and end the
     upload; its staged asset is purged. Cancelling a cancelled upload changes nothing."""
+    started = time.perf_counter()
     session = await _session(media, session_id, allow_ended=True)
     if session.state == "aborted":
+        events.aborted(session, started=started)
         return session
     if session.state in ("completed", "expired", "failed"):
         raise UploadRejected(f"upload session {session_id} is {session.state}; it can no "
@@ -149,6 +172,7 @@ async def cancel_resumable_session(media: MultipartRuntime, session_id: str) -> 
     ended = await media.repo.get_session(session_id)
     if ended is None:
         raise NotFound(f"upload session {session_id} does not exist", code="session_not_found")
+    events.aborted(ended, started=started)
     return ended
 
 

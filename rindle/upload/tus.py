@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import telemetry
 from ..errors import (
     FileTooLarge,
     InvalidTransition,
@@ -42,6 +43,7 @@ from ..logs import get_logger
 from ..model.records import UploadSession
 from ..model.repo import now
 from ..storage.append import AppendableStorage, Appended, appendable_storage
+from . import _telemetry as events
 from .broker import UploadResult
 
 if TYPE_CHECKING:
@@ -227,9 +229,17 @@ class TusUploads:
         """A new upload: ``length`` (``None``: deferred), ``metadata`` (filename, filetype),
         ``concat`` ``"partial"`` or ``"final"`` with the ``partials`` session ids."""
         prof = self.media.profile(profile)
-        storage = appendable_storage(self.media.storage_for(prof))
         if concat == "final":
             return await self._create_final(prof, partials, metadata, raw_metadata)
+        with events.initiating(prof.name, STRATEGY) as span:
+            session = await self._create(prof, length, metadata, raw_metadata, concat)
+            events.initiated(span, session)
+        return _view(session)
+
+    async def _create(self, prof: type[Profile], length: int | None,
+                      metadata: Mapping[str, str], raw_metadata: str | None,
+                      concat: str | None) -> UploadSession:
+        storage = appendable_storage(self.media.storage_for(prof))
         if length is not None:
             if length > prof.max_bytes:
                 raise FileTooLarge(f"the upload is {length} bytes; profile {prof.name!r} "
@@ -242,7 +252,7 @@ class TusUploads:
         if concat != "partial":
             # A partial upload carries no name or type: the final one is checked.
             self.media.broker.check_declared(prof, filename or "", content_type, None)
-        session = await self.media.broker.initiate_upload(
+        session = await self.media.broker.create_session(
             prof, filename=filename, content_type=content_type, byte_size=length,
             strategy=STRATEGY)
         try:
@@ -258,7 +268,7 @@ class TusUploads:
             with contextlib.suppress(Exception):
                 await self.media.broker.end(session.id, "failed", "storage_error")
             raise
-        return _view(session)
+        return session
 
     async def _create_final(self, prof: type[Profile], partials: Sequence[str],
                             metadata: Mapping[str, str], raw_metadata: str | None) -> TusUpload:
@@ -283,35 +293,40 @@ class TusUploads:
             raise FileTooLarge(f"the concatenated upload is {total} bytes; profile "
                                f"{prof.name!r} accepts at most {prof.max_bytes}",
                                max_bytes=prof.max_bytes)
-        filename = metadata.get("filename") or metadata.get("name")
-        content_type = metadata.get("filetype") or metadata.get("type") or None
-        session = await self.media.broker.initiate_upload(
-            prof, filename=filename, content_type=content_type, byte_size=total,
-            strategy=STRATEGY)
-        storage = appendable_storage(self.media.storage_for(prof))
-        try:
-            await storage.append_concat(session.upload_key, [p.upload_key for p in parts],
-                                        content_type=session.declared_content_type)
-            for a, b in (("initialized", "signed"), ("signed", "uploaded")):
-                session = await self.media.repo.transition_session(
-                    session.id, a, b, resumable_protocol="tus", last_known_offset=total,
-                    multipart_parts={"concat": "final", "metadata": raw_metadata,
-                                     "partials": [p.id for p in parts]})
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self.media.broker.end(session.id, "failed", "storage_error")
-            raise
-        for part in parts:
-            # Their bytes are in the final upload now; their staged assets go.
-            await self.media.broker.end(part.id, "aborted", "concatenated")
-        result = await self.media.broker.verify_completion(session.id)
+        # The concatenation is this upload's creation; verifying it is its completion.
+        with events.initiating(prof.name, STRATEGY) as span:
+            filename = metadata.get("filename") or metadata.get("name")
+            content_type = metadata.get("filetype") or metadata.get("type") or None
+            session = await self.media.broker.create_session(
+                prof, filename=filename, content_type=content_type, byte_size=total,
+                strategy=STRATEGY)
+            storage = appendable_storage(self.media.storage_for(prof))
+            try:
+                await storage.append_concat(session.upload_key, [p.upload_key for p in parts],
+                                            content_type=session.declared_content_type)
+                for a, b in (("initialized", "signed"), ("signed", "uploaded")):
+                    session = await self.media.repo.transition_session(
+                        session.id, a, b, resumable_protocol="tus", last_known_offset=total,
+                        multipart_parts={"concat": "final", "metadata": raw_metadata,
+                                         "partials": [p.id for p in parts]})
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.media.broker.end(session.id, "failed", "storage_error")
+                raise
+            for part in parts:
+                # Their bytes are in the final upload now; their staged assets go.
+                await self.media.broker.end(part.id, "aborted", "concatenated")
+            events.initiated(span, session)
+        result = await self.media.broker.verify_completion(session.id, session=session)
         return _view(result.session, asset_id=result.asset.id)
 
     # -- status ------------------------------------------------------------------------------
 
     async def status(self, session_id: str) -> TusUpload:
         """The upload as HEAD reports it; ``session_not_found`` or ``session_expired``."""
+        started = time.perf_counter()
         session = await self._session(session_id)
+        events.status(session, started=started, offset=session.last_known_offset)
         return _view(session, asset_id=session.asset_id if session.state == "completed"
                      else None)
 
@@ -395,6 +410,30 @@ class TusUploads:
     async def _append_leased(self, session: UploadSession, prof: type[Profile], lease: _Lease,
                              offset: int, body: PatchBody, length: int | None,
                              checksum: TusChecksum | None, ttl: float) -> TusUpload:
+        started = time.perf_counter()
+        try:
+            recorded, done = await self._store(session, prof, lease, offset, body, length,
+                                               checksum, ttl)
+        except BaseException as exc:
+            events.received(session, started=started, size=None, offset=None,
+                            outcome=telemetry.error_code(exc))
+            raise
+        events.received(recorded, started=started, size=done.offset - offset,
+                        offset=done.offset, outcome="interrupted" if body.interrupted else "ok")
+        if body.interrupted:
+            log.info("tus upload %s: %s after %d bytes; it can resume", session.id,
+                     body.interrupted, done.offset - offset)
+        if length is None or done.offset < length:
+            return _view(recorded)
+        storage = appendable_storage(self.media.storage_for(prof))
+        return await self._finish(recorded, storage, done.state, lease)
+
+    async def _store(self, session: UploadSession, prof: type[Profile], lease: _Lease,
+                     offset: int, body: PatchBody, length: int | None,
+                     checksum: TusChecksum | None, ttl: float
+                     ) -> tuple[UploadSession, Appended]:
+        """Append the body and record the new offset; the session as recorded, and what
+        the storage appended."""
         token = lease.token
         storage = appendable_storage(self.media.storage_for(prof))
         extra = dict(session.multipart_parts or {})
@@ -460,17 +499,24 @@ class TusUploads:
             raise TusError("this upload was taken over or ended meanwhile; ask with HEAD",
                            code="upload_locked") from None
         await _collect(storage, done)
-        if body.interrupted:
-            log.info("tus upload %s: %s after %d bytes; it can resume", session.id,
-                     body.interrupted, done.offset - offset)
-        if length is None or done.offset < length:
-            return _view(recorded)
-        return await self._finish(recorded, storage, done.state, lease)
+        return recorded, done
 
     async def _finish(self, session: UploadSession, storage: AppendableStorage,
                       state: dict[str, Any], lease: _Lease) -> TusUpload:
         """The last byte arrived: make the object whole (under the lease, so no second PATCH
         finishes it too), then verify it like any upload."""
+        if (session.multipart_parts or {}).get("concat") == "partial":
+            # Not an upload of its own: it waits for its final upload, which completes.
+            return _view(await self._join(session, storage, state, lease))
+        with events.completing(session) as span:
+            session = await self._join(session, storage, state, lease)
+            result: UploadResult = await self.media.broker.verify(session.id)
+            span.set(bytes=result.asset.byte_size)
+        return _view(result.session, asset_id=result.asset.id)
+
+    async def _join(self, session: UploadSession, storage: AppendableStorage,
+                    state: dict[str, Any], lease: _Lease) -> UploadSession:
+        """Make the appended object whole and the session uploaded; the lease goes."""
         await storage.append_finish(session.upload_key, state)
         session = await self.media.repo.transition_session(session.id, "uploading",
                                                            "uploaded")
@@ -478,15 +524,13 @@ class TusUploads:
         lease.held = False
         with contextlib.suppress(Exception):
             await self.media.repo.release_session_lease(session.id, lease.token)
-        if (session.multipart_parts or {}).get("concat") == "partial":
-            return _view(session)  # waits for its final upload
-        result: UploadResult = await self.media.broker.verify_completion(session.id)
-        return _view(result.session, asset_id=result.asset.id)
+        return session
 
     # -- termination -------------------------------------------------------------------------
 
     async def terminate(self, session_id: str) -> None:
         """DELETE: the upload ends and whatever reached storage is purged."""
+        started = time.perf_counter()
         session = await self._session(session_id)
         if session.state in ("completed",):
             raise UploadRejected(f"upload session {session_id} is completed; it can no longer "
@@ -499,6 +543,7 @@ class TusUploads:
             if current is not None and current.state not in ("aborted", "expired", "failed"):
                 raise InvalidTransition("upload session", session_id, current.state,
                                         "aborted", actual=current.state)
+        events.aborted(session, started=started)
 
 
 

@@ -8,6 +8,7 @@ unverified, and nothing changes.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -49,16 +50,18 @@ def streaming_routes(media: Ingesting, *, idle_timeout: float) -> list[BaseRoute
                 for p in media.profiles.values()):
             raise NotFound(f"no streaming provider named {name!r} is configured")
         provider = media.streaming_provider(name)
+        started = time.perf_counter()
         body = await _body(request, idle_timeout)
         try:
             event = provider.verify_webhook(body, request.headers)
         except RindleError as exc:
             telemetry.emit("rindle.streaming.webhook", provider=name, event_type=None,
-                           outcome=exc.code)
+                           outcome=exc.code, bytes=len(body),
+                           duration=time.perf_counter() - started)
             raise
         outcome = await apply_event(rows, provider, event)
         telemetry.emit("rindle.streaming.webhook", provider=name, event_type=event.type,
-                       outcome=outcome)
+                       outcome=outcome, bytes=len(body), duration=time.perf_counter() - started)
         return JSONResponse({"received": event.id, "outcome": outcome}, headers=NO_STORE)
 
     return [Route("/webhooks/{provider}", webhook, methods=["POST"])]

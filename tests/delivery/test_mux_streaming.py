@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -23,6 +24,7 @@ import pytest
 from rindle import Rindle
 from rindle.model.records import ProviderAsset
 from tests.support.clips import clips, needs_ffmpeg
+from tests.support.events import assert_no_secret, captured, named
 from tests.support.mux_app import (
     KEY_ID,
     TOKEN_SECRET,
@@ -196,7 +198,7 @@ async def test_a_replayed_webhook_is_ignored(
     from rindle import telemetry
 
     emitted: list[tuple[str, dict[str, Any]]] = []
-    detach = telemetry.attach("rindle.", lambda name, meta: emitted.append((name, meta)))
+    detach = telemetry.attach("rindle.", lambda name, _, meta: emitted.append((name, meta)))
     app.sim.duplicate_webhooks = True
     asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
     row = await eventually(lambda: row_in(app.media, asset_id, "ready"))
@@ -297,6 +299,33 @@ async def test_direct_upload_out_of_order_webhooks_and_complete(
     lands ready; the later events change nothing; the session completes either way."""
     media, sim = app.media, app.sim
     sim.hold_webhooks()
+    with captured() as events:
+        body = await _direct_upload_out_of_order(app)
+    upload_url = body["upload"]["url"]
+    assert_no_secret(events, [upload_url, urlsplit(upload_url).path.rsplit("/", 1)[-1]])
+    for stage in ("rindle.upload.initiate.stop", "rindle.upload.sign",
+                  "rindle.upload.complete.stop", "rindle.upload.complete.exception"):
+        [(_, meta)] = named(events, stage, session_id=body["session_id"])
+        assert meta["strategy"] == "direct_upload"
+    [(_, early)] = named(events, "rindle.upload.complete.exception")
+    assert early["error"] == "upload_incomplete"
+    session = await media.repo.get_session(body["session_id"])
+    assert session is not None and session.state == "completed"
+    row = await row_of(media, body["asset_id"])
+    assert row is not None and row.state == "ready" and row.ingest_mode == "direct_upload"
+    assert "token=" in await media.streaming_url(DirectLesson, body["asset_id"])
+    # Nothing of it is in Rindle's storage, and nothing says so: no URL, no reconcile alarm.
+    from rindle import DeliveryUnsupported
+
+    with pytest.raises(DeliveryUnsupported):
+        await media.url(DirectLesson, body["asset_id"])
+    report = await media.reconcile_storage()
+    assert report.missing_originals == []
+
+
+async def _direct_upload_out_of_order(app: StreamingApp) -> dict[str, Any]:
+    """The HTTP half of the test above; the body of ``POST /uploads``."""
+    media, sim = app.media, app.sim
     async with httpx.AsyncClient() as client:
         created = await client.post(f"{app.url}/rindle/uploads", json={
             "profile": DirectLesson.name, "filename": "talk.mp4", "content_type": "video/mp4",
@@ -321,18 +350,7 @@ async def test_direct_upload_out_of_order_webhooks_and_complete(
         shown = (await client.get(f"{app.url}/rindle/assets/{body['asset_id']}")).json()
         assert shown["streaming"]["state"] == "ready" and "url" not in shown
         assert shown["streaming"]["url"].startswith(f"{sim.base_url}/stream/")
-    session = await media.repo.get_session(body["session_id"])
-    assert session is not None and session.state == "completed"
-    row = await row_of(media, body["asset_id"])
-    assert row is not None and row.state == "ready" and row.ingest_mode == "direct_upload"
-    assert "token=" in await media.streaming_url(DirectLesson, body["asset_id"])
-    # Nothing of it is in Rindle's storage, and nothing says so: no URL, no reconcile alarm.
-    from rindle import DeliveryUnsupported
-
-    with pytest.raises(DeliveryUnsupported):
-        await media.url(DirectLesson, body["asset_id"])
-    report = await media.reconcile_storage()
-    assert report.missing_originals == []
+    return dict(body)
 
 
 async def test_a_direct_upload_longer_than_the_profile_allows_is_quarantined_and_deleted(
@@ -436,9 +454,10 @@ async def test_no_secret_token_or_signed_url_reaches_the_logs(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     app.sim.fail_next("POST", "/video/v1/assets", status=500, times=1)
-    asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
-    await eventually(lambda: row_in(app.media, asset_id, "ready"))
-    url = await app.media.streaming_url(QuickStream, asset_id)
+    with captured() as events:
+        asset_id = await upload(app, QuickStream, clips(tmp_path_factory).video_only)
+        await eventually(lambda: row_in(app.media, asset_id, "ready"))
+        url = await app.media.streaming_url(QuickStream, asset_id)
     token = url.split("token=", 1)[1]
     source = app.sim.fetches[0].url
     # Rindle's loggers, the app's server, and Rindle's HTTP client's lines about its calls to
@@ -451,3 +470,15 @@ async def test_no_secret_token_or_signed_url_reaches_the_logs(
         assert secret not in text
     row = await row_of(app.media, asset_id)
     assert str(row.provider_asset_id) not in repr(row)
+    # Nor any telemetry value: provider calls name their path template, not the ids in it.
+    assert_no_secret(events, [TOKEN_SECRET, WEBHOOK_SECRET, token, source,
+                              str(row.provider_asset_id), str(row.playback_id())])
+    calls = [(d["method"], d["path"], d["status"], d["outcome"])
+             for _, d in named(events, "rindle.streaming.request")]
+    assert calls[0] == ("POST", "/video/v1/assets", 500, "retry")
+    assert calls[1][:2] == ("POST", "/video/v1/assets") and calls[1][3] == "ok"
+    assert {p for _, p, _, _ in calls} <= {"/video/v1/assets", "/video/v1/assets/{id}"}
+    [(played, meta)] = named(events, "rindle.delivery.signed", url_kind="streaming")
+    assert (meta["variant"], meta["mode"], played["ttl"]) == ("video", "signed", 900)
+    [(_, source_signed)] = named(events, "rindle.delivery.signed", url_kind="original")
+    assert source_signed["mode"] == "signed"  # the source URL handed to Mux

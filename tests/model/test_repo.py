@@ -87,8 +87,9 @@ async def test_changes_are_published_after_commit_only(media: Rindle) -> None:
 async def test_transitions_publish_live_events_and_telemetry(media: Rindle) -> None:
     from rindle import telemetry
 
-    got: list[tuple[str, dict[str, object]]] = []
-    detach = telemetry.attach("rindle.asset", lambda name, meta: got.append((name, meta)))
+    got: list[tuple[str, dict[str, object], dict[str, object]]] = []
+    detach = telemetry.attach("rindle.asset",
+                              lambda name, numbers, meta: got.append((name, numbers, meta)))
     aid = await _asset(media)
     events = []
 
@@ -106,6 +107,6 @@ async def test_transitions_publish_live_events_and_telemetry(media: Rindle) -> N
         detach()
     assert events[0].name == "state_change"
     assert events[0].data["from"] == "staged" and events[0].data["to"] == "validating"
-    assert got == [("rindle.asset.state_change", {
+    assert got == [("rindle.asset.state_change", {}, {
         "asset_id": aid, "profile": "image", "from_state": "staged", "to_state": "validating",
         "reason": None})]

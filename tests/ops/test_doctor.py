@@ -21,6 +21,12 @@ from rindle.processing.image import capabilities
 from rindle.processing.queue import RQQueue
 from rindle.storage.base import Capability
 from tests.conftest import REDIS_URL, SECRET, ImageProfile, MakeMedia
+from tests.support.gcs import (  # noqa: F401
+    GCSBucket,
+    gcs_emulator_fixture,
+    gcs_fixture,
+    service_account_key,
+)
 from tests.support.images import png
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -478,3 +484,39 @@ async def test_late_jobs_and_the_clock_are_checked(make_media: MakeMedia) -> Non
     assert "rindle sweep" in str(outbox.fix)
     clock = checks["doctor.clock"]
     assert clock.status == "ok" and "within 2 s" in clock.summary
+
+
+@SQLITE
+async def test_gcs_credentials_and_bucket_are_checked(make_media: MakeMedia, gcs: GCSBucket,
+                                                      tmp_path: Path) -> None:
+    """The emulator takes any token, so refused credentials are a service-account key whose
+    token endpoint answers ``invalid_grant``, as Google's does for a revoked key; a missing
+    bucket is the bucket's own error. Neither leaks the key."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.conftest import LiveServer
+
+    async def refuse(request: object) -> JSONResponse:
+        return JSONResponse({"error": "invalid_grant",
+                             "error_description": "Invalid JWT Signature."}, status_code=400)
+
+    missing = GCSBucket(endpoint_url=gcs.endpoint_url, name=f"{gcs.name}-missing",
+                        client=gcs.client, data_dir=gcs.data_dir)
+    async with LiveServer(Starlette(routes=[Route("/token", refuse, methods=["POST"])]),
+                          access_log=False) as google:
+        revoked_key = {**service_account_key(), "token_uri": f"{google.url}/token"}
+        media = make_media(storages={"local": LocalStorage(root=tmp_path / "files"),
+                                     "gcs": gcs.storage(), "gone": missing.storage(),
+                                     "revoked": gcs.storage(anonymous=False,
+                                                            credentials=revoked_key)})
+        report = await run_doctor(media)
+    checks = by_id(report)
+    assert checks["doctor.storage.gcs"].status == "ok", checks["doctor.storage.gcs"].summary
+    assert checks["doctor.storage.gone"].status == "error"
+    revoked = checks["doctor.storage.revoked"]
+    assert revoked.status == "error" and revoked.seconds < 10, revoked
+    assert "HTTP 400" in revoked.summary and "credentials" in revoked.summary
+    text = json.dumps(report.to_dict())
+    assert "PRIVATE KEY" not in text and service_account_key()["private_key"][40:80] not in text

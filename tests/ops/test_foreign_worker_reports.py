@@ -103,6 +103,30 @@ async def test_workers_of_this_database_alone_are_ok(make_media: MakeMedia, rq_n
 
 
 @SQLITE
+async def test_a_worker_without_a_recent_heartbeat_is_reported_dead(
+        make_media: MakeMedia, rq_name: str, redis: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    media = make_media(queue=RQQueue(REDIS_URL, name=rq_name), broadcast_url=REDIS_URL)
+    async with media.connected():
+        ours = await identity.fingerprint(media.store)
+    assert ours is not None
+    dead = _register(redis, [ownership.owner_queue(rq_name, ours), rq_name], fingerprint=ours,
+                     database="sqlite:///ours.db", app=None)
+    # Killed with -9 ten minutes ago: its entry lingers, its heartbeat stopped.
+    then = datetime.now(UTC) - timedelta(minutes=10)
+    redis.hset(dead.key, "last_heartbeat", then.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    try:
+        check = {c.id: c for c in (await run_doctor(media)).checks}["doctor.workers"]
+    finally:
+        dead.register_death()
+    assert check.status == "warn", check.summary
+    assert f"worker {dead.name} on {dead.hostname} (pid {dead.pid}) has not sent a heartbeat " \
+           "for" in check.summary and "probably dead" in check.summary
+    assert check.fix is not None and "restart the worker" in check.fix
+
+
+@SQLITE
 async def test_status_counts_the_jobs_another_databases_worker_took(
         make_media: MakeMedia, rq_name: str, redis: Any) -> None:
     media = make_media(queue=RQQueue(REDIS_URL, name=rq_name), broadcast_url=REDIS_URL)

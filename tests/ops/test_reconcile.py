@@ -14,7 +14,7 @@ import pytest
 from rindle import NotFound, Profile, Rindle, Variant
 from rindle.model.records import Asset
 from rindle.ops.reconcile import reconcile_storage
-from tests.conftest import MakeMedia
+from tests.conftest import ImageProfile, MakeMedia
 from tests.support.images import png
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -260,6 +260,59 @@ async def test_on_s3(make_media: MakeMedia, s3: S3Bucket) -> None:
         assert report.orphans_deleted == 1
         assert s3.keys() == sorted([f"media/{kept.storage_key}",
                                     "photos/not-under-the-prefix/x.png"])
+
+
+async def test_the_reconcile_command_previews_until_told_to_act_on_s3(
+        make_media: MakeMedia, s3: S3Bucket) -> None:
+    """Real state in S3 (moto) and the parametrized database: without --execute the
+    command reports the orphan and the lost variant and changes nothing; with it, both are
+    handled."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from tests.support.ops_app import OpsPhotos
+    from tests.support.s3 import FAKE_ENV
+
+    media = make_media(storages={"local": s3.storage(key_prefix="media")},
+                       profiles=[ImageProfile, OpsPhotos])
+    async with media.connected():
+        result = await media.upload(OpsPhotos, png(40, 30), filename="a.png")
+        await media.drain()
+        thumb = await media.repo.get_variant(result.asset.id, "thumb")
+        assert thumb is not None and thumb.state == "ready"
+        s3.client.delete_object(Bucket=s3.name, Key=f"media/{thumb.storage_key}")
+        stray = f"media/ops_photos/{uuid.uuid4()}/stray.png"
+        s3.put(stray, b"stray")
+    env = {**os.environ, **FAKE_ENV, "RINDLE_TEST_DATABASE_URL": media.database_url,
+           "RINDLE_TEST_S3_BUCKET": s3.name, "RINDLE_TEST_S3_ENDPOINT": s3.endpoint_url,
+           "COLUMNS": "250"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rindle.cli", "reconcile", "--app",
+                               "tests.support.ops_app:media", "--orphan-grace", "0",
+                               "--delete-orphans", "--json", *args], capture_output=True,
+                              text=True, env=env, cwd=Path(__file__).resolve().parents[2],
+                              timeout=120)
+
+    preview = await asyncio.to_thread(run)
+    assert preview.returncode == 0, preview.stderr
+    seen = json.loads(preview.stdout)
+    assert seen["dry_run"] is True and seen["orphans_deleted"] == 0
+    assert [o["key"] for o in seen["orphans"]] == [stray.removeprefix("media/")]
+    assert stray in s3.keys()
+    async with media.connected():
+        still = await media.repo.get_variant(result.asset.id, "thumb")
+        assert still is not None and still.state == "ready"  # not marked without --execute
+    done = await asyncio.to_thread(run, "--execute")
+    assert done.returncode == 0, done.stderr
+    acted = json.loads(done.stdout)
+    assert (acted["dry_run"], acted["orphans_deleted"], acted["variants_marked_missing"]) == (
+        False, 1, 1)
+    assert stray not in s3.keys()
+    async with media.connected():
+        marked = await media.repo.get_variant(result.asset.id, "thumb")
+        assert marked is not None and marked.state == "missing"
 
 
 async def _uploaded_s3(media: Rindle) -> Asset:

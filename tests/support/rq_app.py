@@ -70,3 +70,8 @@ def build() -> Rindle:
 
 
 media = build() if "RINDLE_TEST_DATABASE_URL" in os.environ else None
+if media is not None and os.environ.get("RINDLE_TEST_OTEL_SPANS"):
+    # The worker's spans go to a file the test reads (tests/telemetry/test_otel.py).
+    from tests.support.otel import instrument_to_file
+
+    instrument_to_file(media, os.environ["RINDLE_TEST_OTEL_SPANS"])

@@ -24,6 +24,7 @@ from rindle import (
 from rindle.upload import multipart as mp
 from rindle.upload.multipart import MultipartSession, plan_parts
 from tests.conftest import MakeMedia
+from tests.support.events import assert_no_secret, captured, named
 from tests.support.images import png_of_size
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 
@@ -64,11 +65,14 @@ async def media(make_media: MakeMedia, s3: S3Bucket, tmp_path: Any) -> AsyncIter
 
 
 async def _put_parts(client: httpx.AsyncClient, media: Rindle, started: MultipartSession,
-                     data: bytes, numbers: list[int]) -> dict[int, str]:
+                     data: bytes, numbers: list[int],
+                     signed: list[str] | None = None) -> dict[int, str]:
     tickets = await mp.sign_multipart_parts(media, started.session_id, numbers)
     assert sorted(tickets) == sorted(numbers)
     etags = {}
     for n in numbers:
+        if signed is not None:
+            signed.append(tickets[n].url)
         chunk = data[(n - 1) * started.part_size: n * started.part_size]
         r = await client.put(tickets[n].url, content=chunk, headers=tickets[n].headers)
         assert r.status_code == 200, r.text
@@ -96,6 +100,22 @@ def test_plan_parts_within_s3_limits() -> None:
 async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
     """Runs on SQLite and PostgreSQL: 5 MiB + 5 MiB + the rest, resumed after a 'reload'."""
     data = png_of_size(10 * MiB + 4321)
+    with captured() as events:
+        signed_urls = await _three_parts(media, s3, data)
+    assert len(signed_urls) == 4
+    assert_no_secret(events, [urlsplit(url).query for url in signed_urls])
+    [(initiated, meta)] = named(events, "rindle.upload.initiate.stop", strategy="multipart")
+    assert initiated["bytes"] == len(data)
+    signed = named(events, "rindle.upload.sign", session_id=meta["session_id"])
+    assert sorted(m["parts"] for m, _ in signed) == [1, 1, 2]
+    assert all(3500 < m["ttl"] <= 3600 for m, _ in signed)
+    [(completed, _)] = named(events, "rindle.upload.complete.stop", strategy="multipart")
+    assert completed["bytes"] == len(data)
+
+
+async def _three_parts(media: Rindle, s3: S3Bucket, data: bytes) -> list[str]:
+    """The flow of the test above; the part URLs it signed (their queries are signatures)."""
+    signed: list[str] = []
     started = await mp.initiate_multipart_upload(media, "clip", filename="clip.png",
                                                  byte_size=len(data), content_type="image/png",
                                                  part_size=5 * MiB)
@@ -107,6 +127,7 @@ async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
     assert session.multipart_upload_id not in repr(session)
 
     ticket = await mp.sign_multipart_part(media, started.session_id, 3)
+    signed.append(ticket.url)
     q = {k: v[0] for k, v in parse_qs(urlsplit(ticket.url).query).items()}
     assert q["partNumber"] == "3"
     assert "content-length" in q["X-Amz-SignedHeaders"].split(";")
@@ -116,7 +137,7 @@ async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
     assert abs((ticket.expires_at - datetime.now(UTC)).total_seconds() - ttl) < 5
 
     async with httpx.AsyncClient() as client:
-        first = await _put_parts(client, media, started, data, [1])
+        first = await _put_parts(client, media, started, data, [1], signed)
         assert (await media.repo.get_session(started.session_id)).state == "uploading"  # type: ignore[union-attr]
 
         # The page reloads: the client only knows the session id and asks what is there.
@@ -125,7 +146,7 @@ async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
         assert listed[0]["etag"] == first[1]
         done = {p["part_number"] for p in listed}
         rest = [n for n in range(1, started.part_count + 1) if n not in done]
-        etags = {**first, **await _put_parts(client, media, started, data, rest)}
+        etags = {**first, **await _put_parts(client, media, started, data, rest, signed)}
 
     result = await mp.complete_multipart_upload(
         media, started.session_id,
@@ -138,6 +159,7 @@ async def test_three_parts_with_resume(media: Rindle, s3: S3Bucket) -> None:
     assert asset.state == "available"
     assert s3.get(asset.storage_key) == data
     assert s3.pending_uploads() == []
+    return signed
 
 
 @SQLITE
@@ -150,11 +172,14 @@ async def test_abort_leaves_nothing_behind(media: Rindle, s3: S3Bucket) -> None:
         await _put_parts(client, media, started, data, [1])
     assert len(s3.pending_uploads()) == 1
 
-    session = await mp.abort_multipart_upload(media, started.session_id)
-    assert session.state == "aborted"
-    assert s3.pending_uploads() == []
-    again = await mp.abort_multipart_upload(media, started.session_id)  # idempotent
-    assert again.state == "aborted"
+    with captured() as events:
+        session = await mp.abort_multipart_upload(media, started.session_id)
+        assert session.state == "aborted"
+        assert s3.pending_uploads() == []
+        again = await mp.abort_multipart_upload(media, started.session_id)  # idempotent
+        assert again.state == "aborted"
+    aborts = named(events, "rindle.upload.abort", session_id=started.session_id)
+    assert [d["strategy"] for _, d in aborts] == ["multipart", "multipart"]
     await media.drain()
     assert await media.repo.get_asset(started.asset_id) is None
     assert [p.reason for p in await media.purges(asset_id=started.asset_id)] == [

@@ -4,6 +4,8 @@ and the finished upload becomes a verified, promoted asset."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -11,6 +13,7 @@ from starlette.routing import Mount
 
 from rindle import AllowAll, Profile, Rindle
 from tests.conftest import LiveServer, MakeMedia
+from tests.support.events import assert_no_secret, captured, named
 from tests.support.gcs import GCSBucket, gcs_emulator_fixture, gcs_fixture  # noqa: F401
 from tests.support.images import png
 
@@ -43,6 +46,21 @@ async def test_a_resumable_upload_in_three_chunks_becomes_an_asset(gcs_media: Ri
                                                                   gcs: GCSBucket) -> None:
     size = 2 * 256 * KiB + 1000
     data = _data(size)
+    with captured() as events:
+        uri, sid = await _three_chunks(gcs_media, gcs, data)
+    # The session URI is a bearer credential for a week: no event holds it.
+    assert_no_secret(events, [uri, urlsplit(uri).query])
+    [(signed, _)] = named(events, "rindle.upload.sign", session_id=sid, strategy="resumable")
+    assert signed["ttl"] == 7 * 86400
+    offsets = [m["offset"] for m, _ in named(events, "rindle.upload.status", session_id=sid)]
+    assert offsets[:4] == [0, 256 * KiB, 512 * KiB, size]
+    [(completed, _)] = named(events, "rindle.upload.complete.stop", session_id=sid)
+    assert completed["bytes"] == size
+
+
+async def _three_chunks(gcs_media: Rindle, gcs: GCSBucket, data: bytes) -> tuple[str, str]:
+    """The flow of the test above; the session URI and the session id."""
+    size = len(data)
     async with LiveServer(_app(gcs_media)) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:
         options = (await client.get("/rindle/profiles/lessons/upload-options")).json()
@@ -87,6 +105,7 @@ async def test_a_resumable_upload_in_three_chunks_becomes_an_asset(gcs_media: Ri
         # The session URI is a credential: it is in no later answer.
         assert uri not in (await client.get(f"/rindle/resumable/{sid}")).text
         assert uri not in repr(session) and "upload_id" not in repr(session)
+    return uri, sid
 
 
 @SQLITE
@@ -103,8 +122,11 @@ async def test_a_cancelled_session_is_aborted_and_purged(gcs_media: Rindle,
             put = await browser.put(body["upload"]["url"], content=_data(size)[:256 * KiB],
                                     headers={"Content-Range": f"bytes 0-{256 * KiB - 1}/*"})
             assert put.status_code == 308
-        r = await client.delete(f"/rindle/resumable/{body['session_id']}")
+        with captured() as events:
+            r = await client.delete(f"/rindle/resumable/{body['session_id']}")
         assert r.status_code == 200 and r.json()["state"] == "aborted"
+        [(_, aborted)] = named(events, "rindle.upload.abort")
+        assert (aborted["session_id"], aborted["strategy"]) == (body["session_id"], "resumable")
         await gcs_media.drain()
         assert await gcs_media.repo.get_asset(body["asset_id"]) is None
         [purge] = await gcs_media.purges(asset_id=body["asset_id"])

@@ -350,7 +350,8 @@ async def test_the_upload_url_never_leaks(tus_media: Rindle,
     from rindle import telemetry
 
     events: list[Any] = []
-    detach = telemetry.attach("rindle.", lambda name, meta: events.append((name, meta)))
+    detach = telemetry.attach("rindle.", lambda name, numbers, meta: events.append(
+        (name, numbers, meta)))
     bodies: list[str] = []
     async with LiveServer(_app(tus_media), access_log=True) as srv, \
             httpx.AsyncClient(base_url=srv.url) as client:

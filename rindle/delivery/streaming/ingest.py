@@ -9,6 +9,7 @@ so the provider judges it, and its webhooks (or ``complete``) move the rows on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -19,6 +20,7 @@ from ...logs import get_logger
 from ...model.records import Asset, ProviderAsset, UploadSession
 from ...model.repo import new_id, now
 from ...storage.base import UploadTicket
+from ...upload import _telemetry as events
 from ...upload import keys
 from ...upload.filenames import sanitize_filename
 from ..urls import servable
@@ -109,6 +111,7 @@ async def push(media: Pushing, row_id: str) -> None:
         raise ConfigurationError(f"profile {profile.name!r} no longer streams",
                                  code="streaming_not_configured")
     provider = media.streaming_provider(row.provider_name)
+    started = time.perf_counter()
     url = await source_url(media, profile, asset, row.source or ORIGINAL,
                            streaming.source_url_ttl_seconds)
     try:
@@ -117,7 +120,8 @@ async def push(media: Pushing, row_id: str) -> None:
     except StreamingError as exc:
         telemetry.emit("rindle.streaming.push", asset_id=asset.id, profile=profile.name,
                        provider=provider.name, source=row.source,
-                       outcome="error" if exc.retryable else "rejected")
+                       outcome="error" if exc.retryable else "rejected",
+                       duration=time.perf_counter() - started)
         if exc.retryable:
             raise
         await mark_errored(media, row.id, exc.message)
@@ -129,7 +133,8 @@ async def push(media: Pushing, row_id: str) -> None:
         # A webhook may have linked and moved it already; this never moves it back.
         await advance(media, current, "uploading", remote=remote)
     telemetry.emit("rindle.streaming.push", asset_id=asset.id, profile=profile.name,
-                   provider=provider.name, source=row.source, outcome="ok")
+                   provider=provider.name, source=row.source, outcome="ok",
+                   duration=time.perf_counter() - started)
 
 
 async def mark_errored(media: StreamingRows, row_id: str, reason: str) -> None:
@@ -146,6 +151,7 @@ async def source_url(media: Pushing, profile: type[Profile], asset: Asset, sourc
                      ttl: int) -> str:
     """A signed URL of ``source`` the provider can fetch from anywhere: absolute, and
     expiring after ``ttl`` seconds."""
+    started = time.perf_counter()
     storage = media.storage_for(profile)
     if source == ORIGINAL:
         key, ctype = asset.storage_key, asset.content_type
@@ -155,11 +161,17 @@ async def source_url(media: Pushing, profile: type[Profile], asset: Asset, sourc
             raise NotFound(f"variant {source!r} of asset {asset.id} is gone",
                            code="variant_not_ready")
         key, ctype = row.storage_key, row.content_type
-    if profile.delivery.public:
+    public = profile.delivery.public
+    if public:
         url = storage.public_url(key)
     else:
         url = await storage.signed_url(key, expires_in=ttl, content_type=ctype,
                                        filename=None, disposition="inline")
+    telemetry.emit("rindle.delivery.signed", asset_id=asset.id, profile=profile.name,
+                   url_kind=ORIGINAL if source == ORIGINAL else "variant",
+                   variant=None if source == ORIGINAL else source,
+                   mode="public" if public else "signed", ttl=None if public else ttl,
+                   duration=time.perf_counter() - started)
     if url.startswith("/"):
         if not media.public_url:
             raise ConfigurationError(
@@ -184,6 +196,17 @@ async def initiate_direct_upload(media: Ingesting, profile: type[Profile], *,
                                  filename: str | None, content_type: str | None,
                                  byte_size: int | None, origin: str) -> DirectUpload:
     """A staged asset, its session and provider row, and the provider's upload URL."""
+    with events.initiating(profile.name, DIRECT) as span:
+        started = await _initiate_direct(media, profile, filename=filename,
+                                         content_type=content_type, byte_size=byte_size,
+                                         origin=origin)
+        events.initiated(span, started.session)
+    return started
+
+
+async def _initiate_direct(media: Ingesting, profile: type[Profile], *,
+                           filename: str | None, content_type: str | None,
+                           byte_size: int | None, origin: str) -> DirectUpload:
     streaming = streaming_of(profile)
     if streaming is None or streaming.ingest != DIRECT:
         raise ConfigurationError(f"profile {profile.name!r} does not upload to a streaming "
@@ -207,6 +230,7 @@ async def initiate_direct_upload(media: Ingesting, profile: type[Profile], *,
         row, _ = await media.repo.insert_provider_asset(
             asset_id=asset_id, profile=profile.name, provider_name=provider.name,
             ingest_mode=DIRECT, playback_policy=streaming.playback_policy, source=DIRECT)
+    signing = time.perf_counter()
     try:
         upload = await provider.create_direct_upload(
             passthrough=row.id, playback_policy=streaming.playback_policy,
@@ -219,8 +243,8 @@ async def initiate_direct_upload(media: Ingesting, profile: type[Profile], *,
         session = await media.repo.transition_session(session_id, "initialized", "signed")
         await media.repo.transition_provider_asset(row.id, "pending", "uploading",
                                                    provider_upload_id=upload.id)
-    telemetry.emit("rindle.upload.initiate", asset_id=asset_id, profile=profile.name,
-                   session_id=session_id, strategy=DIRECT, outcome="ok")
+    # The provider's upload URL is this flow's signed URL (a one-time bearer credential).
+    events.signed(session, started=signing, ttl=ttl)
     assert upload.url is not None
     return DirectUpload(session=session, ticket=UploadTicket(
         method="PUT", url=upload.url, headers={}, expires_at=session.expires_at))
@@ -239,6 +263,11 @@ async def complete_direct_upload(media: Ingesting, session: UploadSession) -> As
     Idempotent (a webhook may have linked it first). ``upload_incomplete`` (409) while the
     provider has no file yet.
     """
+    with events.completing(session):
+        return await _complete_direct(media, session)
+
+
+async def _complete_direct(media: Ingesting, session: UploadSession) -> Asset:
     repo = media.repo
     row = _direct_row(await repo.provider_assets_for(session.asset_id))
     if session.state != "completed" and row.state in ("pending", "uploading"):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ... import telemetry
 from ..._backoff import backoff
 from ..._json import loads_object
 from ...errors import ConfigurationError, ValidationError
@@ -147,16 +148,23 @@ class Mux:
             await self._client.aclose()
             self._client = None
 
-    async def _call(self, method: str, path: str, *, json_body: Any = None,
-                    params: Mapping[str, Any] | None = None,
+    async def _call(self, method: str, template: str, *, ref: str | None = None,
+                    json_body: Any = None, params: Mapping[str, Any] | None = None,
                     missing_ok: bool = False) -> dict[str, Any] | None:
         """One API call, tried again on 5xx, 429 and timeouts. ``None`` for a 404 when
-        ``missing_ok``; the ``data`` of the answer otherwise (``{}`` for 204)."""
+        ``missing_ok``; the ``data`` of the answer otherwise (``{}`` for 204).
+
+        ``template`` is the path with ``{id}`` standing for ``ref``: telemetry names the
+        template, so one series per endpoint, and no provider id, reaches a dashboard.
+        """
         import httpx
 
+        path = template.format(id=quote(ref, safe="")) if ref is not None else template
         attempt = 0
         while True:
             attempt += 1
+            started = time.perf_counter()
+            status: int | None = None
             try:
                 response = await self._http().request(method, path, json=json_body,
                                                       params=params)
@@ -167,20 +175,24 @@ class Mux:
                 retry_after = None
             else:
                 status = response.status_code
-                if status < 300:
+                if status < 300 or (status == 404 and missing_ok):
+                    self._measured(method, template, status, attempt, "ok", started)
+                    if status == 404:
+                        return None
                     if status == 204 or not response.content:
                         return {}
                     data = response.json().get("data")
                     return data if isinstance(data, dict) else {"items": data}
-                if status == 404 and missing_ok:
-                    return None
                 problem = StreamingError(
                     f"Mux answered {status} to {method} {path}: {_error_text(response)}",
                     code="provider_unavailable" if status >= 500 or status == 429
                     else "provider_rejected",
                     retryable=status >= 500 or status == 429, status=status)
                 retry_after = response.headers.get("retry-after")
-            if not problem.retryable or attempt > self.retries:
+            final = not problem.retryable or attempt > self.retries
+            self._measured(method, template, status, attempt, "error" if final else "retry",
+                           started)
+            if final:
                 raise problem
             delay = backoff(attempt, self.retry_base, 8.0)
             if retry_after and retry_after.isdigit():
@@ -188,6 +200,12 @@ class Mux:
             log.info("Mux %s %s failed (%s); retry %d/%d in %.2fs", method, path,
                      problem.code, attempt, self.retries, delay)
             await asyncio.sleep(delay)
+
+    def _measured(self, method: str, template: str, status: int | None, attempt: int,
+                  outcome: str, started: float) -> None:
+        telemetry.emit("rindle.streaming.request", provider=self.name, method=method,
+                       path=template, status=status, attempt=attempt, outcome=outcome,
+                       duration=time.perf_counter() - started)
 
     # --- assets ----------------------------------------------------------------------------
 
@@ -202,12 +220,12 @@ class Mux:
         return _asset(data)
 
     async def get_asset(self, asset_id: str) -> RemoteAsset | None:
-        data = await self._call("GET", f"/video/v1/assets/{quote(asset_id, safe='')}",
+        data = await self._call("GET", "/video/v1/assets/{id}", ref=asset_id,
                                 missing_ok=True)
         return None if data is None else _asset(data)
 
     async def delete_asset(self, asset_id: str) -> None:
-        await self._call("DELETE", f"/video/v1/assets/{quote(asset_id, safe='')}",
+        await self._call("DELETE", "/video/v1/assets/{id}", ref=asset_id,
                          missing_ok=True)
 
     # --- direct uploads --------------------------------------------------------------------
@@ -224,13 +242,13 @@ class Mux:
         return _upload(data)
 
     async def get_upload(self, upload_id: str) -> RemoteUpload | None:
-        data = await self._call("GET", f"/video/v1/uploads/{quote(upload_id, safe='')}",
+        data = await self._call("GET", "/video/v1/uploads/{id}", ref=upload_id,
                                 missing_ok=True)
         return None if data is None else _upload(data)
 
     async def cancel_direct_upload(self, upload_id: str) -> None:
         try:
-            await self._call("PUT", f"/video/v1/uploads/{quote(upload_id, safe='')}/cancel",
+            await self._call("PUT", "/video/v1/uploads/{id}/cancel", ref=upload_id,
                              missing_ok=True)
         except StreamingError as exc:
             # Mux refuses to cancel an upload that is no longer waiting: it is over anyway.

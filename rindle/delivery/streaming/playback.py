@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ... import telemetry
 from ...errors import DeliveryUnsupported, NotFound
 from ...model.records import Asset, ProviderAsset
 from ..urls import DELIVERABLE, authorize_view
@@ -43,12 +45,17 @@ def ttl_of(media: Playing, profile: type[Profile], expires_in: int | None) -> in
 def playback_url(media: Playing, profile: type[Profile], row: ProviderAsset, *,
                  kind: str = "video", expires_in: int | None = None) -> str:
     """The URL of a ready row, for a viewer already authorized."""
+    started = time.perf_counter()
     signed = row.playback_policy != "public"
     pid = row.playback_id("public" if not signed else None)
     assert pid is not None
     provider = media.streaming_provider(row.provider_name)
-    return provider.playback_url(pid, kind=kind, signed=signed,
-                                 expires_in=ttl_of(media, profile, expires_in))
+    ttl = ttl_of(media, profile, expires_in)
+    url = provider.playback_url(pid, kind=kind, signed=signed, expires_in=ttl)
+    telemetry.emit("rindle.delivery.signed", asset_id=row.asset_id, profile=profile.name,
+                   url_kind="streaming", variant=kind, mode="signed" if signed else "public",
+                   ttl=ttl if signed else None, duration=time.perf_counter() - started)
+    return url
 
 
 async def streaming_url(media: Playing, profile: type[Profile], asset: Asset, *,
