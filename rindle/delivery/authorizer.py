@@ -32,14 +32,27 @@ class AuthRequest:
 
 @runtime_checkable
 class Authorizer(Protocol):
-    """Decides whether an action may happen. May be sync or async."""
+    """Decides whether an action may happen. May be sync or async.
+
+    An Authorizer whose ``view`` decision never depends on the asset (only on the viewer
+    and the profile) may say so with a class attribute ``decides_per_asset = False``: a
+    page of pictures (``media.html.views``) then asks it once per profile, with
+    ``asset=None``, instead of once per asset.
+    """
 
     def authorize(self, request: AuthRequest) -> Any:
         """Return (or resolve to) ``True`` to allow, anything else to deny."""
 
 
+def decides_per_asset(authorizer: Authorizer) -> bool:
+    """Whether ``authorizer`` must see each asset (the safe default) to decide ``view``."""
+    return getattr(authorizer, "decides_per_asset", True) is not False
+
+
 class DenyAll:
     """The default: nothing is allowed until the adopter says who may do what."""
+
+    decides_per_asset = False
 
     def authorize(self, request: AuthRequest) -> bool:
         return False
@@ -50,6 +63,8 @@ class DenyAll:
 
 class AllowAll:
     """Everything is allowed: for demos and trusted internal tools only."""
+
+    decides_per_asset = False
 
     def authorize(self, request: AuthRequest) -> bool:
         return True

@@ -1,23 +1,55 @@
-"""Signed (itsdangerous) or sealed (cryptography's Fernet), expiring tokens for Rindle's own
-routes, with key rotation."""
+"""Signed (itsdangerous) or sealed (AES-GCM, from cryptography), expiring tokens for Rindle's
+own routes, with key rotation."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, MultiFernet
 from cryptography.fernet import InvalidToken as _BadFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from ..errors import ConfigurationError, InvalidToken, TokenExpired
 
 _MIN_KEY_LENGTH = 16
+#: The first byte of a sealed token: its format. Fernet tokens (what Rindle sealed before)
+#: start with 0x80 and are still opened, so URLs handed out before an upgrade keep working
+#: until they expire.
+_SEALED_V2 = 1
+_NONCE = 12
+
+_nonces = b""
+_taken = 0
+
+
+def _forget_nonces() -> None:
+    global _nonces, _taken
+    _nonces, _taken = b"", 0
+
+
+# A forked child (an rq work horse) must never reuse the nonces its parent's buffer holds.
+os.register_at_fork(after_in_child=_forget_nonces)
+
+
+def _nonce() -> bytes:
+    """96 random bits for one AES-GCM seal, read from the OS 4 KiB at a time (a page of
+    pictures seals a URL per variant; a system call each cost as much as the cipher)."""
+    global _nonces, _taken
+    if _taken + _NONCE > len(_nonces):
+        _nonces, _taken = os.urandom(4096), 0
+    nonce = _nonces[_taken:_taken + _NONCE]
+    _taken += _NONCE
+    return nonce
 
 
 class Signer:
@@ -45,7 +77,8 @@ class Signer:
         # itsdangerous signs with the *last* key of its list; Rindle's contract is "first signs".
         self._keys: list[bytes] = list(reversed(keys))
         self._serializers: dict[str, URLSafeSerializer] = {}
-        self._sealers: dict[str, MultiFernet] = {}
+        self._sealers: dict[str, list[AESGCM]] = {}
+        self._legacy: dict[str, MultiFernet] = {}
 
     def __repr__(self) -> str:
         return f"Signer(<{len(self._keys)} keys>)"
@@ -74,34 +107,65 @@ class Signer:
             raise InvalidToken("the token is invalid or was tampered with") from None
         return _unexpired(body)
 
-    def _sealer(self, purpose: str) -> MultiFernet:
-        sealer = self._sealers.get(purpose)
-        if sealer is None:
-            # Fernet wants a 32-byte key; each secret gives one per purpose (HMAC as a KDF),
-            # so a token sealed for one route never opens for another. MultiFernet seals
-            # with the first and opens with any: the same rotation as signing.
-            label = f"rindle.seal.{purpose}".encode()
-            sealer = MultiFernet([
-                Fernet(base64.urlsafe_b64encode(hmac.digest(key, label, hashlib.sha256)))
-                for key in reversed(self._keys)])
-            self._sealers[purpose] = sealer
-        return sealer
+    def _keys_for(self, purpose: str, kind: bytes) -> list[bytes]:
+        # Each secret gives one 32-byte key per purpose (HMAC as a KDF), so a token sealed
+        # for one route never opens for another; the first secret's key seals.
+        label = f"rindle.seal.{purpose}".encode() + kind
+        return [hmac.digest(key, label, hashlib.sha256) for key in reversed(self._keys)]
+
+    def _sealer(self, purpose: str) -> list[AESGCM]:
+        sealers = self._sealers.get(purpose)
+        if sealers is None:
+            sealers = [AESGCM(k) for k in self._keys_for(purpose, b".gcm")]
+            self._sealers[purpose] = sealers
+        return sealers
+
+    def _fernet(self, purpose: str) -> MultiFernet:
+        legacy = self._legacy.get(purpose)
+        if legacy is None:
+            legacy = MultiFernet([Fernet(base64.urlsafe_b64encode(k))
+                                  for k in self._keys_for(purpose, b"")])
+            self._legacy[purpose] = legacy
+        return legacy
 
     def seal(self, purpose: str, payload: dict[str, Any], *, expires_in: int) -> str:
         """Like ``dumps``, but the payload is encrypted too: the token is opaque to whoever
-        holds it (a URL shows no storage key, file name or type)."""
+        holds it (a URL shows no storage key, file name or type).
+
+        AES-GCM with a random nonce, the purpose as associated data. It replaced Fernet,
+        which took five times as long per token (a system call for its IV, padding, CBC and
+        HMAC): a page of 50 pictures seals 150 URLs.
+        """
         raw = json.dumps(_with_expiry(payload, expires_in), separators=(",", ":")).encode()
-        return self._sealer(purpose).encrypt(raw).decode("ascii")
+        nonce = _nonce()
+        sealed = self._sealer(purpose)[0].encrypt(nonce, raw, purpose.encode())
+        token = base64.urlsafe_b64encode(bytes((_SEALED_V2,)) + nonce + sealed)
+        return token.rstrip(b"=").decode("ascii")
 
     def unseal(self, purpose: str, token: str) -> dict[str, Any]:
         """The payload of a genuine, unexpired sealed token; raises InvalidToken or
         TokenExpired."""
         try:
-            raw = self._sealer(purpose).decrypt(token.encode("ascii"))
+            if token.startswith("gAAAA"):  # sealed by an older Rindle (Fernet)
+                raw = self._fernet(purpose).decrypt(token.encode("ascii"))
+            else:
+                raw = self._open(purpose, token)
             body = json.loads(raw)
-        except (_BadFernet, UnicodeError, ValueError):
+        except (_BadFernet, UnicodeError, ValueError, binascii.Error):
             raise InvalidToken("the token is invalid or was tampered with") from None
         return _unexpired(body)
+
+    def _open(self, purpose: str, token: str) -> bytes:
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if len(data) < 1 + _NONCE + 16 or data[0] != _SEALED_V2:
+            raise ValueError("not a sealed token")
+        nonce, sealed = data[1:1 + _NONCE], data[1 + _NONCE:]
+        for sealer in self._sealer(purpose):  # the newest key first: rotation
+            try:
+                return sealer.decrypt(nonce, sealed, purpose.encode())
+            except InvalidTag:
+                continue
+        raise ValueError("no key opens the token")
 
     def expires_at(self, token_payload: dict[str, Any]) -> int:
         return int(token_payload["exp"])

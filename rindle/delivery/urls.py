@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import telemetry
@@ -138,13 +139,15 @@ async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
                         rows: list[AssetVariant], *, actor: Any = None,
                         request: HTTPConnection | None = None,
                         expires_in: int | None = None,
-                        authorized: bool = False) -> tuple[str | None, dict[str, str]]:
+                        authorized: bool = False, only: Collection[str] | None = None,
+                        original: bool = True) -> tuple[str | None, dict[str, str]]:
     """The original's URL and every servable variant's, for one viewer.
 
     For rendering a whole asset: the Authorizer runs once (not once per URL), or not at
     all when the caller already asked it (``authorized=True``), and the variant rows the
     caller already read are not read again. A refused viewer or an asset not yet
-    deliverable gets ``(None, {})``.
+    deliverable gets ``(None, {})``. ``only``: sign just these variants (a page that shows
+    three of them needs no more); ``original=False``: do not sign the original.
     """
     if asset.state not in DELIVERABLE:
         return None, {}
@@ -153,14 +156,15 @@ async def delivery_urls(media: Delivering, profile: type[Profile], asset: Asset,
             await authorize_view(media, profile, asset, actor=actor, request=request)
         except Forbidden:
             return None, {}
-    original = await _sign(media, profile, asset, asset.storage_key, asset.content_type,
-                           asset.filename, request=request, expires_in=expires_in,
-                           disposition=None) if stored_here(asset) else None
     variants = {}
     for row in rows:
-        if servable(row) and row.name in profile.variants:
+        if servable(row) and row.name in profile.variants and (only is None
+                                                               or row.name in only):
             variants[row.name] = await _sign(
                 media, profile, asset, str(row.storage_key), row.content_type,
                 _variant_filename(asset, row), request=request, expires_in=expires_in,
                 disposition=None, variant=row.name)
-    return original, variants
+    original_url = await _sign(media, profile, asset, asset.storage_key, asset.content_type,
+                               asset.filename, request=request, expires_in=expires_in,
+                               disposition=None) if original and stored_here(asset) else None
+    return original_url, variants

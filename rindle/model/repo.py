@@ -740,6 +740,28 @@ class Repo:
         sql += " ORDER BY id LIMIT :limit"
         return [Asset.from_row(r) for r in await self.db.fetch_all(sql, params)]
 
+    async def get_assets(self, asset_ids: Sequence[str]) -> list[Asset]:
+        """The assets with these ids (those that exist), in one query."""
+        if not asset_ids:
+            return []
+        params: dict[str, Any] = {}
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {ASSETS} WHERE id IN {_in('a', asset_ids, params)}", params)
+        return [Asset.from_row(r) for r in rows]
+
+    async def variants_of(self, asset_ids: Sequence[str]) -> dict[str, list[AssetVariant]]:
+        """Every variant of these assets, by asset id (name order), in one query."""
+        found: dict[str, list[AssetVariant]] = {a: [] for a in asset_ids}
+        if not asset_ids:
+            return found
+        params: dict[str, Any] = {}
+        rows = await self.db.fetch_all(
+            f"SELECT * FROM {VARIANTS} WHERE asset_id IN {_in('a', asset_ids, params)}"
+            " ORDER BY asset_id, name", params)
+        for r in rows:
+            found.setdefault(r["asset_id"], []).append(AssetVariant.from_row(r))
+        return found
+
     async def variants_in_state(self, asset_ids: Sequence[str],
                                 state: str) -> list[AssetVariant]:
         """The variants of these assets that are in ``state``."""

@@ -10,18 +10,18 @@ synchronously, so a template never does I/O: the route prepares an :class:`Asset
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ..delivery.authorizer import AuthRequest, is_allowed
-from ..delivery.urls import delivery_urls
-from ..errors import RindleError
+from ..delivery.authorizer import AuthRequest, decides_per_asset, is_allowed
+from ..delivery.urls import delivery_urls, servable
+from ..errors import NotFound, RindleError
 from ..live.sse import subscribe_token
-from ..model.records import Asset
+from ..model.records import Asset, AssetVariant
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -138,10 +138,64 @@ class Html:
         profile = media.profile(row.profile)
         allowed = await is_allowed(media.authorizer_for(profile), AuthRequest(
             action="view", profile=profile.name, asset=row, actor=actor, request=request))
-        rows = await media.repo.list_variants(row.id)
+        return await self._build(row, profile, allowed, await media.repo.list_variants(row.id),
+                                 request=request, actor=actor, expires_in=expires_in)
+
+    async def views(self, assets: Sequence[Asset | str], *,
+                    variants: Collection[str] | None = None, original: bool | None = True,
+                    request: HTTPConnection | None = None, actor: Any = None,
+                    expires_in: int | None = None) -> list[AssetView]:
+        """``view`` for a whole page of assets, without a query per asset.
+
+        One query loads the assets given by id (``Asset`` rows are used as they are), one
+        loads the variants of all of them, and an Authorizer that decides by profile
+        (``decides_per_asset = False``, as ``AllowAll`` and ``DenyAll`` do) is asked once
+        per profile rather than once per asset. ``variants``: sign only these variants'
+        URLs (a page showing three of them needs no others); ``original=None``: sign the
+        original only where a ``<picture>`` of ``variants`` falls back to it (none of them
+        servable in a format every browser reads). The views come back in the order given.
+        """
+        media = self.media
+        ids = [a for a in assets if isinstance(a, str)]
+        loaded = {a.id: a for a in await media.repo.get_assets(ids)} if ids else {}
+        rows: list[Asset] = []
+        for item in assets:
+            row = item if isinstance(item, Asset) else loaded.get(item)
+            if row is None:
+                raise NotFound(f"asset {item} does not exist")
+            rows.append(row)
+        by_asset = await media.repo.variants_of([r.id for r in rows])
+        decided: dict[str, bool] = {}
+        out = []
+        for row in rows:
+            profile = media.profile(row.profile)
+            authorizer = media.authorizer_for(profile)
+            if decides_per_asset(authorizer):
+                allowed = await is_allowed(authorizer, AuthRequest(
+                    action="view", profile=profile.name, asset=row, actor=actor,
+                    request=request))
+            elif profile.name in decided:
+                allowed = decided[profile.name]
+            else:
+                allowed = decided[profile.name] = await is_allowed(authorizer, AuthRequest(
+                    action="view", profile=profile.name, actor=actor, request=request))
+            out.append(await self._build(row, profile, allowed, by_asset.get(row.id, []),
+                                         request=request, actor=actor, expires_in=expires_in,
+                                         only=variants, original=original))
+        return out
+
+    async def _build(self, row: Asset, profile: type[Profile], allowed: bool,
+                     rows: list[AssetVariant], *, request: HTTPConnection | None, actor: Any,
+                     expires_in: int | None, only: Collection[str] | None = None,
+                     original: bool | None = True) -> AssetView:
+        media = self.media
+        if original is None:
+            # What picture_plan makes the <img>: a plain-format variant, else the original.
+            original = not any(servable(v) and (only is None or v.name in only)
+                               and v.content_type not in _FORMAT_ORDER for v in rows)
         url, urls = (await delivery_urls(media, profile, row, rows, actor=actor,
                                          request=request, expires_in=expires_in,
-                                         authorized=True)
+                                         authorized=True, only=only, original=original)
                      if allowed else (None, {}))
         variants = {v.name: VariantView(name=v.name, state=v.state, url=urls.get(v.name),
                                         content_type=v.content_type, width=v.width,
@@ -205,6 +259,31 @@ class Html:
             raise RindleError(f"asset {view.id} is not a {profile!r} asset", code="not_found")
         return Markup(self._macro("picture")(view, variants=list(variants), alt=alt,
                                              sizes=sizes, loading=loading, attrs=attrs))
+
+    async def picture_tags(self, profile: type[Profile] | str, assets: Sequence[Asset | str],
+                           *, variants: Sequence[tuple[str, str | None] | str] = (),
+                           alt: str | Sequence[str], sizes: str | None = None,
+                           loading: str = "lazy", request: HTTPConnection | None = None,
+                           actor: Any = None, **attrs: Any) -> list[Markup]:
+        """``picture_tag`` for a page of assets (a feed, a gallery) through ``views``: a
+        couple of queries for the page, not one per picture. ``alt`` is one text for all,
+        or one per asset."""
+        prof = self.media.profile(profile)
+        names = [v if isinstance(v, str) else v[0] for v in variants]
+        views = await self.views(assets, variants=names, original=None, request=request,
+                                 actor=actor)
+        alts = [alt] * len(views) if isinstance(alt, str) else list(alt)
+        if len(alts) != len(views):
+            raise ValueError("give one alt text, or one per asset")
+        macro = self._macro("picture")
+        out = []
+        for view, text in zip(views, alts, strict=True):
+            if view.profile != prof.name:
+                raise RindleError(f"asset {view.id} is not a {prof.name!r} asset",
+                                  code="not_found")
+            out.append(Markup(macro(view, variants=list(variants), alt=text, sizes=sizes,
+                                    loading=loading, attrs=attrs)))
+        return out
 
     async def video_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
                         variants: Sequence[str] = (), poster: str | None = None,
