@@ -254,6 +254,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             verb = "would remove" if report.dry_run else "removed"
             console.print(f"{verb} {report.scratch_dirs_removed} scratch director"
                           f"{'y' if report.scratch_dirs_removed == 1 else 'ies'}")
+        if report.provider_events_pruned:
+            verb = "would forget" if report.dry_run else "forgot"
+            console.print(f"{verb} {report.provider_events_pruned} streaming webhook event "
+                          "id(s) older than 30 days")
+        if report.dry_run:
+            console.print("nothing was changed; run again with --execute to do it")
         for error in report.errors:
             console.print(f"[red]error:[/] {escape(error)}")
     return 1 if report.errors else 0

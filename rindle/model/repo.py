@@ -357,6 +357,19 @@ class Repo:
         await self.db.execute(*_update(PROVIDER_ASSETS, {**values, "updated_at": now()},
                                        {"id": row_id}))
 
+    async def prune_provider_events(self, *, before: datetime, limit: int,
+                                    dry_run: bool = False) -> int:
+        """Forget (or, with ``dry_run``, count) up to ``limit`` webhook event ids received
+        before ``before``."""
+        old = (f"SELECT id FROM {PROVIDER_EVENTS} WHERE received_at < :before"
+               " ORDER BY received_at LIMIT :limit")
+        params = {"before": before, "limit": limit}
+        if dry_run:
+            return len(await self.db.fetch_all(old, params))
+        gone = await self.db.fetch_all(
+            f"DELETE FROM {PROVIDER_EVENTS} WHERE id IN ({old}) RETURNING id", params)
+        return len(gone)
+
     async def record_provider_event(self, provider_name: str, event_id: str, event_type: str,
                                     row_id: str | None) -> bool:
         """Note a webhook event as applied; ``False`` when it was applied before."""

@@ -62,6 +62,8 @@ class CleanupReport:
     sessions_expired: int = 0
     sessions_skipped: int = 0  # finished or moved by someone else in between
     scratch_dirs_removed: int = 0
+    #: Streaming webhook event ids older than ``EVENT_RETENTION`` (forgotten, or would be).
+    provider_events_pruned: int = 0
     errors: list[str] = field(default_factory=list)
     session_ids: list[str] = field(default_factory=list)
 
@@ -69,10 +71,14 @@ class CleanupReport:
         return {"dry_run": self.dry_run, "sessions_found": self.sessions_found,
                 "sessions_expired": self.sessions_expired,
                 "sessions_skipped": self.sessions_skipped,
-                "scratch_dirs_removed": self.scratch_dirs_removed, "errors": self.errors,
+                "scratch_dirs_removed": self.scratch_dirs_removed,
+                "provider_events_pruned": self.provider_events_pruned, "errors": self.errors,
                 "session_ids": self.session_ids}
 
 
+# Webhook event ids are kept so a provider's redelivery changes nothing; Mux retries for up
+# to a day, so a month is ample, and the table does not grow forever.
+EVENT_RETENTION = 30 * 86400.0
 # A client that was handed a ticket just before expiry may still be finishing; give it this
 # long before its upload counts as abandoned.
 GRACE = 300.0
@@ -111,6 +117,9 @@ async def _expire_uploads(media: Cleaning, *, dry_run: bool, limit: int, batch: 
     window = {"before": at - timedelta(seconds=GRACE),
               "server_before": at - timedelta(seconds=SERVER_GRACE)}
     report = CleanupReport(dry_run=dry_run)
+    forgotten = at - timedelta(seconds=EVENT_RETENTION)
+    report.provider_events_pruned = await media.repo.prune_provider_events(
+        before=forgotten, limit=limit, dry_run=dry_run)
     if dry_run:
         sessions = await media.repo.expired_open_sessions(**window, limit=limit)
         report.sessions_found = report.sessions_expired = len(sessions)

@@ -208,3 +208,22 @@ async def test_the_cleanup_command(media: Rindle, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "expired 1 of 1 abandoned upload session(s)" in done.stderr
     assert await media.repo.get_asset(session.asset_id) is None  # purged before it exited
+
+
+async def test_webhook_event_ids_are_forgotten_after_a_month(media: Rindle) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    for event_id, age in (("old-1", 40), ("old-2", 31), ("recent", 2)):
+        assert await media.repo.record_provider_event("mux", event_id, "video.asset.ready",
+                                                      None)
+        await media.store.execute(
+            "UPDATE rindle_provider_events SET received_at = :t WHERE event_id = :e",
+            {"t": datetime.now(UTC) - timedelta(days=age), "e": event_id})
+    preview = await media.expire_uploads(dry_run=True)
+    assert preview.provider_events_pruned == 2
+    done = await media.expire_uploads()
+    assert done.provider_events_pruned == 2
+    left = await media.repo.db.fetch_all("SELECT event_id FROM rindle_provider_events", {})
+    assert [r["event_id"] for r in left] == ["recent"]
+    # A replay of a forgotten event is applied again; of a remembered one, it is not.
+    assert not await media.repo.record_provider_event("mux", "recent", "x", None)
