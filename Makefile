@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv system test-system services lint typecheck worker clean
+.PHONY: demo test venv system test-system services lint typecheck worker clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: test-system services $(STAMP)
 	$(BIN)/ruff check rindle demo_app tests bench
 	$(BIN)/mypy rindle
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Build the docs site into site/ (mkdocs, material theme); a broken link or page fails it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check rindle demo_app tests bench
