@@ -164,7 +164,9 @@ class Html:
             if row is None:
                 raise NotFound(f"asset {item} does not exist")
             rows.append(row)
-        by_asset = await media.repo.variants_of([r.id for r in rows])
+        by_asset = await media.repo.variants_of(
+            [r.id for r in rows], names=list(variants) if variants is not None else None,
+            for_display=True)
         decided: dict[str, bool] = {}
         out = []
         for row in rows:
