@@ -1,5 +1,6 @@
-"""The demo's Starlette app: Rindle's router at /rindle plus a tiny API of a user's media
-slots: an avatar (image), a lesson (video) and an episode (audio)."""
+"""The demo's Starlette app: Rindle's router at /rindle, the operator console at /admin, plus
+a tiny API of a user's media slots: an avatar (image), a lesson (video) and an episode
+(audio)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
-from rindle import Profile
+from rindle import AuthRequest, Profile
+from rindle.admin import console
 from rindle.errors import NotFound, RindleError, ValidationError
 from rindle.live.sse import freeze_gc
 from rindle.web.routes import error_response, read_json
@@ -50,6 +52,42 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             if MUX_SIMULATOR is not None:
                 # Mounted, its own lifespan never runs: stop its webhooks and timers here.
                 await MUX_SIMULATOR.aclose()
+
+
+#: The demo has no accounts: this cookie (set by a link on the demo page) or header stands
+#: for "signed in as an operator".
+DEMO_ADMIN_COOKIE = "demo_admin"
+DEMO_ADMIN_HEADER = "x-demo-admin"
+
+
+class DemoOperators:
+    """The console's Authorizer in the demo. The runtime's AllowAll lets anyone upload and
+    view (so the demo can be driven with curl), but the console is not for everyone: it
+    allows the ``admin`` action only to a request carrying the demo admin cookie or header.
+    A real app asks its own session here (``request.request.session``, ``.user``)."""
+
+    decides_per_asset = False
+
+    def authorize(self, request: AuthRequest) -> bool:
+        conn = request.request
+        if request.action != "admin" or conn is None:
+            return False
+        return (conn.cookies.get(DEMO_ADMIN_COOKIE) == "1"
+                or conn.headers.get(DEMO_ADMIN_HEADER) == "1")
+
+
+async def become_operator(request: Request) -> Response:
+    """The demo page's "open the console as an operator" link. A GET that sets a cookie is
+    fine for a demo's stand-in login, not for a real one."""
+    response = RedirectResponse("/admin/", status_code=303)
+    response.set_cookie(DEMO_ADMIN_COOKIE, "1", path="/", httponly=True, samesite="lax")
+    return response
+
+
+async def stop_operator(request: Request) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(DEMO_ADMIN_COOKIE, path="/")
+    return response
 
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -98,6 +136,7 @@ async def home(request: Request) -> Response:
         "accept": ",".join(AvatarProfile.allow_mime),
         "accepts": {slot: ",".join(p.allow_mime) for slot, p in SLOTS.items()},
         "base": f"{request.url.scheme}://{request.url.netloc}",
+        "operator": request.cookies.get(DEMO_ADMIN_COOKIE) == "1",
     })
 
 
@@ -166,7 +205,11 @@ app = Starlette(
         Route("/users/{user_id}/{slot}", put_slot, methods=["PUT"]),
         Route("/users/{user_id}/{slot}", delete_slot, methods=["DELETE"]),
         Route("/users/{user_id}/{slot}/html", post_slot_html, methods=["POST"]),
+        Route("/demo/operator", become_operator, methods=["GET"]),
+        Route("/demo/operator/off", stop_operator, methods=["GET"]),
         Mount("/rindle", app=media.router),
+        # The operator console, behind its own Authorizer (see DemoOperators).
+        Mount("/admin", app=console(media, authorizer=DemoOperators())),
         # The local Mux simulator, when no MUX_TOKEN_ID points the demo at Mux itself.
         *([Mount("/_mux", app=MUX_SIMULATOR.app)] if MUX_SIMULATOR is not None else []),
     ],
