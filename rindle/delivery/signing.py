@@ -8,7 +8,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from cryptography.fernet import InvalidToken as _BadFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from .._entropy import RandomPool
 from ..errors import ConfigurationError, InvalidToken, TokenExpired
 
 _MIN_KEY_LENGTH = 16
@@ -28,28 +28,12 @@ _MIN_KEY_LENGTH = 16
 _SEALED_V2 = 1
 _NONCE = 12
 
-_nonces = b""
-_taken = 0
-
-
-def _forget_nonces() -> None:
-    global _nonces, _taken
-    _nonces, _taken = b"", 0
-
-
-# A forked child (an rq work horse) must never reuse the nonces its parent's buffer holds.
-os.register_at_fork(after_in_child=_forget_nonces)
+_nonces = RandomPool()
 
 
 def _nonce() -> bytes:
-    """96 random bits for one AES-GCM seal, read from the OS 4 KiB at a time (a page of
-    pictures seals a URL per variant; a system call each cost as much as the cipher)."""
-    global _nonces, _taken
-    if _taken + _NONCE > len(_nonces):
-        _nonces, _taken = os.urandom(4096), 0
-    nonce = _nonces[_taken:_taken + _NONCE]
-    _taken += _NONCE
-    return nonce
+    """96 random bits for one AES-GCM seal (a page of pictures seals a URL per variant)."""
+    return _nonces.take(_NONCE)
 
 
 class Signer:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .._entropy import RandomPool
 from ..errors import InvalidTransition, NotFound
 from . import states
 from .db import Row, Store
@@ -55,17 +55,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-_entropy = b""
-_taken = 0
-
-
-def _forget_entropy() -> None:
-    global _entropy, _taken
-    _entropy, _taken = b"", 0
-
-
-# A forked child (an rq work horse) must not hand out the ids its parent's buffer holds too.
-os.register_at_fork(after_in_child=_forget_entropy)
+_ids = RandomPool()
 
 
 def new_id() -> str:
@@ -75,11 +65,7 @@ def new_id() -> str:
     another thread take the interpreter for a while; the same random bytes are read here
     4 KiB at a time.
     """
-    global _entropy, _taken
-    if _taken + 16 > len(_entropy):
-        _entropy, _taken = os.urandom(4096), 0
-    raw = _entropy[_taken:_taken + 16]
-    _taken += 16
+    raw = _ids.take(16)
     return str(uuid.UUID(bytes=raw, version=4))
 
 
