@@ -5,6 +5,7 @@ a tiny API of a user's media slots: an avatar (image), a lesson (video) and an e
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from rindle import AuthRequest, Profile
@@ -23,6 +25,7 @@ from rindle.web.routes import error_response, read_json
 from rindle.web.serialize import asset_json
 from rindle.web.templating import AssetView, install
 
+from . import cohort
 from .media import (
     MUX_SIMULATOR,
     AvatarProfile,
@@ -44,6 +47,11 @@ class User:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     async with media.lifespan(app):
+        try:
+            # Cohort's members and their generated avatars, once (not again on restart).
+            await cohort.seed()
+        except Exception:  # the rest of the demo works without them
+            logging.getLogger("demo_app").exception("could not seed Cohort's members")
         # Thousands of open event streams: keep the collector from rescanning start-up objects.
         freeze_gc()
         try:
@@ -205,6 +213,10 @@ app = Starlette(
         Route("/users/{user_id}/{slot}", put_slot, methods=["PUT"]),
         Route("/users/{user_id}/{slot}", delete_slot, methods=["DELETE"]),
         Route("/users/{user_id}/{slot}/html", post_slot_html, methods=["POST"]),
+        # Cohort: members, their posts, the feed and member erasure (demo_app/cohort.py).
+        *cohort.routes(templates),
+        Mount("/static", app=StaticFiles(directory=str(Path(__file__).parent / "static")),
+              name="static"),
         Route("/demo/operator", become_operator, methods=["GET"]),
         Route("/demo/operator/off", stop_operator, methods=["GET"]),
         Mount("/rindle", app=media.router),

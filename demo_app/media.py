@@ -65,6 +65,19 @@ class AvatarProfile(Profile):
     }
 
 
+class PostImage(Profile):
+    """A post's hero image: a 600x400 WebP card for the feed and a hero up to 1600 wide."""
+
+    name = "post_image"
+    storage = "media"
+    allow_mime = ["image/jpeg", "image/png", "image/webp"]
+    max_bytes = 40 * 1024 * 1024
+    variants = {
+        "card": Variant(mode="fill", width=600, height=400, format="webp"),
+        "hero": Variant(mode="fit", width=1600, height=1600),
+    }
+
+
 class LessonProfile(Web):
     """Lesson videos: MP4, MOV or WebM up to 2 GB, as 720p and 480p MP4s with a poster."""
 
@@ -107,7 +120,8 @@ MUX, MUX_SIMULATOR = streaming(VAR, PUBLIC_URL)
 media = Rindle(
     database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
     storages=STORAGES,
-    profiles=[AvatarProfile, LessonProfile, EpisodeProfile, StreamProfile, ClipProfile],
+    profiles=[AvatarProfile, PostImage, LessonProfile, EpisodeProfile, StreamProfile,
+              ClipProfile],
     streaming={"mux": MUX},
     public_url=PUBLIC_URL,
     secret_keys=[_secret()],
