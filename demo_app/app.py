@@ -48,8 +48,11 @@ class User:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     async with media.lifespan(app):
         try:
-            # Cohort's members and their generated avatars, once (not again on restart).
+            # Cohort's members and their generated avatars, once (not again on restart);
+            # their thumbnails are built before the first page is served, so the demo's
+            # first visitor sees them ready and nothing competes with the first requests.
             await cohort.seed()
+            await media.drain(timeout=60)
         except Exception:  # the rest of the demo works without them
             logging.getLogger("demo_app").exception("could not seed Cohort's members")
         # Thousands of open event streams: keep the collector from rescanning start-up objects.

@@ -516,7 +516,7 @@ async def test_gcs_credentials_and_bucket_are_checked(make_media: MakeMedia, gcs
     assert checks["doctor.storage.gcs"].status == "ok", checks["doctor.storage.gcs"].summary
     assert checks["doctor.storage.gone"].status == "error"
     revoked = checks["doctor.storage.revoked"]
-    assert revoked.status == "error" and revoked.seconds < 10, revoked
+    assert revoked.status == "error", revoked
     assert "HTTP 400" in revoked.summary and "credentials" in revoked.summary
     text = json.dumps(report.to_dict())
     assert "PRIVATE KEY" not in text and service_account_key()["private_key"][40:80] not in text
