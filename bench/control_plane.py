@@ -73,6 +73,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from _harness import free_port  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
@@ -526,15 +528,9 @@ def _get(port: int, path: str, timeout: float = 30.0) -> dict[str, Any]:
         conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     def __init__(self, contender: str, url: str, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port(HOST)
         env = dict(os.environ, CP_BENCH_CONTENDER=contender, CP_BENCH_DB_URL=url,
                    CP_BENCH_DIR=str(workdir), PYTHONPATH=f"{HERE.parent}{os.pathsep}{REPO}")
         self.log_path = workdir / f"server-{contender}.log"

@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +46,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _harness import emit, run_child  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
-RESULT_PREFIX = "@@BENCH@@ "
 WIDTH, HEIGHT, SOURCE_QUALITY, SEED = 6000, 4000, 90, 20240601
 TARGET_WIDTH, QUALITY = 3000, 80
 TICK = 0.010
@@ -66,11 +65,6 @@ CONTENDERS: dict[str, str] = {
 
 
 # --- measuring inside a child -----------------------------------------------------------
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
 
 
 async def _measure(work: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
@@ -162,9 +156,9 @@ def run_worker(args: argparse.Namespace) -> int:
         import traceback
 
         traceback.print_exc()
-        _emit({"error": f"{type(exc).__name__}: {exc}"})
+        emit({"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _emit(result)
+    emit(result)
     return 0
 
 
@@ -185,23 +179,9 @@ def generate_input(path: Path) -> None:
                                                                        Q=SOURCE_QUALITY)
 
 
-def run_child(name: str, src: Path, state: Path, timeout: float) -> dict[str, Any]:
-    argv = [sys.executable, str(HERE), "--worker", name, "--src", str(src),
-            "--state", str(state)]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(REPO))
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    result: dict[str, Any] | None = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if result is None:
-        result = {"error": f"no result line (exit {proc.returncode})"}
-    if "error" in result:
-        result["stderr_tail"] = "\n".join(proc.stderr.strip().splitlines()[-12:])
-    return result
+def _child(name: str, src: Path, state: Path, timeout: float) -> dict[str, Any]:
+    return run_child(HERE, ["--worker", name, "--src", str(src), "--state", str(state)],
+                     timeout)
 
 
 def _ms(x: float | None) -> str:
@@ -300,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in contenders:  # interleaved, so drift hits every contender alike
                 state = work / f"{c}-{rep}"
                 state.mkdir()
-                r = run_child(c, src, state, args.timeout)
+                r = _child(c, src, state, args.timeout)
                 shutil.rmtree(state, ignore_errors=True)
                 results[c].append(r)
                 msg = (f"FAILED: {r['error']}" if "error" in r else

@@ -45,13 +45,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import json
 import os
 import platform
 import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,9 +56,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _harness import emit, median, run_child  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
-RESULT_PREFIX = "@@BENCH@@ "
+
+
+def _child(argv: list[str], timeout: float) -> dict[str, Any]:
+    """One contender in a child process of this script; a non-zero exit fails the run."""
+    return run_child(HERE, argv, timeout, exit_code_is_error=True)
 
 # key -> (label, width, height, format)
 IMAGES: dict[str, tuple[str, int, int, str]] = {
@@ -114,11 +117,6 @@ def _peak_rss_kib() -> int:
 
 def _current_rss_kib() -> int | None:
     return _status_kib("VmRSS")
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
 
 
 def _strip_kwargs(pyvips: Any) -> dict[str, Any]:
@@ -502,9 +500,9 @@ def run_worker(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown worker {contender!r}")
     except Exception as exc:
         payload["error"] = f"{type(exc).__name__}: {exc}"
-        _emit(payload)
+        emit(payload)
         raise
-    _emit(payload)
+    emit(payload)
     return 0
 
 
@@ -574,27 +572,6 @@ def verify_outputs(out: Path, src_w: int, src_h: int) -> list[str]:
     return problems
 
 
-def run_child(argv: list[str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE), *argv]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(REPO))
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    result: dict[str, Any] | None = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if result is None:
-        result = {"error": f"no result line (exit {proc.returncode})"}
-    if proc.returncode != 0 and "error" not in result:
-        result["error"] = f"exit {proc.returncode}"
-    if "error" in result:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
-        result["stderr_tail"] = tail
-    return result
-
-
 def run_one(contender: str, key: str, src: dict[str, Any], work: Path, rep: int,
             rindle_path: str, timeout: float) -> dict[str, Any]:
     out = work / "out" / key / f"{contender}-{rep}"
@@ -602,12 +579,12 @@ def run_one(contender: str, key: str, src: dict[str, Any], work: Path, rep: int,
         shutil.rmtree(out)
     argv = ["--worker", contender, key, "--src", src["path"], "--out", str(out)]
     if contender != "rindle":
-        result = run_child(argv, timeout)
+        result = _child(argv, timeout)
     else:
         state = work / "rindle" / f"{key}-{rep}"
         shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
-        setup = run_child(["--worker", "rindle-setup", key, "--src", src["path"],
+        setup = _child(["--worker", "rindle-setup", key, "--src", src["path"],
                            "--state", str(state), "--rindle-path", rindle_path], timeout)
         if "error" in setup:
             setup["error"] = "setup: " + setup["error"]
@@ -616,7 +593,7 @@ def run_one(contender: str, key: str, src: dict[str, Any], work: Path, rep: int,
         if setup.get("state") != want:
             return {"error": f"setup left the asset {setup.get('state')!r}, expected {want!r} "
                              f"(variants: {setup.get('variants')})"}
-        result = run_child(argv + ["--state", str(state), "--asset-id", setup["asset_id"],
+        result = _child(argv + ["--state", str(state), "--asset-id", setup["asset_id"],
                                    "--rindle-path", rindle_path], timeout)
         shutil.rmtree(state, ignore_errors=True)  # the stored original is large
     if "error" not in result:
@@ -626,10 +603,6 @@ def run_one(contender: str, key: str, src: dict[str, Any], work: Path, rep: int,
 
 def _fmt_ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
 
 
 def report(images: dict[str, dict[str, Any]], contenders: list[str],
@@ -642,12 +615,12 @@ def report(images: dict[str, dict[str, Any]], contenders: list[str],
         for c in contenders:
             ok = [r for r in results[(key, c)] if "error" not in r]
             stats[c] = {
-                "time": _median([r["seconds"] for r in ok]),
-                "cpu": _median([r["cpu_seconds"] for r in ok if "cpu_seconds" in r]),
-                "rss": _median([r["peak_rss_kib"] / 1024 for r in ok]),
-                "base": _median([r["rss_before_kib"] / 1024 for r in ok
+                "time": median([r["seconds"] for r in ok]),
+                "cpu": median([r["cpu_seconds"] for r in ok if "cpu_seconds" in r]),
+                "rss": median([r["peak_rss_kib"] / 1024 for r in ok]),
+                "base": median([r["rss_before_kib"] / 1024 for r in ok
                                  if r.get("rss_before_kib") is not None]),
-                "delta": _median([(r["peak_rss_kib"] - r["rss_before_kib"]) / 1024 for r in ok
+                "delta": median([(r["peak_rss_kib"] - r["rss_before_kib"]) / 1024 for r in ok
                                   if r.get("rss_before_kib") is not None]),
                 "runs": len(ok), "of": len(results[(key, c)]),
             }
@@ -698,7 +671,7 @@ def report(images: dict[str, dict[str, Any]], contenders: list[str],
             faster = (rs["time"] < ps["time"]) if ps and ps["time"] is not None else None
             # Runs are interleaved, so run i of Rindle and of one-decode saw the same load:
             # the median of their per-run ratios resists a noisy neighbour better.
-            paired = _median([r["seconds"] / o["seconds"] for r, o in zip(
+            paired = median([r["seconds"] / o["seconds"] for r, o in zip(
                 results[(key, "rindle")], results.get((key, "one-decode"), []), strict=False)
                 if "error" not in r and "error" not in o])
             if paired is not None:

@@ -34,20 +34,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from _harness import emit, run_child  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
-RESULT_PREFIX = "@@BENCH@@ "
 DEFAULT_REDIS = os.environ.get("RINDLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 CONTENDERS: dict[str, str] = {
@@ -55,11 +54,6 @@ CONTENDERS: dict[str, str] = {
     "redis-py": "redis-py PubSub.listen() (baseline)",
     "rindle": "Rindle BoundedBroadcast + RedisPubSubBackend",
 }
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
 
 
 async def _idle_cpu(seconds: float) -> float:
@@ -149,30 +143,16 @@ def run_worker(args: argparse.Namespace) -> int:
         import traceback
 
         traceback.print_exc()
-        _emit({"error": f"{type(exc).__name__}: {exc}"})
+        emit({"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _emit({**result, "seconds": args.seconds})
+    emit({**result, "seconds": args.seconds})
     return 0
 
 
-def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    argv = [sys.executable, str(HERE), "--worker", name, "--redis-url", args.redis_url,
-            "--channels", str(args.channels), "--seconds", str(args.seconds)]
-    timeout = args.seconds + 60
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(REPO))
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    result: dict[str, Any] | None = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if result is None:
-        result = {"error": f"no result line (exit {proc.returncode})"}
-    if "error" in result:
-        result["stderr_tail"] = "\n".join(proc.stderr.strip().splitlines()[-12:])
-    return result
+def _child(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    return run_child(HERE, ["--worker", name, "--redis-url", args.redis_url, "--channels",
+                            str(args.channels), "--seconds", str(args.seconds)],
+                     args.seconds + 60)
 
 
 def _ratio(x: float | None) -> str:
@@ -247,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
     for rep in range(runs):
         for c in contenders:  # interleaved, so drift hits every contender alike
-            r = run_child(c, args)
+            r = _child(c, args)
             results[c].append(r)
             msg = (f"FAILED: {r['error']}" if "error" in r else
                    f"{r['cpu'] * 1000:.1f} ms CPU in {r['seconds']:g} s")

@@ -67,6 +67,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from _harness import free_port  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
@@ -343,12 +345,6 @@ def _get(port: int, path: str, method: str = "GET", timeout: float = 30.0) -> di
         conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -371,7 +367,7 @@ def _quantile_time(latencies: list[float], total: int, q: float) -> float:
 
 class Server:
     def __init__(self, contender: str, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port(HOST)
         self.workdir = workdir
         env = dict(os.environ, SSE_BENCH_CONTENDER=contender, SSE_BENCH_DIR=str(workdir),
                    PYTHONPATH=f"{HERE.parent}{os.pathsep}{REPO}")

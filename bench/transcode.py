@@ -49,7 +49,6 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,9 +56,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _harness import emit, median, run_child  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
-RESULT_PREFIX = "@@BENCH@@ "
+
+
+def _child(argv: list[str], timeout: float) -> dict[str, Any]:
+    """One contender in a child process of this script; a non-zero exit fails the run."""
+    return run_child(HERE, argv, timeout, exit_code_is_error=True)
 
 CONTENDERS: dict[str, str] = {
     "single": "(b) single ffmpeg command",
@@ -82,11 +87,6 @@ FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
 
 
 # --- measuring inside a child -----------------------------------------------------------------
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
 
 
 def _cpu() -> tuple[float, float]:
@@ -347,9 +347,9 @@ def run_worker(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown worker {contender!r}")
     except Exception as exc:
         payload["error"] = f"{type(exc).__name__}: {exc}"
-        _emit(payload)
+        emit(payload)
         raise
-    _emit(payload)
+    emit(payload)
     return 0
 
 
@@ -434,38 +434,18 @@ def verify_outputs(out: Path, duration: float) -> list[str]:
     return problems
 
 
-def run_child(argv: list[str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE), *argv]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(REPO))
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    result: dict[str, Any] | None = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if result is None:
-        result = {"error": f"no result line (exit {proc.returncode})"}
-    if proc.returncode != 0 and "error" not in result:
-        result["error"] = f"exit {proc.returncode}"
-    if "error" in result:
-        result["stderr_tail"] = "\n".join(proc.stderr.strip().splitlines()[-12:])
-    return result
-
-
 def run_one(contender: str, clip: dict[str, Any], work: Path, rep: int,
             timeout: float) -> dict[str, Any]:
     out = work / "out" / f"{contender}-{rep}"
     shutil.rmtree(out, ignore_errors=True)
     argv = ["--worker", contender, "--src", clip["path"], "--out", str(out)]
     if contender != "rindle":
-        result = run_child(argv, timeout)
+        result = _child(argv, timeout)
     else:
         state = work / "rindle" / f"run-{rep}"
         shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
-        setup = run_child(["--worker", "rindle-setup", "--src", clip["path"],
+        setup = _child(["--worker", "rindle-setup", "--src", clip["path"],
                            "--state", str(state)], timeout)
         if "error" in setup:
             setup["error"] = "setup: " + setup["error"]
@@ -473,7 +453,7 @@ def run_one(contender: str, clip: dict[str, Any], work: Path, rep: int,
         if setup.get("state") != "available" or setup.get("variants"):
             return {"error": f"setup left the asset {setup.get('state')!r} with variants "
                              f"{setup.get('variants')}, expected 'available' with none"}
-        result = run_child(argv + ["--state", str(state), "--asset-id", setup["asset_id"]],
+        result = _child(argv + ["--state", str(state), "--asset-id", setup["asset_id"]],
                            timeout)
         shutil.rmtree(state, ignore_errors=True)
     if "error" not in result:
@@ -482,17 +462,13 @@ def run_one(contender: str, clip: dict[str, Any], work: Path, rep: int,
     return result
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or not b else f"{a / b:.3f}x"
 
 
 def _paired(results: dict[str, list[dict[str, Any]]], a: str, b: str) -> float | None:
     """The median of per-run ratios a/b (run i of both saw the same machine)."""
-    return _median([x["seconds"] / y["seconds"] for x, y in zip(
+    return median([x["seconds"] / y["seconds"] for x, y in zip(
         results.get(a, []), results.get(b, []), strict=False)
         if "error" not in x and "error" not in y])
 
@@ -501,10 +477,10 @@ def report(contenders: list[str], results: dict[str, list[dict[str, Any]]]) -> N
     stats: dict[str, dict[str, Any]] = {}
     for c in contenders:
         ok = [r for r in results[c] if "error" not in r]
-        stats[c] = {"time": _median([r["seconds"] for r in ok]),
-                    "cpu": _median([r["cpu_seconds"] for r in ok]),
-                    "kids": _median([r["cpu_children"] for r in ok]),
-                    "own": _median([r["cpu_self"] for r in ok]),
+        stats[c] = {"time": median([r["seconds"] for r in ok]),
+                    "cpu": median([r["cpu_seconds"] for r in ok]),
+                    "kids": median([r["cpu_children"] for r in ok]),
+                    "own": median([r["cpu_self"] for r in ok]),
                     "runs": len(ok), "of": len(results[c])}
     b_t, a_t = stats.get("single", {}).get("time"), stats.get("separate", {}).get("time")
     b_c, a_c = stats.get("single", {}).get("cpu"), stats.get("separate", {}).get("cpu")
@@ -573,7 +549,7 @@ def report(contenders: list[str], results: dict[str, list[dict[str, Any]]]) -> N
         procs = ", ".join(f"{p['name']} {p['seconds']:.2f}s" for p in r["procs"])
         print(f"  {c} (run 1): {len(r['procs'])} subprocesses: {procs}")
         if c == "rindle":
-            outside = _median([x["outside_subprocesses"] for x in ok])
+            outside = median([x["outside_subprocesses"] for x in ok])
             print(f"    queue={r['queue']}, asset ended {r['asset_state']}; wall outside any "
                   f"ffmpeg/ffprobe (median): {outside:.3f} s; variants: {r['variants']}")
 

@@ -54,7 +54,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _harness import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
@@ -196,12 +197,6 @@ def make_rindle_app(files: Path, url: str, *, durable: bool) -> Any:
 # --- the harness --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _proc_status(pid: int) -> dict[str, int]:
     found: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
@@ -233,7 +228,7 @@ class Server:
     def __init__(self, contender: str, workdir: Path, args: argparse.Namespace,
                  db_url: str | None) -> None:
         self.contender = contender
-        self.port = _free_port()
+        self.port = free_port(HOST)
         self.files = workdir / f"files-{contender}"
         self.files.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"server-{contender}.log"

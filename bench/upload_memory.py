@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -54,9 +53,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from _harness import emit, run_child  # noqa: E402
+
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
-RESULT_PREFIX = "@@BENCH@@ "
 MiB = 1024 * 1024
 MESSAGE = 64 * 1024  # bytes per ASGI http.request message
 WARM_SIZE = 1 * MiB
@@ -155,11 +155,6 @@ def make_request(size: int) -> Any:
 
 
 # --- one contender, in a child process ---------------------------------------------------
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
 
 
 async def _digest(stream: AsyncIterator[bytes]) -> tuple[int, str]:
@@ -281,9 +276,9 @@ def run_worker(args: argparse.Namespace) -> int:
         import traceback
 
         traceback.print_exc()
-        _emit({"error": f"{type(exc).__name__}: {exc}"})
+        emit({"error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _emit(result)
+    emit(result)
     return 0
 
 
@@ -335,26 +330,12 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(name: str, state: Path, endpoint: str | None, size_mib: float,
-              timeout: float) -> dict[str, Any]:
-    argv = [sys.executable, str(HERE), "--worker", name, "--state", str(state),
-            "--size-mib", str(size_mib)]
+def _child(name: str, state: Path, endpoint: str | None, size_mib: float,
+           timeout: float) -> dict[str, Any]:
+    argv = ["--worker", name, "--state", str(state), "--size-mib", str(size_mib)]
     if endpoint:
         argv += ["--endpoint", endpoint]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(REPO), env=child_env())
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    result: dict[str, Any] | None = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if result is None:
-        result = {"error": f"no result line (exit {proc.returncode})"}
-    if "error" in result:
-        result["stderr_tail"] = "\n".join(proc.stderr.strip().splitlines()[-12:])
-    return result
+    return run_child(HERE, argv, timeout, env=child_env())
 
 
 def _ratio(x: float | None) -> str:
@@ -437,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in contenders:  # interleaved, so drift hits every contender alike
                 state = work / f"{c}-{rep}"
                 state.mkdir()
-                r = run_child(c, state, moto.url if moto else None, args.size_mib,
+                r = _child(c, state, moto.url if moto else None, args.size_mib,
                               args.timeout)
                 shutil.rmtree(state, ignore_errors=True)
                 results[c].append(r)
