@@ -42,19 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jinja2 import Environment  # noqa: E402
 
-from rindle import AllowAll, LocalStorage, Profile, Rindle, Variant  # noqa: E402
+from rindle import AllowAll, LocalStorage, Rindle  # noqa: E402
 from rindle.model import migrate  # noqa: E402
+from tests.support.pages import Photo, ready_photos  # noqa: E402
 
 PAGE = 50
 VARIANTS: list[Any] = [("s", "(max-width: 400px)"), "m", "l"]
-
-
-class Photo(Profile):
-    name = "photo"
-    storage = "local"
-    allow_mime = ["image/png"]
-    variants = {"s": Variant(width=100), "m": Variant(width=400),  # noqa: RUF012
-                "l": Variant(width=800)}
 
 
 BARE = Environment(autoescape=True).from_string(
@@ -72,25 +65,7 @@ async def _world(root: Path) -> tuple[Rindle, list[Any]]:
                    profiles=[Photo], secret_keys=["render-bench-" + "x" * 32],
                    authorizer=AllowAll())
     await media.connect(start_queue=False)
-    path = ["staged", "validating", "analyzing", "promoting", "available", "processing",
-            "ready"]
-    assets = []
-    for i in range(PAGE):
-        a = await media.repo.insert_asset(profile="photo", storage="local",
-                                          storage_key=f"photo/{i}.png",
-                                          content_type="image/png", width=1000, height=800)
-        for x, y in zip(path, path[1:], strict=False):
-            a = await media.repo.transition_asset(a.id, x, y)
-        await media.repo.plan_variants(a.id, [(n, v.digest, "image")
-                                              for n, v in Photo.variants.items()])
-        for n in Photo.variants:
-            for x, y in (("planned", "queued"), ("queued", "processing"),
-                         ("processing", "ready")):
-                extra = ({"storage_key": f"photo/{i}-{n}.webp", "content_type": "image/webp",
-                          "width": 100, "height": 80, "generated_at": a.created_at}
-                         if y == "ready" else {})
-                await media.repo.transition_variant(a.id, n, x, y, **extra)
-        assets.append(await media.asset(a.id))
+    assets = await ready_photos(media, PAGE)
     return media, assets
 
 

@@ -7,47 +7,15 @@ from typing import Any
 
 import pytest
 
-from rindle import AllowAll, DenyAll, NotFound, Profile, Rindle, Variant
+from rindle import AllowAll, DenyAll, NotFound, Rindle
 from rindle.delivery.authorizer import AuthRequest
 from tests.conftest import MakeMedia
+from tests.support.pages import Photo, ready_photos
 
 TOKEN = re.compile(r"/rindle/files/[A-Za-z0-9_\-]+")
 
 
-class Photo(Profile):
-    name = "photo"
-    storage = "local"
-    allow_mime = ["image/png"]
-    variants = {"s": Variant(width=100), "m": Variant(width=400),  # noqa: RUF012
-                "l": Variant(width=800)}
-
-
 VARIANTS: list[Any] = [("s", "(max-width: 400px)"), "m", "l"]
-
-
-async def _page(media: Rindle, n: int) -> list[Any]:
-    path = ["staged", "validating", "analyzing", "promoting", "available", "processing",
-            "ready"]
-    assets = []
-    for i in range(n):
-        a = await media.repo.insert_asset(profile="photo", storage="local",
-                                          storage_key=f"photo/{i}.png",
-                                          content_type="image/png", width=1000, height=800)
-        for x, y in zip(path, path[1:], strict=False):
-            a = await media.repo.transition_asset(a.id, x, y)
-        await media.repo.plan_variants(a.id, [(name, v.digest, "image")
-                                              for name, v in Photo.variants.items()])
-        for name in Photo.variants:
-            if i % 10 == 9 and name == "s":
-                continue  # every tenth asset's small variant is still planned
-            for x, y in (("planned", "queued"), ("queued", "processing"),
-                         ("processing", "ready")):
-                extra = ({"storage_key": f"photo/{i}-{name}.webp",
-                          "content_type": "image/webp", "width": 100, "height": 80,
-                          "generated_at": a.created_at} if y == "ready" else {})
-                await media.repo.transition_variant(a.id, name, x, y, **extra)
-        assets.append(await media.asset(a.id))
-    return assets
 
 
 class _Counting:
@@ -70,7 +38,7 @@ async def test_a_page_of_fifty_pictures_is_one_query(make_media: MakeMedia,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     media = make_media(profiles=[Photo])
     async with media.connected():
-        assets = await _page(media, 50)
+        assets = await ready_photos(media, 50, still_planned_every=10)
         one_by_one = [str(await media.html.picture_tag(Photo, a, variants=VARIANTS, alt="A"))
                       for a in assets]
         counting = _Counting(media, monkeypatch)
@@ -117,7 +85,7 @@ async def test_the_authorizer_is_asked_per_asset_unless_it_decides_per_profile(
     per_asset, per_profile = _PerAsset(), _PerProfile()
     media = make_media(profiles=[Photo])
     async with media.connected():
-        assets = await _page(media, 5)
+        assets = await ready_photos(media, 5, still_planned_every=10)
         media.authorizer = per_asset
         views = await media.html.views(assets)
         assert len(per_asset.asked) == 5
