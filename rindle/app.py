@@ -21,6 +21,7 @@ from .logs import get_logger, install
 from .model.db import Store, redact_url
 from .model.records import Asset, Attachment, Change, UploadSession
 from .model.repo import Repo
+from .model.states import TERMINAL_SESSION_STATES
 from .processing.outbox import Outbox
 from .processing.queue import InlineQueue, Queue, RQQueue
 from .profile import Profile
@@ -506,7 +507,7 @@ class Rindle:
         storage (or the streaming provider) is purged. Idempotent."""
         session = await self.repo.get_session(session_id)
         if session is not None and session.strategy == "direct_upload" \
-                and session.state not in ("aborted", "completed", "failed", "expired"):
+                and session.state not in TERMINAL_SESSION_STATES:
             from .delivery.streaming import ingest
 
             await ingest.cancel_direct_upload(self, session)

@@ -742,8 +742,8 @@ class _Doctor:
                             _STREAMING_FIX)
                 continue
             signed = [p for p in profiles
-                      if getattr(self.media.profile(p).delivery.streaming, "playback_policy",
-                                 None) == "signed"]
+                      if (s := self.media.profile(p).delivery.streaming) is not None
+                      and s.playback_policy == "signed"]
             for problem in await provider.check():
                 if problem.startswith("signed playback") and not signed:
                     continue  # every profile of this provider plays publicly

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..delivery.streaming.playback import playback_url, ready_row
+from ..delivery.streaming.playback import playable, playback_url
 from ..delivery.urls import authorize_view, delivery_urls
 from ..errors import Forbidden
 from ..model.records import Asset
@@ -65,7 +65,7 @@ async def _streaming_json(media: Playing, profile: type[Profile], asset: Asset, 
     (``pending`` before the push) and, once ready, the HLS URL for an allowed viewer."""
     rows = await media.repo.provider_assets_for(asset.id)
     out: dict[str, Any] = {"state": rows[0].state if rows else "pending"}
-    row = await ready_row(media, profile, asset)
+    row = playable(profile, asset, rows)
     if row is None:
         return out
     try:

@@ -202,15 +202,12 @@ class Html:
         variants = {v.name: VariantView(name=v.name, state=v.state, url=urls.get(v.name),
                                         content_type=v.content_type, width=v.width,
                                         height=v.height) for v in rows}
-        events_url = fragment_url = None
-        if allowed and (row.state in _UNSETTLED or any(
-                v.state in ("planned", "queued", "processing") for v in variants.values())):
-            token = subscribe_token(media, row.id)
-            events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
-            fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
         stream = await self._stream(profile, row, allowed, expires_in)
-        if allowed and events_url is None and stream is not None \
-                and stream.state in _STREAM_UNSETTLED:
+        events_url = fragment_url = None
+        # Live while anything shown may still change: the asset, a variant, the stream.
+        if allowed and (row.state in _UNSETTLED or any(
+                v.state in ("planned", "queued", "processing") for v in variants.values())
+                or (stream is not None and stream.state in _STREAM_UNSETTLED)):
             token = subscribe_token(media, row.id)
             events_url = (f"{media.router_path}/events/asset/{row.id}?format=html&token={token}")
             fragment_url = f"{media.router_path}/fragments/asset/{row.id}"
@@ -229,16 +226,15 @@ class Html:
         Authorizer allowed (it was asked once, in ``view``)."""
         if profile.delivery.streaming is None:
             return None
-        from ..delivery.streaming.playback import playback_url, ready_row
+        from ..delivery.streaming.playback import playable, playback_url
 
         rows = [r for r in await self.media.repo.provider_assets_for(row.id)
                 if r.provider_name == profile.delivery.streaming.provider_name]
         if not rows:
             # Not pushed yet: it will be once the source is ready, unless nothing will come.
-            state = "pending" if row.state in _UNSETTLED or row.state == "processing" \
-                else "none"
+            state = "pending" if row.state in _UNSETTLED else "none"
             return StreamView(state=state)
-        pushed = await ready_row(self.media, profile, row)
+        pushed = playable(profile, row, rows)
         if not allowed or pushed is None:
             return StreamView(state=rows[0].state)
         return StreamView(

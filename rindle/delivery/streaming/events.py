@@ -31,10 +31,6 @@ log = get_logger("rindle.streaming")
 DIRECT = "direct_upload"
 
 
-def moves_forward(row: ProviderAsset, to: str) -> bool:
-    return states.allowed("provider_asset", row.state, to)
-
-
 async def advance(media: StreamingRows, row: ProviderAsset, to: str | None, *,
                   remote: RemoteAsset | None = None, event: ProviderEvent | None = None,
                   error: str | None = None) -> ProviderAsset:
@@ -49,7 +45,8 @@ async def advance(media: StreamingRows, row: ProviderAsset, to: str | None, *,
         values.update(last_event_id=event.id, last_event_at=event.occurred_at or now())
     if remote is not None and remote.id and not row.provider_asset_id:
         values["provider_asset_id"] = remote.id
-    forward = to is not None and to != row.state and moves_forward(row, to)
+    forward = (to is not None and to != row.state
+               and states.allowed("provider_asset", row.state, to))
     if remote is not None and (forward or to == row.state):
         if remote.playback_ids:
             values["playback_ids"] = [{"id": p.id, "policy": p.policy}
@@ -216,4 +213,4 @@ async def sync(media: StreamingRows, row_id: str) -> ProviderAsset | None:
             return await repo.get_provider_asset(row_id)
 
 
-__all__ = ["advance", "apply_event", "moves_forward", "sync"]
+__all__ = ["advance", "apply_event", "sync"]

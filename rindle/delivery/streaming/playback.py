@@ -23,13 +23,22 @@ if TYPE_CHECKING:
 
 
 async def ready_row(media: Playing, profile: type[Profile], asset: Asset) -> ProviderAsset | None:
-    """The asset's provider row at the profile's provider when it can be played: never for
+    """The asset's provider row at the profile's provider when it can be played (see
+    ``playable``)."""
+    if profile.delivery.streaming is None or asset.state not in DELIVERABLE:
+        return None
+    return playable(profile, asset, await media.repo.provider_assets_for(asset.id))
+
+
+def playable(profile: type[Profile], asset: Asset,
+             rows: list[ProviderAsset]) -> ProviderAsset | None:
+    """Of the asset's provider rows (already read), the one that can be played: never for
     an asset that is not deliverable (a quarantined one stays unplayable at the provider
     too, while its deletion there is on the way)."""
     streaming = profile.delivery.streaming
     if streaming is None or asset.state not in DELIVERABLE:
         return None
-    for row in await media.repo.provider_assets_for(asset.id):
+    for row in rows:
         if row.provider_name == streaming.provider_name and row.state == "ready" \
                 and row.playback_id() is not None:
             return row
@@ -83,4 +92,4 @@ async def streaming_url(media: Playing, profile: type[Profile], asset: Asset, *,
     return playback_url(media, profile, row, kind=kind, expires_in=expires_in)
 
 
-__all__ = ["playback_url", "ready_row", "streaming_url"]
+__all__ = ["playable", "playback_url", "ready_row", "streaming_url"]
