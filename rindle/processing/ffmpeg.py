@@ -221,6 +221,11 @@ async def run_ffmpeg(args: Sequence[str], *, cwd: Path, context: Monitor | None 
             # Killed by a signal we did not send (the OOM killer): another try may work.
             error.retryable = proc.returncode is not None and proc.returncode < 0
             raise error
+        if context is not None and await context.cancelled():
+            # The cancel came while ffmpeg ran but it finished before the next poll: the
+            # caller asked for nothing, so nothing is handed back whatever the timing.
+            raise RindleError("processing was cancelled; ffmpeg's output was discarded",
+                              code="processing_cancelled")
         if context is not None and duration:
             await context.progress(100.0)
         return list(tail)
