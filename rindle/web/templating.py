@@ -90,6 +90,10 @@ class AssetView:
     #: A streaming profile's asset: its provider row's state and, once ready, the HLS URL
     #: and the provider's thumbnail, signed for this viewer.
     stream: StreamView | None = None
+    #: Whether the asset's profile declares variants. Promotion commits ``available``
+    #: before the variant rows are planned, so a view read in between has no rows yet and
+    #: must still go live.
+    expects_variants: bool = False
 
     @property
     def settled(self) -> bool:
@@ -97,7 +101,7 @@ class AssetView:
         if self.stream is not None and self.stream.state in _STREAM_UNSETTLED:
             return False
         return self.state in ("ready", "degraded", "quarantined", "deleted") or (
-            self.state == "available" and not self.variants)
+            self.state == "available" and not self.variants and not self.expects_variants)
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,8 @@ class Html:
             filename=row.filename, placeholder=row.metadata.get("placeholder"),
             duration_ms=row.duration_ms, url=url,
             variants=variants, events_url=events_url if allowed else None,
-            fragment_url=fragment_url if allowed else None, allowed=allowed, stream=stream)
+            fragment_url=fragment_url if allowed else None, allowed=allowed, stream=stream,
+            expects_variants=bool(profile.variants))
 
     async def _stream(self, profile: type[Profile], row: Asset, allowed: bool,
                       expires_in: int | None) -> StreamView | None:

@@ -18,7 +18,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const result = { progress: [], events: [], console: [], tus: [] };
+const result = { progress: [], events: [], console: [], tus: [], live: [] };
 let reloaded = false;
 const listen = (page) => page.evaluate(() => {
     window.__rindle = { progress: [], events: [] };
@@ -40,6 +40,14 @@ try {
       result.tus.push({ method: r.method(), offset: r.headers()['upload-offset'] ?? null,
                         afterReload: reloaded });
     }
+    if (r.url().includes('/rindle/events/')) result.live.push(`request ${r.url().split('?')[0]}`);
+  });
+  // What the event streams did, so a badge that never turns ready says why.
+  page.on('response', (r) => {
+    if (r.url().includes('/rindle/events/')) result.live.push(`response ${r.status()}`);
+  });
+  page.on('requestfailed', (r) => {
+    if (r.url().includes('/rindle/events/')) result.live.push(`failed ${r.failure()?.errorText}`);
   });
   await page.goto(base + '/', { waitUntil: 'load' });
   await page.waitForFunction(() => window.Rindle && window.htmx);
@@ -89,6 +97,10 @@ try {
   await shot(page, '4-ready');
   console.log(JSON.stringify({ ok: true, ...result }));
 } catch (err) {
+  for (const page of browser.contexts().flatMap((c) => c.pages())) {
+    result.avatar = await page.evaluate(() => document.querySelector('#avatar')?.innerHTML)
+      .catch(() => null);
+  }
   console.log(JSON.stringify({ ok: false, error: String(err && err.stack || err), ...result }));
   process.exitCode = 1;
 } finally {

@@ -53,7 +53,10 @@ def _drive(base: str, image: Path, label: str, variant_width: int,
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     assert lines, out.stdout + out.stderr
     result: dict[str, object] = json.loads(lines[-1])
-    assert result["ok"], json.dumps(result, indent=1)
+    if not result["ok"]:
+        log = next(iter(sorted(image.parent.glob("demo.log"))), None)
+        raise AssertionError(json.dumps(result, indent=1) + "\n--- demo.log (end) ---\n"
+                             + (log.read_text()[-4000:] if log else "(none)"))
     return result
 
 

@@ -60,6 +60,23 @@ async def test_picture_of_a_ready_asset(photos_media: Rindle) -> None:
     assert 'loading="lazy"' in html and 'sizes="50vw"' in html
 
 
+async def test_an_asset_promoted_before_its_variants_are_planned_is_live(
+        photos_media: Rindle) -> None:
+    """Promotion commits ``available`` before the variant rows exist; a page rendered in
+    that moment must still subscribe, or its badge stays at "processing" for good."""
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        await media.store.execute("DELETE FROM rindle_variants WHERE asset_id = :id", {"id": aid})
+        await media.store.execute("UPDATE rindle_assets SET state = 'available' WHERE id = :id",
+                                  {"id": aid})
+        view = await media.html.view(aid)
+        html = await media.html.picture_tag(Photos, aid, variants=["thumb"], alt="A cat")
+        badge = await media.html.badge_tag(aid)
+    assert view.variants == {} and not view.settled
+    assert "sse-connect" in html and "sse-connect" in badge
+
+
 async def test_alt_is_required(photos_media: Rindle) -> None:
     media = photos_media
     async with media.connected():
