@@ -82,7 +82,8 @@ class Rindle:
     (tus) append on Local storage before acknowledging its offset (``False`` is faster, but
     a machine that loses power may lose acknowledged bytes: the upload then starts over).
     ``large_uploads``: the flows browsers use for files over ``multipart_threshold``, in
-    order of preference, where the storage offers them (``("tus", "multipart")``).
+    order of preference, where the storage offers them (``("tus", "multipart")``); a
+    profile's own ``large_uploads`` takes precedence for its files.
     ``streaming``: streaming providers by the name profiles give in
     ``Delivery(streaming=Streaming(provider=...))``, e.g. ``{"mux": Mux(...)}``; a profile
     naming ``"mux"`` without one gets ``Mux.from_env()``. ``public_url``: this site's
@@ -440,7 +441,7 @@ class Rindle:
         caps = self.storage_for(prof).capabilities
         offered = {"tus": Capability.TUS_UPLOAD in caps,
                    "multipart": Capability.MULTIPART_UPLOAD in caps}
-        strategies = [s for s in self.large_uploads if offered.get(s)]
+        strategies = [s for s in (prof.large_uploads or self.large_uploads) if offered.get(s)]
         if Capability.RESUMABLE_UPLOAD in caps:
             strategies.append("resumable")  # the store's own sessions (GCS)
         if Capability.PRESIGNED_PUT in caps:

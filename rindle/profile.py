@@ -163,6 +163,10 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+#: The resumable flows a browser may use for a large file, as ``large_uploads`` names them.
+LARGE_UPLOAD_FLOWS = ("tus", "multipart")
+
+
 class Profile:
     """A media policy. Subclass it and set class attributes; it is checked when defined.
 
@@ -192,6 +196,11 @@ class Profile:
     delivery: ClassVar[Delivery] = Delivery()
     scanner: ClassVar[Scanner | None] = None
     upload_ttl_seconds: ClassVar[int | None] = None
+    #: The flows browsers use for this profile's files over the runtime's
+    #: ``multipart_threshold``, in order (``"tus"``, ``"multipart"``); ``None``: the runtime's
+    #: ``large_uploads``. Hero images may prefer S3 multipart (parts go straight to the
+    #: bucket) while lesson videos prefer tus (an upload survives a reloaded tab).
+    large_uploads: ClassVar[tuple[str, ...] | list[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -257,6 +266,14 @@ class Profile:
         if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
             raise ConfigurationError(f"{where}: upload_ttl_seconds must be positive",
                                      code="invalid_profile")
+        if cls.large_uploads is not None:
+            flows = cls.large_uploads
+            if (isinstance(flows, str) or not flows
+                    or not set(flows) <= set(LARGE_UPLOAD_FLOWS)):
+                raise ConfigurationError(f"{where}: large_uploads must order some of "
+                                         f"{', '.join(LARGE_UPLOAD_FLOWS)}, got {flows!r}",
+                                         code="invalid_profile")
+            cls.large_uploads = tuple(flows)
 
     def __init__(self) -> None:
         raise TypeError("profiles are used as classes: pass AvatarProfile, not AvatarProfile()")

@@ -518,6 +518,28 @@ def test_large_uploads_orders_the_flows_a_client_is_offered(tmp_path: Any) -> No
         offered(local, large_uploads=("ftp",))
 
 
+def test_a_profile_orders_its_own_large_upload_flows(tmp_path: Any) -> None:
+    """A profile's ``large_uploads`` wins over the runtime's for its files (hero images on
+    multipart, lessons on tus, one runtime); a bad order is refused when it is defined."""
+    from rindle.errors import ConfigurationError
+    from rindle.storage.s3 import S3Storage
+    from tests.conftest import SECRET
+
+    class Heroes(Clips):
+        name = "heroes"
+        large_uploads = ["multipart"]
+
+    media = Rindle(database_url=f"sqlite:///{tmp_path}/o.db",
+                   storages={"local": S3Storage(bucket="media", endpoint_url="http://127.0.0.1:9")},
+                   profiles=[Clips, Heroes], secret_keys=[SECRET], large_uploads=("tus",))
+    assert media.upload_options("heroes")["strategies"] == ["multipart", "presigned_put"]
+    assert media.upload_options("clips")["strategies"] == ["tus", "presigned_put"]
+    for bad in ("tus", [], ["ftp"]):
+        with pytest.raises(ConfigurationError, match="large_uploads") as caught:
+            type("Bad", (Clips,), {"name": "bad", "large_uploads": bad})
+        assert caught.value.code == "invalid_profile"
+
+
 async def test_the_authorizer_decides_every_request(make_media: MakeMedia) -> None:
     """The profile's Authorizer (action ``upload``) is asked on creation and on every HEAD,
     PATCH and DELETE, with the session; once it says no, the upload URL alone opens
