@@ -1,15 +1,19 @@
-"""Cohort's own tiny tables and pages: members (seeded with generated avatars), their posts
-with hero images, a feed, and deleting a member through Rindle's owner erasure.
+"""Cohort's own tiny tables and pages: members (seeded with generated avatars and sample
+lessons), joining, replacing an avatar, posts with hero images, video and audio lessons, a
+feed, and deleting a member through Rindle's owner erasure.
 
-Members and posts live in the demo's own SQLite file (``VAR/cohort.db``), not in Rindle's
-tables: Rindle only knows the owner ``("Member", id)`` and its slots, ``avatar`` and
-``post:<post id>``.
+Members, posts and lessons live in the demo's own SQLite file (``VAR/cohort.db``), not in
+Rindle's tables: Rindle only knows the owner ``("Member", id)`` and its slots, ``avatar``,
+``post:<post id>`` and ``lesson:<lesson id>``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from rindle.errors import NotFound, RindleError, ValidationError
 from rindle.web.templating import AssetView
 
-from .media import VAR, AvatarProfile, PostImage, media
+from .media import VAR, AvatarProfile, EpisodeProfile, LessonProfile, PostImage, media
 
 log = logging.getLogger("demo_app.cohort")
 
@@ -57,6 +61,14 @@ CREATE TABLE IF NOT EXISTS posts (
   created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS posts_newest ON posts (created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS lessons (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+  title TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('video', 'audio')),
+  asset_id TEXT,
+  created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -91,6 +103,23 @@ class Post:
 
 def post_slot(post_id: int) -> str:
     return f"post:{post_id}"
+
+
+#: A lesson's kind and the profile its upload must come from.
+LESSON_PROFILES = {"video": LessonProfile, "audio": EpisodeProfile}
+
+
+@dataclass
+class Lesson:
+    id: int
+    member_id: int
+    title: str
+    kind: str
+    asset_id: str | None
+
+    @property
+    def slot(self) -> str:
+        return f"lesson:{self.id}"
 
 
 @contextmanager
@@ -145,6 +174,28 @@ def newest_posts(limit: int = FEED_LIMIT) -> list[Post]:
         rows = conn.execute("SELECT * FROM posts ORDER BY created_at DESC, id DESC LIMIT ?",
                             (limit,)).fetchall()
     return [_post(r) for r in rows]
+
+
+def lessons_of(member_id: int) -> list[Lesson]:
+    with _db() as conn:
+        rows = conn.execute("SELECT id, member_id, title, kind, asset_id FROM lessons "
+                            "WHERE member_id = ? ORDER BY created_at, id", (member_id,)).fetchall()
+    return [Lesson(r["id"], r["member_id"], r["title"], r["kind"], r["asset_id"]) for r in rows]
+
+
+def add_member(name: str) -> Member:
+    """A new member; the handle is the name's letters, made unique with a number."""
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "member"
+    with _db() as conn:
+        for n in range(1, 1000):
+            handle = base if n == 1 else f"{base}-{n}"
+            try:
+                cur = conn.execute("INSERT INTO members (handle, name, created_at) "
+                                   "VALUES (?, ?, ?)", (handle, name, time.time()))
+            except sqlite3.IntegrityError:
+                continue
+            return Member(int(cur.lastrowid or 0), handle, name)
+    raise ValidationError(f"too many members are called {name!r}", code="name_taken")
 
 
 def get_post(member_id: int, post_id: int | str) -> Post:
@@ -202,9 +253,57 @@ async def seed() -> None:
                                     content_type="image/png", byte_size=len(data))
         await media.attach(result.asset.id, member.owner, "avatar")
         log.info("seeded member %s with avatar %s", name, result.asset.id)
+    if os.environ.get("RINDLE_DEMO_SAMPLE_MEDIA", "1") != "0":
+        await _seed_lessons(list_members()[0])
     with _db() as conn:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seeded', ?)",
                      (str(time.time()),))
+
+
+#: The sample lessons: ffmpeg's own test sources, so no media file is committed.
+SAMPLE_LESSONS = [
+    ("video", "Reading a colour chart", "chart.mp4",
+     ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4",
+      "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+      "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+      "-shortest", "-movflags", "+faststart"], "video/mp4"),
+    ("audio", "Tuning to A 330", "tuning.wav",
+     ["-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-c:a", "pcm_s16le"],
+     "audio/wav"),
+]
+
+
+async def _seed_lessons(member: Member) -> None:
+    """The first member's sample video and audio lessons, made with ffmpeg at first start.
+    ``RINDLE_DEMO_SAMPLE_MEDIA=0`` leaves them out (the test suite's many demo starts)."""
+    from rindle.processing.ffmpeg import binary
+
+    samples = VAR / "samples"
+    samples.mkdir(exist_ok=True)
+    for kind, title, filename, args, content_type in SAMPLE_LESSONS:
+        path = samples / filename
+        proc = await asyncio.create_subprocess_exec(
+            binary("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *args, str(path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.warning("could not make the sample lesson %s: %s", filename, err.decode()[-300:])
+            continue
+        data = path.read_bytes()
+        result = await media.upload(LESSON_PROFILES[kind], data, filename=filename,
+                                    content_type=content_type, byte_size=len(data))
+        lesson = _insert_lesson(member.id, title, kind, result.asset.id)
+        await media.attach(result.asset.id, member.owner, lesson.slot)
+        path.unlink()
+        log.info("seeded %s lesson %r for %s", kind, title, member.name)
+
+
+def _insert_lesson(member_id: int, title: str, kind: str, asset_id: str) -> Lesson:
+    with _db() as conn:
+        cur = conn.execute("INSERT INTO lessons (member_id, title, kind, asset_id, created_at) "
+                           "VALUES (?, ?, ?, ?, ?)", (member_id, title, kind, asset_id,
+                                                      time.time()))
+    return Lesson(int(cur.lastrowid or 0), member_id, title, kind, asset_id)
 
 
 # --- rendering helpers --------------------------------------------------------------------
@@ -221,6 +320,16 @@ async def avatar_views(request: Request, members: list[Member]) -> dict[int, Ass
         return {}
     views = await media.html.views(list(ids.values()), variants=["thumb"], request=request)
     return dict(zip(ids, views, strict=True))
+
+
+async def lesson_views(request: Request, lessons: list[Lesson]) -> dict[int, AssetView]:
+    """Each lesson's media as a view, prepared together."""
+    with_media = [lesson for lesson in lessons if lesson.asset_id]
+    if not with_media:
+        return {}
+    views = await media.html.views([lesson.asset_id for lesson in with_media if lesson.asset_id],
+                                   request=request)
+    return {lesson.id: view for lesson, view in zip(with_media, views, strict=True)}
 
 
 async def post_pictures(request: Request, posts: list[Post]) -> dict[int, Any]:
@@ -258,12 +367,121 @@ def routes(templates: Jinja2Templates) -> list[Route]:
         except NotFound as exc:
             return _not_found(templates, request, exc)
         posts = posts_of(member.id)
+        lessons = lessons_of(member.id)
         return templates.TemplateResponse(request, "cohort/member.html", {
-            "member": member, "posts": posts,
-            "avatar": (await avatar_views(request, [member])).get(member.id),
+            "member": member, "posts": posts, "lessons": lessons,
+            "avatar": await _avatar_view(request, member),
             "pictures": await post_pictures(request, posts),
-            "accept": ",".join(PostImage.allow_mime), "error": error,
+            "lesson_views": await lesson_views(request, lessons),
+            "accept": ",".join(PostImage.allow_mime),
+            "avatar_accept": ",".join(AvatarProfile.allow_mime),
+            "lesson_accept": {kind: ",".join(p.allow_mime) for kind, p in LESSON_PROFILES.items()},
+            "error": error,
         }, status_code=status_code)
+
+    async def _avatar_view(request: Request, member: Member) -> AssetView | None:
+        # The member's own page shows the large avatar, so all its variants are signed.
+        attachment = await media.attachment_for(member.owner, "avatar")
+        if attachment is None or attachment.asset is None:
+            return None
+        return await media.html.view(attachment.asset, request=request)
+
+    async def join_page(request: Request) -> Response:
+        """GET: the join form. POST: a new member, then their page (to add an avatar)."""
+        error = None
+        name = ""
+        if request.method == "POST":
+            form = await request.form()
+            name = " ".join(str(form.get("name") or "").split())
+            if not name:
+                error = "Tell us your name."
+            elif len(name) > 80:
+                error = "A name is at most 80 characters."
+            else:
+                try:
+                    member = add_member(name)
+                except RindleError as exc:
+                    error = exc.message
+                else:
+                    return RedirectResponse(f"/members/{member.id}?joined=1", status_code=303)
+        return templates.TemplateResponse(request, "cohort/join.html", {
+            "error": error, "name": name}, status_code=422 if error else 200)
+
+    def _refused(htmx: bool, message: str, status_code: int) -> Response | None:
+        if htmx:
+            return HTMLResponse(f'<p class="error" role="alert">{html.escape(message)}</p>',
+                                status_code=status_code)
+        return None
+
+    async def set_avatar(request: Request) -> Response:
+        """The avatar form: attach the new upload; the replaced avatar is purged by Rindle
+        once no one else uses it."""
+        htmx = request.headers.get("hx-request") == "true"
+        try:
+            member = get_member(request.path_params["member_id"])
+        except NotFound as exc:
+            return _not_found(templates, request, exc)
+        form = await request.form()
+        asset_id = str(form.get("asset_id") or "").strip()
+        try:
+            if not asset_id:
+                raise ValidationError("Upload a photo first.", code="missing_field")
+            asset = await media.asset(asset_id)
+            if asset.profile != AvatarProfile.name:
+                raise ValidationError(f"an avatar takes {AvatarProfile.name} uploads, not "
+                                      f"{asset.profile}", code="invalid_slot")
+            await media.attach(asset_id, member.owner, "avatar")
+        except RindleError as exc:
+            message = f"Could not set the avatar: {exc.message}"
+            return (_refused(htmx, message, exc.status_code)
+                    or await member_page(request, error=message, status_code=exc.status_code))
+        if not htmx:
+            return RedirectResponse(f"/members/{member.id}", status_code=303)
+        return templates.TemplateResponse(request, "cohort/_member_avatar.html", {
+            "member": member, "avatar": await _avatar_view(request, member)})
+
+    async def add_lesson(request: Request) -> Response:
+        """A lesson form: a title, the kind (video or audio) and the uploaded asset."""
+        htmx = request.headers.get("hx-request") == "true"
+        try:
+            member = get_member(request.path_params["member_id"])
+        except NotFound as exc:
+            return _not_found(templates, request, exc)
+        form = await request.form()
+        title = str(form.get("title") or "").strip()
+        kind = str(form.get("kind") or "")
+        asset_id = str(form.get("asset_id") or "").strip()
+        problem = None
+        if kind not in LESSON_PROFILES:
+            problem = "A lesson is a video or an audio recording."
+        elif not title or len(title) > 200:
+            problem = "Give the lesson a title (at most 200 characters)."
+        elif not asset_id:
+            problem = "Upload the recording first."
+        else:
+            try:
+                asset = await media.asset(asset_id)
+                if asset.profile != LESSON_PROFILES[kind].name:
+                    raise ValidationError(f"a {kind} lesson takes {LESSON_PROFILES[kind].name} "
+                                          f"uploads, not {asset.profile}", code="invalid_slot")
+            except RindleError as exc:
+                problem = f"Could not attach: {exc.message}"
+        if problem is not None:
+            return (_refused(htmx, problem, 422)
+                    or await member_page(request, error=problem, status_code=422))
+        lesson = _insert_lesson(member.id, title, kind, asset_id)
+        try:
+            await media.attach(asset_id, member.owner, lesson.slot)
+        except RindleError as exc:
+            with _db() as conn:
+                conn.execute("DELETE FROM lessons WHERE id = ?", (lesson.id,))
+            message = f"Could not attach: {exc.message}"
+            return (_refused(htmx, message, exc.status_code)
+                    or await member_page(request, error=message, status_code=exc.status_code))
+        if not htmx:
+            return RedirectResponse(f"/members/{member.id}#lesson-{lesson.id}", status_code=303)
+        return templates.TemplateResponse(request, "cohort/_lesson.html", {
+            "lesson": lesson, "lesson_views": await lesson_views(request, [lesson])})
 
     async def write_post(request: Request) -> Response:
         """The post form: a title, and the asset the uploader made. htmx gets the new
@@ -357,19 +575,25 @@ def routes(templates: Jinja2Templates) -> list[Route]:
                 plan = await media.erase_owner(member.owner)
                 with _db() as conn:
                     conn.execute("DELETE FROM posts WHERE member_id = ?", (member.id,))
+                    conn.execute("DELETE FROM lessons WHERE member_id = ?", (member.id,))
                     conn.execute("DELETE FROM members WHERE id = ?", (member.id,))
                 log.info("erased member %s: %s", member.id, plan.to_dict())
                 return RedirectResponse(f"/members?erased={member.name}", status_code=303)
             error = "Tick the box to confirm: erasing cannot be undone."
         plan = await media.preview_owner_erasure(member.owner)
         titles = {p.slot: p.title for p in posts_of(member.id)}
+        titles |= {lesson.slot: f"{lesson.kind.capitalize()} lesson: {lesson.title}"
+                   for lesson in lessons_of(member.id)}
         return templates.TemplateResponse(request, "cohort/delete.html", {
             "member": member, "plan": plan, "titles": titles, "error": error,
         }, status_code=422 if error else 200)
 
     return [
         Route("/members", members_page, methods=["GET"]),
+        Route("/members/new", join_page, methods=["GET", "POST"]),
         Route("/members/{member_id}", member_page, methods=["GET"]),
+        Route("/members/{member_id}/avatar", set_avatar, methods=["POST"]),
+        Route("/members/{member_id}/lessons", add_lesson, methods=["POST"]),
         Route("/members/{member_id}/posts", write_post, methods=["POST"]),
         Route("/members/{member_id}/posts/{post_id}/detach", detach_post_image,
               methods=["POST"]),

@@ -72,6 +72,8 @@ class PostImage(Profile):
     storage = "media"
     allow_mime = ["image/jpeg", "image/png", "image/webp"]
     max_bytes = 40 * 1024 * 1024
+    # Big heroes go to S3 as multipart (parts straight to the bucket); tus elsewhere.
+    large_uploads = ("multipart", "tus")
     variants = {
         "card": Variant(mode="fill", width=600, height=400, format="webp"),
         "hero": Variant(mode="fit", width=1600, height=1600),
@@ -85,6 +87,8 @@ class LessonProfile(Web):
     storage = "media"
     max_bytes = 2 * 1024 * 1024 * 1024
     with_480p = True
+    # A lesson upload survives a dropped connection or a reloaded tab.
+    large_uploads = ("tus", "multipart")
 
 
 class StreamProfile(MuxWeb):

@@ -27,8 +27,10 @@ def _start_demo(tmp_path: Path, extra_env: dict[str, str], *, module: str = "dem
     """``python -m <module>`` (the demo, or an app wrapping it) on a free port, once it
     answers ``GET /``; its output goes to ``tmp_path/demo.log``."""
     port = free_port()
+    # No sample lessons unless asked: ffmpeg at every one of the suite's demo starts would
+    # cost minutes; tests/test_demo_cohort.py turns them on where it checks them.
     env = {**os.environ, "RINDLE_DEMO_VAR": str(tmp_path / "var"), "PORT": str(port),
-           **extra_env}
+           "RINDLE_DEMO_SAMPLE_MEDIA": "0", **extra_env}
     log = (tmp_path / "demo.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)

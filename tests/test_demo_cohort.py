@@ -1,6 +1,7 @@
 """Cohort, the demo's members/posts/feed pages, driven over HTTP as `python -m demo_app`:
-seeded members with generated avatars, posts with hero images in the feed, detaching a
-post's image, and deleting a member through the erasure preview."""
+seeded members with generated avatars and sample lessons, joining, replacing an avatar,
+posts with hero images in the feed, video and audio lessons, detaching a post's image, and
+deleting a member through the erasure preview."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.clips import clips, needs_ffmpeg
 from tests.support.images import png
 from tests.test_demo import _start_demo, _upload
 
@@ -83,8 +85,21 @@ def _post(c: httpx.Client, member_id: str, title: str, *, size: tuple[int, int] 
     return post_id, body["asset_id"]
 
 
+def _lessons(c: httpx.Client, member_id: str) -> dict[str, str]:
+    """Lesson title -> its asset id, from the member's page."""
+    page = c.get(f"/members/{member_id}").text
+    found = {}
+    for block in page.split('<article class="lesson"')[1:]:
+        title = re.search(r'-title">([^<]+) <span', block)
+        asset = re.search(r'data-rindle-asset="([0-9a-f-]{36})"', block)
+        assert title and asset, block
+        found[title.group(1)] = asset.group(1)
+    return found
+
+
+@needs_ffmpeg
 def test_seeded_members_have_ready_avatars_and_are_not_reseeded(tmp_path: Path) -> None:
-    proc, base = _start_demo(tmp_path, {})
+    proc, base = _start_demo(tmp_path, {"RINDLE_DEMO_SAMPLE_MEDIA": "1"})
     try:
         with httpx.Client(base_url=base, timeout=30) as c:
             members = _members(c)
@@ -99,6 +114,17 @@ def test_seeded_members_have_ready_avatars_and_are_not_reseeded(tmp_path: Path) 
             for href in ('href="/members"', 'href="/feed"', 'href="/admin/"'):
                 assert href in nav
             assert c.get("/static/cohort.css").status_code == 200
+            # Ada's sample lessons, made with ffmpeg at first start, are ready to play.
+            lessons = _lessons(c, members["Ada Lovelace"])
+            assert set(lessons) == {"Reading a colour chart", "Tuning to A 330"}
+            video = _ready(c, lessons["Reading a colour chart"])
+            assert {"web_720p", "poster"} <= set(video["variants"])
+            assert (video["variants"]["web_720p"]["width"],
+                    video["variants"]["web_720p"]["height"]) == (640, 360)  # never enlarged
+            audio = _ready(c, lessons["Tuning to A 330"])
+            assert {"m4a_128k", "waveform"} <= set(audio["variants"])
+            page = c.get(f"/members/{members['Ada Lovelace']}").text
+            assert "<video" in page and "<audio" in page
     finally:
         proc.terminate()
         proc.wait(10)
@@ -114,6 +140,91 @@ def test_seeded_members_have_ready_avatars_and_are_not_reseeded(tmp_path: Path) 
         proc.terminate()
         proc.wait(10)
     assert "seeded member" not in (tmp_path / "demo.log").read_text()
+    assert "seeded video lesson" in (tmp_path / "demo.1.log").read_text()
+    assert "seeded" not in (tmp_path / "demo.log").read_text()
+
+
+def test_joining_then_replacing_the_avatar_purges_the_old_one(demo: str) -> None:
+    with httpx.Client(base_url=demo, timeout=30) as c:
+        assert 'href="/members/new"' in c.get("/members").text
+        assert 'id="join-name"' in c.get("/members/new").text
+        refused = c.post("/members/new", data={"name": "   "})
+        assert refused.status_code == 422 and "Tell us your name" in refused.text
+        r = c.post("/members/new", data={"name": "Dora  Explorer"})
+        assert r.status_code == 303
+        dora = r.headers["location"].split("/members/", 1)[1].split("?", 1)[0]
+        page = c.get(r.headers["location"]).text
+        assert "Welcome, Dora Explorer!" in page and "Add an avatar" in page
+        assert "No avatar yet." in page
+        # Someone else of the same name is another member.
+        twin = c.post("/members/new", data={"name": "Dora Explorer"}).headers["location"]
+        assert twin.split("?")[0] != f"/members/{dora}"
+
+        def set_avatar(size: tuple[int, int]) -> str:
+            body = _upload(c, "avatar", "me.png", "image/png", png(*size))
+            assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
+            done = c.post(f"/members/{dora}/avatar", data={"asset_id": body["asset_id"]})
+            assert done.status_code == 303, done.text
+            return str(body["asset_id"])
+
+        first = set_avatar((300, 200))
+        assert _avatar_id(c, dora) == first
+        _ready(c, first)
+        assert "Replace the avatar" in c.get(f"/members/{dora}").text
+        second = set_avatar((200, 300))
+        assert _avatar_id(c, dora) == second
+        _ready(c, second)
+        _gone(c, first)  # replaced: Rindle purged it
+        # htmx gets the avatar block back; a post image is no avatar.
+        body = _upload(c, "avatar", "me.png", "image/png", png(64, 64))
+        c.post(f"/rindle/uploads/{body['session_id']}/complete")
+        block = c.post(f"/members/{dora}/avatar", data={"asset_id": body["asset_id"]},
+                       headers={"HX-Request": "true"})
+        assert block.status_code == 200 and 'id="member-avatar"' in block.text
+        assert body["asset_id"] in block.text
+        _, image = _post(c, dora, "A hero")
+        wrong = c.post(f"/members/{dora}/avatar", data={"asset_id": image},
+                       headers={"HX-Request": "true"})
+        assert wrong.status_code == 422 and "an avatar takes avatar uploads" in wrong.text
+        assert _avatar_id(c, dora) == body["asset_id"]
+
+
+@needs_ffmpeg
+def test_video_and_audio_lessons_play_and_are_erased_with_the_member(
+        demo: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    media = clips(tmp_path_factory)
+    with httpx.Client(base_url=demo, timeout=30) as c:
+        grace = _members(c)["Grace Hopper"]
+        page = c.get(f"/members/{grace}").text
+        assert 'id="video-lesson-form"' in page and 'id="audio-lesson-form"' in page
+
+        def lesson(kind: str, profile: str, path: Path, content_type: str, title: str,
+                   ) -> httpx.Response:
+            body = _upload(c, profile, path.name, content_type, path.read_bytes())
+            assert c.post(f"/rindle/uploads/{body['session_id']}/complete").status_code == 200
+            return c.post(f"/members/{grace}/lessons",
+                          data={"kind": kind, "title": title, "asset_id": body["asset_id"]},
+                          headers={"HX-Request": "true"})
+
+        video = lesson("video", "lesson", media.video_audio, "video/mp4", "COBOL in 2 seconds")
+        assert video.status_code == 200 and "<video" in video.text
+        audio = lesson("audio", "episode", media.audio_wav, "audio/wav", "A nanosecond")
+        assert audio.status_code == 200 and "<audio" in audio.text
+        lessons = _lessons(c, grace)
+        assert set(lessons) == {"COBOL in 2 seconds", "A nanosecond"}
+        assert {"web_720p", "poster"} <= set(_ready(c, lessons["COBOL in 2 seconds"])["variants"])
+        assert "m4a_128k" in _ready(c, lessons["A nanosecond"])["variants"]
+        # A video lesson takes a lesson upload, not an episode; kinds are video or audio.
+        wrong = lesson("video", "episode", media.audio_wav, "audio/wav", "Wrong")
+        assert wrong.status_code == 422 and "a video lesson takes lesson uploads" in wrong.text
+        assert c.post(f"/members/{grace}/lessons", data={"kind": "gif", "title": "t",
+                                                          "asset_id": "x"}).status_code == 422
+        preview = c.get(f"/members/{grace}/delete").text
+        assert "Video lesson: COBOL in 2 seconds" in preview
+        assert "Audio lesson: A nanosecond" in preview
+        assert c.post(f"/members/{grace}/delete", data={"confirm": "yes"}).status_code == 303
+        for asset_id in lessons.values():
+            _gone(c, asset_id)
 
 
 def test_a_post_shows_in_the_feed_with_its_picture_then_its_image_can_be_detached(
