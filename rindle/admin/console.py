@@ -37,6 +37,8 @@ Action = Callable[[Visit, dict[str, str]], Awaitable[Response]]
 #: How long a rendered form stays usable: a working day, so a page left open is not
 #: refused at once, while a token that leaks does not work for ever.
 FORM_TTL = 12 * 3600
+#: The most rows ``page_size`` may ask a page for: a page, not an export.
+MAX_PAGE_SIZE = 1000
 
 
 class Console:
@@ -132,7 +134,8 @@ async def _guarded(visit: Visit, work: Awaitable[Response]) -> Response:
 
 
 def console(media: Administered, *, authorizer: Authorizer | None = None,
-            trusted_origins: Sequence[str] = (), form_ttl: int = FORM_TTL) -> Console:
+            trusted_origins: Sequence[str] = (), form_ttl: int = FORM_TTL,
+            page_size: int | None = None) -> Console:
     """The operator console for ``media``, to mount where you like::
 
         app = Starlette(routes=[Mount("/rindle", app=media.router),
@@ -144,7 +147,8 @@ def console(media: Administered, *, authorizer: Authorizer | None = None,
     (``configuration_error``); an ``AllowAll`` lets anyone administer, which is logged as a
     warning. ``trusted_origins``: origins besides the request's own whose form posts are
     taken (behind a proxy that hides the public scheme or host). ``form_ttl``: seconds a
-    rendered form's CSRF token stays valid.
+    rendered form's CSRF token stays valid. ``page_size``: rows a page of the assets and
+    upload sessions lists shows (``None``: 50 assets, 100 sessions), from 1 to 1000.
 
     The console loads htmx and its stylesheet from Rindle's router and subscribes to its
     event streams, at ``media.router_path``: mount the router there too.
@@ -159,9 +163,13 @@ def console(media: Administered, *, authorizer: Authorizer | None = None,
         log.warning("the operator console's Authorizer is AllowAll: anyone who can reach it "
                     "can purge and regenerate media; give it one that allows 'admin' only "
                     "for operators")
+    if page_size is not None and not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ConfigurationError(
+            f"console(page_size={page_size!r}): a page shows from 1 to {MAX_PAGE_SIZE} rows",
+            code="configuration_error")
     site = Site(media=media, authorizer=chosen,
                 csrf=Csrf(media.signer, ttl=form_ttl, trusted_origins=trusted_origins),
-                templates=Renderer(media.router_path))
+                templates=Renderer(media.router_path), page_size=page_size)
     return Console(site)
 
 

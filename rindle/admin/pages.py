@@ -15,11 +15,15 @@ from ..errors import NotFound
 from ..live.sse import subscribe_token
 from ..model import states
 from ..model.records import Asset, AssetVariant, OutboxEntry, ProviderAsset, UploadSession
-from .queries import assets_page, recent_sessions
+from .paging import CURSOR_LIMIT, InvalidCursor, Page, Pager, Window
+from .queries import ASSET_KEYS, SESSION_KEYS, assets_page, sessions_page
 from .visit import Flash, Visit
 
+#: Rows a page of the assets list shows (``console(media, page_size=...)`` overrides both).
 PAGE_SIZE = 50
+#: Rows a page of the upload sessions list shows.
 SESSIONS_SHOWN = 100
+#: Rows each table of the jobs page shows at most (oldest first, with the total count).
 JOBS_SHOWN = 100
 #: Variant states the jobs page lists: work that failed, or is waiting or running.
 JOB_STATES = ("failed", "queued", "processing")
@@ -57,8 +61,41 @@ _SAMPLE_ORDER = ("asset_id", "variant", "session_id", "job_id", "kind", "profile
                  "where", "database", "error")
 
 
-def _query(visit: Visit, name: str) -> str:
-    return visit.request.query_params.get(name, "").strip()[:_FILTER_LIMIT]
+def _query(visit: Visit, name: str, *, limit: int = _FILTER_LIMIT) -> str:
+    return visit.request.query_params.get(name, "").strip()[:limit]
+
+
+def _read_window(visit: Visit, pager: Pager[Any]) -> tuple[Window | None, InvalidCursor | None]:
+    """The window the request's ``after`` or ``before`` cursor asks for; or ``None`` and
+    why the cursor was refused."""
+    try:
+        return pager.window(after=_query(visit, "after", limit=CURSOR_LIMIT),
+                            before=_query(visit, "before", limit=CURSOR_LIMIT)), None
+    except InvalidCursor as exc:
+        return None, exc
+
+
+def _status(errors: list[str], cursor_error: InvalidCursor | None) -> int:
+    """A refused cursor is a malformed request (400); a filter value no row can have is a
+    form to fix (422)."""
+    if cursor_error is not None:
+        return cursor_error.status_code
+    return 422 if errors else 200
+
+
+def _links(visit: Visit, path: str, filters: dict[str, str], page: Page[Any],
+           window: Window | None) -> dict[str, str | None]:
+    """The pager's links, each keeping the filters: the first page (from a page after it,
+    a page emptied since its link was made, or a refused cursor), and the previous and
+    the next page where there is one."""
+    first = window is None or page.before is not None or (window.key is not None
+                                                           and not page.rows)
+    return {
+        "first_url": visit.url(path, filters) if first else None,
+        "prev_url": visit.url(path, {**filters, "before": page.before}) if page.before
+        else None,
+        "next_url": visit.url(path, {**filters, "after": page.after}) if page.after else None,
+    }
 
 
 # --- overview ----------------------------------------------------------------------------------
@@ -93,27 +130,30 @@ def parse_owner(text: str) -> tuple[str, str] | None:
 
 async def assets(visit: Visit) -> Response:
     state, profile = _query(visit, "state"), _query(visit, "profile")
-    owner_text, after = _query(visit, "owner"), _query(visit, "after")
+    owner_text = _query(visit, "owner")
     errors = []
     if state and state not in states.ASSET:
         errors.append(f"there is no asset state {state!r}")
     owner = parse_owner(owner_text) if owner_text else None
     if owner_text and owner is None:
         errors.append("the owner filter takes type:id, e.g. user:42")
-    rows: list[Asset] = []
-    if not errors:
-        # One more than a page: whether a next page exists, without counting the table.
-        rows = await assets_page(visit.media.repo, state=state or None, profile=profile or None,
-                                 owner=owner, after=after or None, limit=PAGE_SIZE + 1)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    pager = Pager(visit.media.signer, ASSET_KEYS)
+    window, cursor_error = _read_window(visit, pager)
+    page: Page[Asset] = Page(rows=[])
+    if not errors and window is not None:
+        repo = visit.media.repo
+
+        async def fetch(win: Window, limit: int) -> list[Asset]:
+            return await assets_page(repo, state=state or None, profile=profile or None,
+                                     owner=owner, window=win, limit=limit)
+
+        page = await pager.page(fetch, window, size=visit.site.page_size or PAGE_SIZE)
     filters = {"state": state, "profile": profile, "owner": owner_text}
     return visit.page("assets.html", {
-        "rows": rows, "filters": filters, "errors": errors, "after": after,
+        "rows": page.rows, "filters": filters, "errors": errors, "cursor_error": cursor_error,
         "asset_states": list(states.ASSET), "profiles": sorted(visit.media.profiles),
-        "next_url": visit.url("/assets", {**filters, "after": rows[-1].id}) if more else None,
-        "first_url": visit.url("/assets", filters) if after else None,
-    }, status=422 if errors else 200, section="assets", title="Assets")
+        **_links(visit, "/assets", filters, page, window),
+    }, status=_status(errors, cursor_error), section="assets", title="Assets")
 
 
 def session_view(session: UploadSession) -> dict[str, Any]:
@@ -199,12 +239,22 @@ async def sessions(visit: Visit) -> Response:
     state = _query(visit, "state")
     errors = [f"there is no session state {state!r}"] if state and \
         state not in states.SESSION else []
-    rows = [] if errors else await recent_sessions(visit.media.repo, state=state or None,
-                                                  limit=SESSIONS_SHOWN)
+    pager = Pager(visit.media.signer, SESSION_KEYS)
+    window, cursor_error = _read_window(visit, pager)
+    page: Page[UploadSession] = Page(rows=[])
+    if not errors and window is not None:
+        repo = visit.media.repo
+
+        async def fetch(win: Window, limit: int) -> list[UploadSession]:
+            return await sessions_page(repo, state=state or None, window=win, limit=limit)
+
+        page = await pager.page(fetch, window, size=visit.site.page_size or SESSIONS_SHOWN)
+    filters = {"state": state}
     return visit.page("sessions.html", {
-        "rows": [session_view(s) for s in rows], "state": state, "errors": errors,
-        "session_states": list(states.SESSION), "shown": SESSIONS_SHOWN,
-    }, status=422 if errors else 200, section="sessions", title="Upload sessions")
+        "rows": [session_view(s) for s in page.rows], "state": state, "errors": errors,
+        "cursor_error": cursor_error, "session_states": list(states.SESSION),
+        **_links(visit, "/sessions", filters, page, window),
+    }, status=_status(errors, cursor_error), section="sessions", title="Upload sessions")
 
 
 # --- variants and jobs -------------------------------------------------------------------------

@@ -33,12 +33,14 @@ Flash = tuple[str, str]
 
 @dataclass(frozen=True)
 class Site:
-    """What every request of one console shares."""
+    """What every request of one console shares (``page_size``: the rows a page of each
+    paged list shows, ``None`` for each list's own default)."""
 
     media: Administered
     authorizer: Authorizer
     csrf: Csrf
     templates: Renderer
+    page_size: int | None = None
 
 
 class Visit:
