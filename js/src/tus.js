@@ -37,6 +37,31 @@ function absolute(url) {
   }
 }
 
+/** @returns {boolean} whether the browser says it has no network */
+function offline() {
+  return typeof navigator !== 'undefined' && navigator.onLine === false;
+}
+
+/**
+ * Call `fn` once the browser is back online (or at once, where there is no window).
+ * @param {() => void} fn
+ * @param {AbortSignal} signal
+ */
+function whenOnline(fn, signal) {
+  const target = globalThis.window || globalThis;
+  if (typeof target.addEventListener !== 'function') {
+    fn();
+    return;
+  }
+  const onOnline = () => {
+    signal.removeEventListener('abort', stop);
+    fn();
+  };
+  const stop = () => target.removeEventListener('online', onOnline);
+  target.addEventListener('online', onOnline, { once: true });
+  signal.addEventListener('abort', stop, { once: true });
+}
+
 /**
  * @param {import('./presigned.js').FlowContext & {tus?: Partial<TusSettings>}} ctx
  * @param {{Upload: any}} [lib] tus-js-client (a stand-in in tests)
@@ -95,7 +120,17 @@ export function tusUpload(ctx, lib = tusClient) {
           (err) => settle(() => reject(err)),
         );
       },
-      onError: (/** @type {any} */ err) => settle(() => reject(tusError(err))),
+      onError: (/** @type {any} */ err) => {
+        // tus-js-client never retries while the browser is offline: it gives up at once.
+        // A dropped connection is what tus is for, so wait for the network and resume
+        // (start() again asks the server how far it got, then sends the rest).
+        if (!settled && !signal.aborted && err && err.originalRequest && !err.originalResponse
+            && offline()) {
+          whenOnline(() => { if (!settled && !signal.aborted) upload.start(); }, signal);
+          return;
+        }
+        settle(() => reject(tusError(err)));
+      },
     });
     const onAbort = () => {
       // Terminate (DELETE) the tus upload and forget its fingerprint, in the background.

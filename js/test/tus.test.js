@@ -136,6 +136,49 @@ describe('tus', () => {
         message: 'the file is too large' });
     });
 
+  it('waits while the browser is offline, then resumes the same upload', async () => {
+    tusServer();
+    let online = true;
+    const onLine = vi.spyOn(globalThis.navigator, 'onLine', 'get').mockImplementation(() => online);
+    let starts = 0;
+    tus.state.script = (up) => {
+      starts += 1;
+      if (starts === 1) {
+        up.url = 'https://app.example/rindle/tus/avatar/t9';
+        up.options.onProgress(4, 10);
+        online = false;
+        const err = new Error('tus: failed to upload chunk');
+        err.originalRequest = {};
+        up.options.onError(err);  // the network dropped: no response at all
+        return;
+      }
+      up.options.onAfterResponse({}, response(204, { 'Rindle-Asset-Id': 'ast_back' }));
+      up.options.onSuccess({ lastResponse: response(204) });
+    };
+    const progress = [];
+    const done = upload(makeFile(10), { profile: 'avatar', onProgress: (p) => progress.push(p) });
+    await vi.waitFor(() => expect(starts).toBe(1));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(starts).toBe(1);  // nothing is tried while offline
+    online = true;
+    window.dispatchEvent(new Event('online'));
+    await expect(done).resolves.toMatchObject({ assetId: 'ast_back' });
+    expect(starts).toBe(2);
+    expect(tus.state.instances).toHaveLength(1);  // the same upload, not a new one
+    onLine.mockRestore();
+  });
+
+  it('a network error while online fails as before', async () => {
+    tusServer();
+    tus.state.script = (up) => {
+      const err = new Error('tus: failed');
+      err.originalRequest = {};
+      up.options.onError(err);
+    };
+    await expect(upload(makeFile(10), { profile: 'avatar' })).rejects.toMatchObject(
+      { code: 'network_error' });
+  });
+
   it('cancel terminates the tus upload', async () => {
     tusServer();
     const controller = new AbortController();
