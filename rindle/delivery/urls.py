@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,6 +12,7 @@ from ..errors import DeliveryUnsupported, Forbidden, NotFound
 from ..model.records import Asset, AssetVariant
 from ..storage.base import Capability
 from .authorizer import AuthRequest, is_allowed
+from .url_cache import SignedUrlCache
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -30,6 +32,17 @@ if TYPE_CHECKING:
 
 # States whose original may be delivered; quarantined or unverified bytes never are.
 DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
+
+
+_caches: weakref.WeakKeyDictionary[Any, SignedUrlCache] = weakref.WeakKeyDictionary()
+
+
+def _cache_for(media: Delivering) -> SignedUrlCache:
+    """The runtime's signed-URL cache (one per ``Rindle``; see url_cache.py)."""
+    cache = _caches.get(media)
+    if cache is None:
+        cache = _caches[media] = SignedUrlCache()
+    return cache
 
 
 def absolute_url(request: HTTPConnection | None, url: str) -> str:
@@ -63,9 +76,14 @@ async def _sign(media: Delivering, profile: type[Profile], asset: Asset, key: st
             raise DeliveryUnsupported(f"storage {profile.storage!r} cannot sign URLs; make "
                                       "the profile public or use a storage that can")
         ttl = expires_in or profile.delivery.signed_url_ttl_seconds or media.signed_url_ttl
-        signed = await storage.signed_url(
-            key, expires_in=ttl, filename=filename, content_type=content_type,
-            disposition=disposition or profile.delivery.disposition)
+        how = disposition or profile.delivery.disposition
+        cache = _cache_for(media)
+        cached = (profile.storage, key, filename, content_type, how, ttl)
+        signed = cache.get(cached, ttl)
+        if signed is None:
+            signed = await storage.signed_url(key, expires_in=ttl, filename=filename,
+                                              content_type=content_type, disposition=how)
+            cache.put(cached, signed, ttl)
         url = absolute_url(request, signed)
     telemetry.emit("rindle.delivery.signed", asset_id=asset.id, profile=profile.name,
                    url_kind="original" if variant is None else "variant", variant=variant,

@@ -10,7 +10,8 @@ synchronously, so a template never does I/O: the route prepares an :class:`Asset
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+import weakref
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,10 +19,12 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..delivery.authorizer import AuthRequest, decides_per_asset, is_allowed
+from ..delivery.url_cache import SignedUrlCache
 from ..delivery.urls import delivery_urls, servable
 from ..errors import NotFound, RindleError
 from ..live.sse import subscribe_token
 from ..model.records import Asset, AssetVariant
+from ._picture import picture_html
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -159,6 +162,19 @@ class Html:
         original only where a ``<picture>`` of ``variants`` falls back to it (none of them
         servable in a format every browser reads). The views come back in the order given.
         """
+        out = []
+        async for row, profile, allowed, rows in self._page(assets, variants, request=request,
+                                                            actor=actor):
+            out.append(await self._build(row, profile, allowed, rows, request=request,
+                                         actor=actor, expires_in=expires_in, only=variants,
+                                         original=original))
+        return out
+
+    async def _page(self, assets: Sequence[Asset | str], variants: Collection[str] | None, *,
+                    request: HTTPConnection | None, actor: Any,
+                    ) -> AsyncIterator[tuple[Asset, type[Profile], bool, list[AssetVariant]]]:
+        """Each asset of a page with its profile, the Authorizer's decision and its variant
+        rows: two queries in all, one decision per profile where the Authorizer allows it."""
         media = self.media
         ids = [a for a in assets if isinstance(a, str)]
         loaded = {a.id: a for a in await media.repo.get_assets(ids)} if ids else {}
@@ -172,7 +188,6 @@ class Html:
             [r.id for r in rows], names=list(variants) if variants is not None else None,
             for_display=True)
         decided: dict[str, bool] = {}
-        out = []
         for row in rows:
             profile = media.profile(row.profile)
             authorizer = media.authorizer_for(profile)
@@ -185,10 +200,7 @@ class Html:
             else:
                 allowed = decided[profile.name] = await is_allowed(authorizer, AuthRequest(
                     action="view", profile=profile.name, actor=actor, request=request))
-            out.append(await self._build(row, profile, allowed, by_asset.get(row.id, []),
-                                         request=request, actor=actor, expires_in=expires_in,
-                                         only=variants, original=original))
-        return out
+            yield row, profile, allowed, by_asset.get(row.id, [])
 
     async def _build(self, row: Asset, profile: type[Profile], allowed: bool,
                      rows: list[AssetVariant], *, request: HTTPConnection | None, actor: Any,
@@ -260,8 +272,7 @@ class Html:
         view = await self.view(asset, request=request, actor=actor)
         if view.profile != self.media.profile(profile).name:
             raise RindleError(f"asset {view.id} is not a {profile!r} asset", code="not_found")
-        return Markup(self._macro("picture")(view, variants=list(variants), alt=alt,
-                                             sizes=sizes, loading=loading, attrs=attrs))
+        return picture_html(view, variants, alt, sizes, loading, attrs)
 
     async def picture_tags(self, profile: type[Profile] | str, assets: Sequence[Asset | str],
                            *, variants: Sequence[tuple[str, str | None] | str] = (),
@@ -273,19 +284,36 @@ class Html:
         or one per asset."""
         prof = self.media.profile(profile)
         names = [v if isinstance(v, str) else v[0] for v in variants]
-        views = await self.views(assets, variants=names, original=None, request=request,
-                                 actor=actor)
-        alts = [alt] * len(views) if isinstance(alt, str) else list(alt)
-        if len(alts) != len(views):
+        alts = [alt] * len(assets) if isinstance(alt, str) else list(alt)
+        if len(alts) != len(assets):
             raise ValueError("give one alt text, or one per asset")
-        macro = self._macro("picture")
+        # A settled picture's markup is reused while its signed URLs are (see
+        # delivery/url_cache.py): a feed re-rendered for the next visitor costs its two
+        # queries and a lookup per picture. Everything the markup depends on is the key.
+        cache = _markup_cache_for(self.media)
+        ttl = prof.delivery.signed_url_ttl_seconds or self.media.signed_url_ttl
+        shape = (tuple(variants), sizes, loading, tuple(sorted(attrs.items())),
+                 None if request is None else (request.url.scheme, request.url.netloc))
         out = []
-        for view, text in zip(views, alts, strict=True):
-            if view.profile != prof.name:
-                raise RindleError(f"asset {view.id} is not a {prof.name!r} asset",
+        texts = iter(alts)
+        async for row, profile_, allowed, rows in self._page(assets, names, request=request,
+                                                             actor=actor):
+            text = next(texts)
+            if profile_.name != prof.name:
+                raise RindleError(f"asset {row.id} is not a {prof.name!r} asset",
                                   code="not_found")
-            out.append(Markup(macro(view, variants=list(variants), alt=text, sizes=sizes,
-                                    loading=loading, attrs=attrs)))
+            key = (row.id, row.state, row.storage_key, row.updated_at, allowed, text, shape,
+                   tuple((v.name, v.state, v.storage_key, v.content_type, v.width, v.height,
+                          v.generated_at is not None) for v in rows))
+            markup = cache.get(key, ttl)
+            if markup is None:
+                view = await self._build(row, profile_, allowed, rows, request=request,
+                                         actor=actor, expires_in=None, only=names,
+                                         original=None)
+                markup = picture_html(view, variants, text, sizes, loading, attrs)
+                if view.settled and view.stream is None:  # a live one is for this page only
+                    cache.put(key, markup, ttl)
+            out.append(Markup(markup))
         return out
 
     async def video_tag(self, profile: type[Profile] | str, asset: Asset | str, *,
@@ -340,8 +368,7 @@ class Html:
                                request: HTTPConnection | None = None) -> Markup:
         """The picture markup a live ``<picture>`` fetches when a variant becomes ready."""
         view = await self.view(asset_id, request=request)
-        return Markup(self._macro("picture")(view, variants=list(variants), alt=alt,
-                                             sizes=sizes, loading=loading, attrs={}))
+        return picture_html(view, variants, alt, sizes, loading)
 
     async def badge_tag(self, asset: Asset | str, *, request: HTTPConnection | None = None,
                         actor: Any = None) -> Markup:
@@ -374,6 +401,17 @@ class Html:
         if event_name == "processing_progress":
             return str(self._macro("progress_label")(data))
         return None
+
+
+_markup_caches: weakref.WeakKeyDictionary[Any, SignedUrlCache] = weakref.WeakKeyDictionary()
+
+
+def _markup_cache_for(media: Any) -> SignedUrlCache:
+    """The runtime's cache of settled ``<picture>`` markup (one per ``Rindle``)."""
+    cache = _markup_caches.get(media)
+    if cache is None:
+        cache = _markup_caches[media] = SignedUrlCache()
+    return cache
 
 
 def picture_plan(view: AssetView,
@@ -457,17 +495,12 @@ def _static_url(media: Viewing, name: str) -> str:
 
 
 def _add_globals(env: Environment, media: Viewing) -> None:
-    def require(value: Any, message: str) -> Any:
-        if value is None or value == "":
-            raise ValueError(message)
-        return value
-
     env.globals.update(
         rindle_static=lambda name: _static_url(media, name),
         rindle_endpoint=media.router_path,
-        rindle_require=require,
         rindle_json=lambda value: Markup(json.dumps(value)),
         rindle_picture_plan=picture_plan,
+        rindle_picture_html=picture_html,
         rindle_media_plan=media_plan,
     )
 

@@ -77,6 +77,18 @@ async def test_an_asset_promoted_before_its_variants_are_planned_is_live(
     assert "sse-connect" in html and "sse-connect" in badge
 
 
+async def test_a_decorative_picture_takes_an_empty_alt(photos_media: Rindle) -> None:
+    """``alt=""`` is how a decorative image says so (the error message says as much); the
+    live refresh, which passes the alt along, takes it too."""
+    media = photos_media
+    async with media.connected():
+        aid = await _ready_asset(media)
+        html = await media.html.picture_tag(Photos, aid, variants=["thumb"], alt="")
+        fragment = await media.html.picture_fragment(aid, variants=[("thumb", None)], alt="",
+                                                     sizes=None, loading="lazy")
+    assert 'alt=""' in html and 'alt=""' in fragment
+
+
 async def test_alt_is_required(photos_media: Rindle) -> None:
     media = photos_media
     async with media.connected():
