@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv system test-system services lint typecheck worker clean docs
+.PHONY: demo test venv system test-system services lint typecheck worker clean docs screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: test-system services $(STAMP)
 # Build the docs site into site/ (mkdocs, material theme); a broken link or page fails it.
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
+
+# Walk Cohort in the browser (tests/e2e/test_cohort_walk.py), then put the screenshots the
+# docs embed in docs/assets/screenshots/.
+SHOTS := cohort-feed cohort-member console-overview console-asset
+screenshots: test-system services $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_cohort_walk.py
+	for s in $(SHOTS); do cp test-artifacts/$$s.png docs/assets/screenshots/$$s.png; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check rindle demo_app tests bench

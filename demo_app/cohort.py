@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 from rindle.errors import NotFound, RindleError, ValidationError
 from rindle.web.templating import AssetView
 
+from .art import avatar_png
 from .media import VAR, AvatarProfile, EpisodeProfile, LessonProfile, PostImage, media
 
 log = logging.getLogger("demo_app.cohort")
@@ -212,25 +213,6 @@ def get_post(member_id: int, post_id: int | str) -> Post:
 
 
 # --- seeding ------------------------------------------------------------------------------
-
-
-def avatar_png(initial: str, top: tuple[int, int, int], bottom: tuple[int, int, int],
-               size: int = 256) -> bytes:
-    """A diagonal gradient with the initial in white: generated, so no binary is committed."""
-    import pyvips
-
-    xyz = pyvips.Image.xyz(size, size)
-    t = (xyz[0] + xyz[1]) / (2 * (size - 1))
-    bands = [t * (b - a) + a for a, b in zip(top, bottom, strict=True)]
-    img = bands[0].bandjoin(bands[1:]).cast("uchar")
-    try:
-        text = pyvips.Image.text(initial, dpi=900, font="sans bold")
-        mask = text.embed((size - text.width) // 2, (size - text.height) // 2, size, size)
-        img = mask.ifthenelse([255, 255, 255], img, blend=True)
-    except pyvips.Error:  # no fonts here: the gradient alone will do
-        pass
-    data: bytes = img.pngsave_buffer()
-    return data
 
 
 async def seed() -> None:

@@ -19,6 +19,8 @@ from rindle import (
 )
 from rindle.storage.base import Storage
 
+from .art import make_mark
+from .social import ShareCard
 from .streaming import streaming
 
 VAR = Path(os.environ.get("RINDLE_DEMO_VAR", "var")).resolve()
@@ -77,6 +79,8 @@ class PostImage(Profile):
     variants = {
         "card": Variant(mode="fill", width=600, height=400, format="webp"),
         "hero": Variant(mode="fit", width=1600, height=1600),
+        # Built by Cohort's own processor (demo_app/social.py), with the brand mark.
+        "share": Variant(kind="share_card", width=1200, height=630, quality=82),
     }
 
 
@@ -121,6 +125,11 @@ PUBLIC_URL = os.environ.get(
     f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 MUX, MUX_SIMULATOR = streaming(VAR, PUBLIC_URL)
 
+#: The brand file the share cards need: made at first start, an operator's file after that.
+BRAND_MARK = VAR / "brand" / "mark.png"
+if not BRAND_MARK.exists():
+    make_mark(BRAND_MARK)
+
 media = Rindle(
     database_url=os.environ.get("RINDLE_DATABASE_URL", f"sqlite:///{VAR / 'demo.db'}"),
     storages=STORAGES,
@@ -134,6 +143,7 @@ media = Rindle(
     # The demo lets anyone do anything so it can be driven with curl; a real app decides here.
     authorizer=AllowAll(),
     app_path="demo_app.media:media",
+    processors={"share_card": ShareCard(BRAND_MARK)},
     # Above this size browsers switch to a resumable flow: tus (Local and S3), or S3
     # multipart when RINDLE_LARGE_UPLOADS puts it first ("multipart,tus").
     multipart_threshold=int(os.environ.get("RINDLE_MULTIPART_THRESHOLD", str(16 * 1024 * 1024))),

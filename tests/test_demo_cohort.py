@@ -234,7 +234,10 @@ def test_a_post_shows_in_the_feed_with_its_picture_then_its_image_can_be_detache
         assert 'id="post-form"' in c.get(f"/members/{ada}").text
         post_id, asset_id = _post(c, ada, "Notes on the <Analytical> Engine")
         shown = _ready(c, asset_id)
-        assert {"card", "hero"} <= set(shown["variants"])
+        assert {"card", "hero", "share"} <= set(shown["variants"])
+        share = shown["variants"]["share"]  # Cohort's own processor, with the brand mark
+        assert (share["width"], share["height"]) == (1200, 630)
+        assert c.get(share["url"]).content[:3] == b"\xff\xd8\xff"  # a JPEG
         feed = c.get("/feed")
         assert feed.status_code == 200
         post = feed.text[feed.text.index(f'id="post-{post_id}"'):]
