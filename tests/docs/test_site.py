@@ -1,5 +1,6 @@
-"""The docs site: it builds strictly, its diagrams are the real state machines, and every
-Python sample compiles and names only Rindle APIs that exist (so renames can't rot it)."""
+"""The docs site: it builds strictly, its diagrams are the real state machines, every image
+it shows is there, and every Python sample compiles and names only Rindle APIs that exist (so
+renames can't rot it; tests/docs/test_samples.py runs them)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 _PYTHON = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _MERMAID = re.compile(r"^```mermaid\n(.*?)^```", re.DOTALL | re.MULTILINE)
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _samples() -> list[tuple[str, int, str]]:
@@ -50,6 +53,21 @@ def test_the_concept_diagrams_are_the_state_machines() -> None:
         edges = {(a, b) for a, nxt in machine.items() for b in nxt}
         assert edges <= drawn, (entity, edges - drawn)
     assert len(_MERMAID.findall(page)) == len(MACHINES)
+
+
+def test_every_image_a_page_shows_is_a_png_that_exists() -> None:
+    shown = [(page, m["alt"], m["src"]) for page in PAGES for m in _IMAGE.finditer(page.read_text())
+             if "://" not in m["src"]]
+    assert shown, "no page shows an image"
+    for page, alt, src in shown:
+        where = f"{page.relative_to(ROOT)}: {src}"
+        assert alt.strip(), f"{where} has no alt text"
+        path = (page.parent / src).resolve()
+        assert path.is_file(), f"{where} does not exist"
+        with path.open("rb") as f:
+            assert f.read(8) == PNG_SIGNATURE, f"{where} is not a PNG"
+    for name in ("cohort-feed", "cohort-member", "console-overview", "console-asset"):
+        assert any(src.endswith(f"screenshots/{name}.png") for _, _, src in shown), name
 
 
 @pytest.mark.parametrize(("page", "n", "code"), _samples(),
