@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from rindle import Profile
 from rindle.errors import NotFound, RindleError, ValidationError
 from rindle.web.templating import AssetView
 
@@ -326,6 +327,14 @@ async def post_pictures(request: Request, posts: list[Post]) -> dict[int, Any]:
     return {p.id: tag for p, tag in zip(with_image, tags, strict=True)}
 
 
+async def _upload_for(asset_id: str, profile: type[Profile], what: str) -> None:
+    """Refuse an asset id that is not an upload of ``profile`` (``what`` takes only those)."""
+    asset = await media.asset(asset_id)
+    if asset.profile != profile.name:
+        raise ValidationError(f"{what} takes {profile.name} uploads, not {asset.profile}",
+                              code="invalid_slot")
+
+
 def _not_found(templates: Jinja2Templates, request: Request, exc: RindleError) -> Response:
     return templates.TemplateResponse(request, "cohort/error.html",
                                       {"title": "Not found", "message": exc.message},
@@ -408,10 +417,7 @@ def routes(templates: Jinja2Templates) -> list[Route]:
         try:
             if not asset_id:
                 raise ValidationError("Upload a photo first.", code="missing_field")
-            asset = await media.asset(asset_id)
-            if asset.profile != AvatarProfile.name:
-                raise ValidationError(f"an avatar takes {AvatarProfile.name} uploads, not "
-                                      f"{asset.profile}", code="invalid_slot")
+            await _upload_for(asset_id, AvatarProfile, "an avatar")
             await media.attach(asset_id, member.owner, "avatar")
         except RindleError as exc:
             message = f"Could not set the avatar: {exc.message}"
@@ -442,10 +448,7 @@ def routes(templates: Jinja2Templates) -> list[Route]:
             problem = "Upload the recording first."
         else:
             try:
-                asset = await media.asset(asset_id)
-                if asset.profile != LESSON_PROFILES[kind].name:
-                    raise ValidationError(f"a {kind} lesson takes {LESSON_PROFILES[kind].name} "
-                                          f"uploads, not {asset.profile}", code="invalid_slot")
+                await _upload_for(asset_id, LESSON_PROFILES[kind], f"a {kind} lesson")
             except RindleError as exc:
                 problem = f"Could not attach: {exc.message}"
         if problem is not None:
@@ -485,10 +488,7 @@ def routes(templates: Jinja2Templates) -> list[Route]:
             problem = "Upload an image first."
         if problem is None:
             try:
-                asset = await media.asset(asset_id)
-                if asset.profile != PostImage.name:
-                    raise ValidationError(f"a post takes {PostImage.name} uploads, not "
-                                          f"{asset.profile}", code="invalid_slot")
+                await _upload_for(asset_id, PostImage, "a post")
             except RindleError as exc:
                 problem = f"Could not attach: {exc.message}"
         if problem is not None:

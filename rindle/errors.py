@@ -19,6 +19,7 @@ ERROR_CODES: Mapping[str, int] = MappingProxyType({
     "upload_unsupported": 400,
     "delivery_unsupported": 400,
     "webhook_signature_malformed": 400,
+    "invalid_cursor": 400,
     # 401: a webhook whose signature does not prove it is the provider's
     # 403: a credential or the Authorizer says no
     "invalid_token": 403,

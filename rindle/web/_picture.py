@@ -1,5 +1,6 @@
-"""The ``<picture>`` markup, built in Python: the ``picture`` macro and ``picture_tags`` both
-call :func:`picture_html`, so there is one definition of it.
+"""The ``<picture>``: which variants become its sources (:func:`picture_plan`) and its markup,
+built in Python (:func:`picture_html`). The ``picture`` macro and ``picture_tags`` both call
+it, so there is one definition of it.
 
 Why not the Jinja macro alone: a page of pictures spent half its time in the macro's call
 machinery (its ``set``s, a nested attribute macro, fifteen escapes) for markup a few
@@ -9,17 +10,42 @@ f-strings make; this runs at a fraction of that cost and renders the same bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-if TYPE_CHECKING:
-    from .templating import AssetView
+
+class AssetView(Protocol):
+    """What a picture reads of ``rindle.web.templating.AssetView`` (which imports this
+    module, so it is described here rather than imported)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def placeholder(self) -> str | None: ...
+    @property
+    def events_url(self) -> str | None: ...
+    @property
+    def fragment_url(self) -> str | None: ...
+    @property
+    def variants(self) -> Mapping[str, Any]: ...
+    @property
+    def settled(self) -> bool: ...
 
 #: A transparent pixel: the <img> of a picture with nothing servable yet.
 _PENDING_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 ALT_REQUIRED = 'rindle.picture needs alt= (use alt="" for a decorative image)'
+#: Formats a browser may not read, in the order their <source>s go: best compression first.
+_FORMAT_ORDER = {"image/avif": 0, "image/webp": 1}
 
 
 def _q(value: Any) -> str:
@@ -43,8 +69,6 @@ def picture_html(view: AssetView, variants: Sequence[tuple[str, str | None] | st
                  alt: str | None = None, sizes: str | None = None, loading: str = "lazy",
                  attrs: Mapping[str, Any] | None = None) -> Markup:
     """The ``<picture>`` of ``view`` (see the ``picture`` macro in macros.html)."""
-    from .templating import picture_plan
-
     if alt is None:
         raise ValueError(ALT_REQUIRED)
     plan = picture_plan(view, variants)
@@ -95,3 +119,37 @@ def picture_html(view: AssetView, variants: Sequence[tuple[str, str | None] | st
     if live:
         parts.append("</span>")
     return Markup("".join(parts))
+
+
+def picture_plan(view: AssetView,
+                 variants: Sequence[tuple[str, str | None] | str]) -> dict[str, Any]:
+    """Which servable variants become ``<source>``s, in which order, and which is the ``<img>``.
+
+    ``variants`` are names or ``(name, media query)`` pairs; ``pairs`` in the answer is
+    them all as pairs (the live element's refresh URL lists them). Done here rather than
+    in the macro: a Jinja loop building the list cost a page of pictures a third of its
+    rendering time.
+
+    A browser takes the first ``<source>`` that matches, so sources with a media query come
+    first (in the order given), the unqualified ones last; within each, AVIF and WebP come
+    before the formats every browser reads. The ``<img>`` is the last plain-format variant
+    without a media query (or any plain one), and stands for the original while variants
+    are still building.
+    """
+    pairs = [(v, None) if isinstance(v, str) else (v[0], v[1]) for v in variants]
+    ready = [(view.variants[n], q) for n, q in pairs
+             if n in view.variants and view.variants[n].url]
+    plain = [(v, q) for v, q in ready if v.content_type not in _FORMAT_ORDER]
+    unqualified = [v for v, q in plain if not q]
+    img = unqualified[-1] if unqualified else (plain[-1][0] if plain else None)
+    queries: list[str | None] = []
+    for _, q in ready:
+        if q not in queries:
+            queries.append(q)
+    queries.sort(key=lambda q: q is None)
+    sources = []
+    for q in queries:
+        group = [(v, q) for v, qq in ready if qq == q and (img is None or v.name != img.name)]
+        group.sort(key=lambda item: _FORMAT_ORDER.get(item[0].content_type or "", 9))
+        sources.extend(group)
+    return {"sources": sources, "img": img, "pairs": pairs}

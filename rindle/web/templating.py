@@ -24,7 +24,7 @@ from ..delivery.urls import delivery_urls, servable
 from ..errors import NotFound, RindleError
 from ..live.sse import subscribe_token
 from ..model.records import Asset, AssetVariant
-from ._picture import picture_html
+from ._picture import _FORMAT_ORDER, picture_html, picture_plan
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
             """A streaming profile's provider (its playback URLs are signed by it)."""
             ...
 
-_FORMAT_ORDER = {"image/avif": 0, "image/webp": 1}
 
 
 @dataclass(frozen=True)
@@ -412,40 +411,6 @@ def _markup_cache_for(media: Any) -> SignedUrlCache:
     if cache is None:
         cache = _markup_caches[media] = SignedUrlCache()
     return cache
-
-
-def picture_plan(view: AssetView,
-                 variants: Sequence[tuple[str, str | None] | str]) -> dict[str, Any]:
-    """Which servable variants become ``<source>``s, in which order, and which is the ``<img>``.
-
-    ``variants`` are names or ``(name, media query)`` pairs; ``pairs`` in the answer is
-    them all as pairs (the live element's refresh URL lists them). Done here rather than
-    in the macro: a Jinja loop building the list cost a page of pictures a third of its
-    rendering time.
-
-    A browser takes the first ``<source>`` that matches, so sources with a media query come
-    first (in the order given), the unqualified ones last; within each, AVIF and WebP come
-    before the formats every browser reads. The ``<img>`` is the last plain-format variant
-    without a media query (or any plain one), and stands for the original while variants
-    are still building.
-    """
-    pairs = [(v, None) if isinstance(v, str) else (v[0], v[1]) for v in variants]
-    ready = [(view.variants[n], q) for n, q in pairs
-             if n in view.variants and view.variants[n].url]
-    plain = [(v, q) for v, q in ready if v.content_type not in _FORMAT_ORDER]
-    unqualified = [v for v, q in plain if not q]
-    img = unqualified[-1] if unqualified else (plain[-1][0] if plain else None)
-    queries: list[str | None] = []
-    for _, q in ready:
-        if q not in queries:
-            queries.append(q)
-    queries.sort(key=lambda q: q is None)
-    sources = []
-    for q in queries:
-        group = [(v, q) for v, qq in ready if qq == q and (img is None or v.name != img.name)]
-        group.sort(key=lambda item: _FORMAT_ORDER.get(item[0].content_type or "", 9))
-        sources.extend(group)
-    return {"sources": sources, "img": img, "pairs": pairs}
 
 
 def display_size(asset: Asset) -> tuple[int | None, int | None]:

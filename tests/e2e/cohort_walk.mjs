@@ -175,6 +175,17 @@ try {
   await page.screenshot({ path: join(artifacts, 'cohort-feed.png') });
   await page.goto(`${base}/members/${result.member}`);
   await page.screenshot({ path: join(artifacts, 'cohort-member.png') });
+  // Phone width: no page is wider than the screen.
+  await page.setViewportSize({ width: 375, height: 812 });
+  result.phone = {};
+  for (const [name, path] of [['members', '/members'], ['join', '/members/new'],
+                              ['member', `/members/${result.member}`], ['feed', '/feed'],
+                              ['delete', `/members/${result.member}/delete`]]) {
+    await page.goto(base + path);
+    result.phone[name] = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    await page.screenshot({ path: join(artifacts, `walk-phone-${name}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1000, height: 1000 });
 
   // 6. The operator: the overview names the failed share card; the brand mark is restored
   // and the variant retried from the jobs page, where it turns ready live.

@@ -41,6 +41,20 @@ def _node_finds(start: Path, package: str) -> bool:
                for folder in (start, *start.parents))
 
 
+def node_result(out: subprocess.CompletedProcess[str], log: Path, *,
+                hide: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A browser script's last JSON line, which must say ``ok``; when it does not, the
+    failure shows the result (less ``hide``) and the end of the demo's log."""
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stdout + out.stderr
+    result: dict[str, Any] = json.loads(lines[-1])
+    if not result["ok"]:
+        shown = {k: v for k, v in result.items() if k not in hide}
+        raise AssertionError(json.dumps(shown, indent=1) + "\n--- demo.log (end) ---\n"
+                             + (log.read_text()[-4000:] if log.exists() else "(none)"))
+    return result
+
+
 def _drive(base: str, image: Path, label: str, variant_width: int,
            reload_at: int | None = None) -> dict[str, object]:
     if not _node_finds(HERE, "playwright-core"):
@@ -50,14 +64,7 @@ def _drive(base: str, image: Path, label: str, variant_width: int,
         ["node", str(HERE / "demo_flow.mjs"), base, str(image), str(ARTIFACTS), label,
          str(variant_width), *([str(reload_at)] if reload_at else [])],
         capture_output=True, text=True, timeout=180)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    assert lines, out.stdout + out.stderr
-    result: dict[str, object] = json.loads(lines[-1])
-    if not result["ok"]:
-        log = next(iter(sorted(image.parent.glob("demo.log"))), None)
-        raise AssertionError(json.dumps(result, indent=1) + "\n--- demo.log (end) ---\n"
-                             + (log.read_text()[-4000:] if log else "(none)"))
-    return result
+    return node_result(out, image.parent / "demo.log")
 
 
 def _check(result: dict[str, object], label: str, strategy: str) -> None:
@@ -125,22 +132,35 @@ def test_tus_resumes_after_the_tab_reloads_mid_upload(tmp_path: Path, where: str
 
 
 def test_multipart_on_s3_with_rq_and_redis_broadcast(tmp_path: Path, s3: S3Bucket) -> None:
-    """S3 + rq + Redis broadcast: variants are built by a separate worker process and the
+    """The demo in its production shape, switched by the environment alone: PostgreSQL,
+    S3, rq and Redis broadcast. Variants are built by a separate worker process and the
     badge hears about them through Redis."""
+    import asyncio
+    import uuid
+
+    from tests.conftest import _pg_admin, _pg_url
+
+    database = f"rindle_demo_{uuid.uuid4().hex[:10]}"  # empty: the demo migrates it
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{database}"'))
+    try:
+        _production_shape(tmp_path, s3, _pg_url(database))
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def _production_shape(tmp_path: Path, s3: S3Bucket, database_url: str) -> None:
     import os
     import sys
 
     import redis
 
-    s3.client.put_bucket_cors(Bucket=s3.name, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "GET", "HEAD"],
-        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}]})
+    s3.allow_browser_uploads()
     url = "redis://127.0.0.1:6379/13"
     redis.Redis.from_url(url).flushdb()
     env = {"RINDLE_S3_ENDPOINT_URL": s3.endpoint_url, "RINDLE_S3_BUCKET": s3.name,
            "RINDLE_MULTIPART_THRESHOLD": str(1024 * 1024), "RINDLE_QUEUE": url,
            "RINDLE_LARGE_UPLOADS": "multipart,tus",
-           "RINDLE_BROADCAST_URL": url}
+           "RINDLE_BROADCAST_URL": url, "RINDLE_DATABASE_URL": database_url}
     proc, base = _start_demo(tmp_path, env)
     worker = subprocess.Popen(
         [sys.executable, "-m", "rindle.cli", "worker", "--app", "demo_app.media:media"],
@@ -168,12 +188,7 @@ def _demo_flow(tmp_path: Path, script: str, clip: Path) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(10)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    assert lines, out.stdout + out.stderr
-    result: dict[str, Any] = json.loads(lines[-1])
-    shown = {k: v for k, v in result.items() if k != "requests"}
-    assert result["ok"], json.dumps(shown, indent=1) + (tmp_path / "demo.log").read_text()[-3000:]
-    return result
+    return node_result(out, tmp_path / "demo.log", hide=("requests",))
 
 
 def test_a_lesson_clip_plays_its_720p_rendition(tmp_path: Path,

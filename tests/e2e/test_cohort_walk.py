@@ -8,15 +8,13 @@ test-artifacts/walk-*.png; the ones the docs embed are cohort-*.png and console-
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import ARTIFACTS, HERE, ROOT, _node_finds
+from tests.e2e.test_browser import ARTIFACTS, HERE, ROOT, _node_finds, node_result
 from tests.support.clips import ffmpeg, needs_ffmpeg
 from tests.support.s3 import S3Bucket, moto_server_fixture, s3_fixture  # noqa: F401
 from tests.test_demo import _start_demo
@@ -68,9 +66,7 @@ def _lesson(path: Path) -> Path:
 
 
 def test_a_member_walks_through_every_cohort_flow(tmp_path: Path, s3: S3Bucket) -> None:
-    s3.client.put_bucket_cors(Bucket=s3.name, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "GET", "HEAD"],
-        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}]})
+    s3.allow_browser_uploads()
     hero, lesson = _hero(tmp_path / "hero.png"), _lesson(tmp_path / "lesson.mp4")
     assert 36 * 1024 * 1024 < hero.stat().st_size < 40 * 1024 * 1024
     assert lesson.stat().st_size > 6 * 1024 * 1024
@@ -95,11 +91,7 @@ def test_a_member_walks_through_every_cohort_flow(tmp_path: Path, s3: S3Bucket) 
     finally:
         proc.terminate()
         proc.wait(10)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    assert lines, out.stdout + out.stderr
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert result["ok"], (json.dumps(result, indent=1) + "\n--- demo.log (end) ---\n"
-                          + (tmp_path / "demo.log").read_text()[-4000:])
+    result = node_result(out, tmp_path / "demo.log")
 
     assert result["welcome"].startswith("Welcome, Dora Explorer!")
     assert result["avatar"]["strategy"] == "presigned_put"
@@ -132,6 +124,8 @@ def test_a_member_walks_through_every_cohort_flow(tmp_path: Path, s3: S3Bucket) 
     assert result["preview"] == {"slots": 3, "purged": 3}
     assert "Dora Explorer was erased" in result["erased"]
     assert set(result["afterErasure"].values()) == {"gone"}
+    assert result["phone"] == dict.fromkeys(("members", "join", "member", "feed", "delete"),
+                                            True)
     assert result["refused"]["status"] == 403
     assert "Dora" not in result["refused"]["text"]
     # Nothing failed on the way but the walk's own checks that purged assets are gone.

@@ -76,6 +76,12 @@ class S3Bucket:
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type)
 
+    def allow_browser_uploads(self) -> None:
+        """The CORS a browser needs to PUT parts here and read their ETags."""
+        self.client.put_bucket_cors(Bucket=self.name, CORSConfiguration={"CORSRules": [{
+            "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}]})
+
     def pending_uploads(self) -> list[dict[str, Any]]:
         r = self.client.list_multipart_uploads(Bucket=self.name)
         return list(r.get("Uploads", []))
