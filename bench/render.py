@@ -47,9 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jinja2 import Environment  # noqa: E402
 
 from rindle import AllowAll, LocalStorage, Rindle  # noqa: E402
-from rindle.delivery.urls import _caches  # noqa: E402
+from rindle.delivery.url_cache import _per_runtime  # noqa: E402
 from rindle.model import migrate  # noqa: E402
-from rindle.web.templating import _markup_caches  # noqa: E402
 from tests.support.pages import Photo, ready_photos  # noqa: E402
 
 PAGE = 50
@@ -105,8 +104,7 @@ async def main(runs: int, seconds: float) -> None:
                 await html.picture_tags(Photo, assets, variants=VARIANTS, alt="A photo")
 
             async def cold() -> None:
-                _caches.pop(media, None)
-                _markup_caches.pop(media, None)
+                _per_runtime.pop(media, None)  # both caches: URLs and pictures
                 await html.picture_tags(Photo, assets, variants=VARIANTS, alt="A photo")
 
             contenders = {"bare Jinja (baseline)": bare, "Rindle one by one": one_by_one,

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -335,6 +336,13 @@ async def _upload_for(asset_id: str, profile: type[Profile], what: str) -> None:
                               code="invalid_slot")
 
 
+async def _member_form(request: Request) -> tuple[Member, FormData, bool]:
+    """A member's form POST: the member (``NotFound`` if there is none), the form, and
+    whether htmx sent it (it then wants a fragment back, not a redirect)."""
+    member = get_member(request.path_params["member_id"])
+    return member, await request.form(), request.headers.get("hx-request") == "true"
+
+
 def _not_found(templates: Jinja2Templates, request: Request, exc: RindleError) -> Response:
     return templates.TemplateResponse(request, "cohort/error.html",
                                       {"title": "Not found", "message": exc.message},
@@ -407,12 +415,10 @@ def routes(templates: Jinja2Templates) -> list[Route]:
     async def set_avatar(request: Request) -> Response:
         """The avatar form: attach the new upload; the replaced avatar is purged by Rindle
         once no one else uses it."""
-        htmx = request.headers.get("hx-request") == "true"
         try:
-            member = get_member(request.path_params["member_id"])
+            member, form, htmx = await _member_form(request)
         except NotFound as exc:
             return _not_found(templates, request, exc)
-        form = await request.form()
         asset_id = str(form.get("asset_id") or "").strip()
         try:
             if not asset_id:
@@ -430,12 +436,10 @@ def routes(templates: Jinja2Templates) -> list[Route]:
 
     async def add_lesson(request: Request) -> Response:
         """A lesson form: a title, the kind (video or audio) and the uploaded asset."""
-        htmx = request.headers.get("hx-request") == "true"
         try:
-            member = get_member(request.path_params["member_id"])
+            member, form, htmx = await _member_form(request)
         except NotFound as exc:
             return _not_found(templates, request, exc)
-        form = await request.form()
         title = str(form.get("title") or "").strip()
         kind = str(form.get("kind") or "")
         asset_id = str(form.get("asset_id") or "").strip()
@@ -471,12 +475,10 @@ def routes(templates: Jinja2Templates) -> list[Route]:
     async def write_post(request: Request) -> Response:
         """The post form: a title, and the asset the uploader made. htmx gets the new
         post's block; a plain form submit is sent back to the member's page."""
-        htmx = request.headers.get("hx-request") == "true"
         try:
-            member = get_member(request.path_params["member_id"])
+            member, form, htmx = await _member_form(request)
         except NotFound as exc:
             return _not_found(templates, request, exc)
-        form = await request.form()
         title = str(form.get("title") or "").strip()
         asset_id = str(form.get("asset_id") or "").strip()
         problem = None

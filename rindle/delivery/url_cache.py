@@ -15,7 +15,9 @@ decision, the arguments, the host), so a URL on a page has at least 80 % of its 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Hashable
+from typing import Any
 
 _MAX_ENTRIES = 20_000
 
@@ -61,3 +63,19 @@ class SignedUrlCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_per_runtime: weakref.WeakKeyDictionary[Any, dict[str, SignedUrlCache]] = (
+    weakref.WeakKeyDictionary())
+
+
+def cache_for(media: Any, name: str) -> SignedUrlCache:
+    """The runtime's cache called ``name`` (``"urls"``, ``"pictures"``), made on first use:
+    one set per ``Rindle``, gone with it."""
+    caches = _per_runtime.get(media)
+    if caches is None:
+        caches = _per_runtime[media] = {}
+    cache = caches.get(name)
+    if cache is None:
+        cache = caches[name] = SignedUrlCache()
+    return cache

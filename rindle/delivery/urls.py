@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -12,7 +11,7 @@ from ..errors import DeliveryUnsupported, Forbidden, NotFound
 from ..model.records import Asset, AssetVariant
 from ..storage.base import Capability
 from .authorizer import AuthRequest, is_allowed
-from .url_cache import SignedUrlCache
+from .url_cache import cache_for
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -32,17 +31,6 @@ if TYPE_CHECKING:
 
 # States whose original may be delivered; quarantined or unverified bytes never are.
 DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
-
-
-_caches: weakref.WeakKeyDictionary[Any, SignedUrlCache] = weakref.WeakKeyDictionary()
-
-
-def _cache_for(media: Delivering) -> SignedUrlCache:
-    """The runtime's signed-URL cache (one per ``Rindle``; see url_cache.py)."""
-    cache = _caches.get(media)
-    if cache is None:
-        cache = _caches[media] = SignedUrlCache()
-    return cache
 
 
 def absolute_url(request: HTTPConnection | None, url: str) -> str:
@@ -77,7 +65,7 @@ async def _sign(media: Delivering, profile: type[Profile], asset: Asset, key: st
                                       "the profile public or use a storage that can")
         ttl = expires_in or profile.delivery.signed_url_ttl_seconds or media.signed_url_ttl
         how = disposition or profile.delivery.disposition
-        cache = _cache_for(media)
+        cache = cache_for(media, "urls")
         cached = (profile.storage, key, filename, content_type, how, ttl)
         signed = cache.get(cached, ttl)
         if signed is None:

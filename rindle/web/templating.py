@@ -10,7 +10,6 @@ synchronously, so a template never does I/O: the route prepares an :class:`Asset
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,7 +18,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..delivery.authorizer import AuthRequest, decides_per_asset, is_allowed
-from ..delivery.url_cache import SignedUrlCache
+from ..delivery.url_cache import cache_for
 from ..delivery.urls import delivery_urls, servable
 from ..errors import NotFound, RindleError
 from ..live.sse import subscribe_token
@@ -289,7 +288,7 @@ class Html:
         # A settled picture's markup is reused while its signed URLs are (see
         # delivery/url_cache.py): a feed re-rendered for the next visitor costs its two
         # queries and a lookup per picture. Everything the markup depends on is the key.
-        cache = _markup_cache_for(self.media)
+        cache = cache_for(self.media, "pictures")
         ttl = prof.delivery.signed_url_ttl_seconds or self.media.signed_url_ttl
         shape = (tuple(variants), sizes, loading, tuple(sorted(attrs.items())),
                  None if request is None else (request.url.scheme, request.url.netloc))
@@ -400,17 +399,6 @@ class Html:
         if event_name == "processing_progress":
             return str(self._macro("progress_label")(data))
         return None
-
-
-_markup_caches: weakref.WeakKeyDictionary[Any, SignedUrlCache] = weakref.WeakKeyDictionary()
-
-
-def _markup_cache_for(media: Any) -> SignedUrlCache:
-    """The runtime's cache of settled ``<picture>`` markup (one per ``Rindle``)."""
-    cache = _markup_caches.get(media)
-    if cache is None:
-        cache = _markup_caches[media] = SignedUrlCache()
-    return cache
 
 
 def display_size(asset: Asset) -> tuple[int | None, int | None]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rindle import Rindle
-from rindle.delivery.url_cache import SignedUrlCache
-from rindle.web.templating import _markup_cache_for
+from rindle.delivery.url_cache import SignedUrlCache, cache_for
 from tests.conftest import MakeMedia
 from tests.support.pages import Photo, ready_photos
 
@@ -84,10 +83,10 @@ async def test_a_pictures_markup_follows_its_rows(make_media: MakeMedia) -> None
         assert after != before
         # The live picture (a variant still planned) is rendered afresh each time: its
         # subscribe token and refresh link are for this page.
-        cached = len(_markup_cache_for(media))
+        cached = len(cache_for(media, "pictures"))
         live = await media.html.picture_tags(Photo, [building.id], variants=["m"], alt="A")
         assert "sse-connect" in live[0]
-        assert len(_markup_cache_for(media)) == cached
+        assert len(cache_for(media, "pictures")) == cached
         refused = make_media(profiles=[Photo], authorizer=DenyAll())
         async with refused.connected():
             shown = (await refused.html.picture_tags(Photo, [asset.id], variants=["m"],
