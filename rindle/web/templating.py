@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..delivery.authorizer import AuthRequest, decides_per_asset, is_allowed
-from ..delivery.url_cache import cache_for
+from ..delivery.url_cache import SignedUrlCache, cache_for
 from ..delivery.urls import delivery_urls, servable
 from ..errors import NotFound, RindleError
 from ..live.sse import subscribe_token
@@ -288,10 +288,15 @@ class Html:
         # A settled picture's markup is reused while its signed URLs are (see
         # delivery/url_cache.py): a feed re-rendered for the next visitor costs its two
         # queries and a lookup per picture. Everything the markup depends on is the key.
-        cache = cache_for(self.media, "pictures")
+        cache: SignedUrlCache | None = cache_for(self.media, "pictures")
         ttl = prof.delivery.signed_url_ttl_seconds or self.media.signed_url_ttl
-        shape = (tuple(variants), sizes, loading, tuple(sorted(attrs.items())),
+        shape = (tuple(v if isinstance(v, str) else tuple(v) for v in variants), sizes,
+                 loading, tuple(sorted(attrs.items())),
                  None if request is None else (request.url.scheme, request.url.netloc))
+        try:
+            hash(shape)
+        except TypeError:  # an attribute value that can't be a key: render without the cache
+            cache = None
         out = []
         texts = iter(alts)
         async for row, profile_, allowed, rows in self._page(assets, names, request=request,
@@ -303,14 +308,14 @@ class Html:
             key = (row.id, row.state, row.storage_key, row.updated_at, allowed, text, shape,
                    tuple((v.name, v.state, v.storage_key, v.content_type, v.width, v.height,
                           v.generated_at is not None) for v in rows))
-            markup = cache.get(key, ttl)
+            markup = cache.get(key, ttl) if cache is not None else None
             if markup is None:
                 view = await self._build(row, profile_, allowed, rows, request=request,
                                          actor=actor, expires_in=None, only=names,
                                          original=None)
                 markup = picture_html(view, variants, text, sizes, loading, attrs)
-                if view.settled and view.stream is None:  # a live one is for this page only
-                    cache.put(key, markup, ttl)
+                if cache is not None and view.settled and view.stream is None:
+                    cache.put(key, markup, ttl)  # a live picture is for this page only
             out.append(Markup(markup))
         return out
 

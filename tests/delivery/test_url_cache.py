@@ -92,3 +92,15 @@ async def test_a_pictures_markup_follows_its_rows(make_media: MakeMedia) -> None
             shown = (await refused.html.picture_tags(Photo, [asset.id], variants=["m"],
                                                      alt="A"))[0]
         assert "/rindle/files/" not in shown
+
+
+async def test_arguments_that_cannot_be_a_key_render_without_the_cache(
+        make_media: MakeMedia) -> None:
+    media: Rindle = make_media(profiles=[Photo])
+    async with media.connected():
+        [asset] = await ready_photos(media, 1)
+        pairs: list[object] = [["s", "(max-width: 400px)"], "m"]  # lists, as from JSON
+        tags = await media.html.picture_tags(Photo, [asset], variants=pairs,  # type: ignore
+                                             alt="A", data_tags=["a", "b"])
+        assert 'media="(max-width: 400px)"' in tags[0] and "data-tags=" in tags[0]
+        assert len(cache_for(media, "pictures")) == 0
