@@ -236,13 +236,18 @@ async def promote(media: Processing, asset_id: str) -> None:
     profile = media.profile(asset.profile)
     with telemetry.span("rindle.promotion", asset_id=asset_id, profile=profile.name,
                         kind=asset.kind) as span:
+        before = asset.state
         asset = await _promote(media, profile, asset)
         # An asset found further on (a job run again) was promoted before: skipped.
-        span.set(outcome=asset.state if asset.state in ("quarantined", "available")
-                 else "skipped", kind=asset.kind, bytes=asset.byte_size)
+        outcome = ("quarantined" if asset.state == "quarantined" else "available"
+                   if before in ("validating", "analyzing", "promoting", "available")
+                   else "skipped")
+        span.set(outcome=outcome, kind=asset.kind, bytes=asset.byte_size)
         if asset.state == "quarantined":
             return
         if asset.state == "available":
+            # Promoted by an older version, which planned the variants in a commit of its
+            # own, and stopped in between (or a profile without variants: nothing to plan).
             await schedule_variants(media, profile, asset)
     await _push_when_ready(media, profile, asset_id)
 
@@ -284,7 +289,12 @@ async def _promote(media: Processing, profile: type[Profile], asset: Asset) -> A
             return asset
         asset = await repo.transition_asset(asset_id, "analyzing", "promoting", **fields)
     if asset.state == "promoting":
-        asset = await repo.transition_asset(asset_id, "promoting", "available")
+        # One commit with the variant plan: nobody reads "available, no variant rows" for a
+        # profile that has variants, and a page rendered then would take it for settled.
+        async with media.transaction():
+            asset = await repo.transition_asset(asset_id, "promoting", "available")
+            await schedule_variants(media, profile, asset)
+            asset = await repo.require_asset(asset_id)
     return asset
 
 

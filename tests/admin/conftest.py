@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +94,18 @@ def console_app(media: Rindle, **options: Any) -> Starlette:
 
 @pytest.fixture
 async def site(make_media: MakeMedia) -> AsyncIterator[Console]:
+    async with console_site(make_media) as running:
+        yield running
+
+
+@asynccontextmanager
+async def console_site(make_media: MakeMedia, **options: Any) -> AsyncIterator[Console]:
+    """A connected runtime with the console mounted (``options`` go to ``console()``), an
+    admin client and a client that is no admin."""
     proc = FlakyProcessor()
     media = make_media(profiles=[ImageProfile, Photos], processors={"flaky": proc},
                        authorizer=HeaderAdmin())
-    app = console_app(media)
+    app = console_app(media, **options)
     transport = httpx.ASGITransport(app=app)
     async with media.connected(), \
             httpx.AsyncClient(transport=transport, base_url="http://testserver",

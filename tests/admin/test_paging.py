@@ -16,15 +16,7 @@ import pytest
 from rindle import ConfigurationError
 from rindle.admin import console
 from rindle.admin.paging import FIRST, Window, seek
-from tests.admin.conftest import (
-    ADMIN_HEADER,
-    Console,
-    FlakyProcessor,
-    HeaderAdmin,
-    Photos,
-    assert_no_secrets,
-    console_app,
-)
+from tests.admin.conftest import Console, HeaderAdmin, assert_no_secrets, console_site
 from tests.conftest import ImageProfile, MakeMedia
 
 #: Small, so a few rows make several pages.
@@ -39,16 +31,8 @@ _SESSION = re.compile(r'<tr>\s*<td><code title="([0-9a-f-]{36})">')
 @pytest.fixture
 async def paged(make_media: MakeMedia) -> AsyncIterator[Console]:
     """The console with pages of ``SIZE`` rows."""
-    proc = FlakyProcessor()
-    media = make_media(profiles=[ImageProfile, Photos], processors={"flaky": proc},
-                       authorizer=HeaderAdmin())
-    app = console_app(media, page_size=SIZE)
-    transport = httpx.ASGITransport(app=app)
-    async with media.connected(), \
-            httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                              headers=ADMIN_HEADER) as admin, \
-            httpx.AsyncClient(transport=transport, base_url="http://testserver") as viewer:
-        yield Console(media=media, proc=proc, admin=admin, viewer=viewer, app=app)
+    async with console_site(make_media, page_size=SIZE) as running:
+        yield running
 
 
 def _link(pattern: re.Pattern[str], html: str) -> str | None:
